@@ -1,0 +1,94 @@
+/* tessera: image readers and writers.
+ *
+ * Each format is a const table of callbacks (ts_reader_ops / ts_writer_ops)
+ * taking a context pointer; format.c picks the table. Readers read any rect
+ * inside the image into a caller buffer, through a small cache of decoded
+ * source blocks, so no step holds the whole image. Writers take rects
+ * aligned to their tile grid, write under a temporary name, and only
+ * ts_writer_finish gives the file its final name. */
+#ifndef TESSERA_IO_H
+#define TESSERA_IO_H
+
+#include "tessera/image.h"
+
+typedef struct ts_image_info {
+  int64_t w, h;
+  int channels;
+  ts_dtype dtype;
+  int64_t block_w, block_h; /* native read unit: a tile, or strip rows x w */
+  char format[16];          /* "tiff", "synthetic" */
+  char detail[512];         /* human-readable layout: tiling, compression... */
+} ts_image_info;
+
+typedef struct ts_reader_ops {
+  const char *name;
+  /* Open `path`, fill *info, return a context in *ctx. */
+  ts_status (*open)(const char *path, void **ctx, ts_image_info *info, ts_error *err);
+  /* Keep at most `blocks` decoded source blocks in the cache. */
+  void (*set_cache)(void *ctx, int64_t blocks);
+  /* Read rect r (inside the image) into dst with row stride dst_stride. */
+  ts_status (*read)(void *ctx, ts_rect r, void *dst, int64_t dst_stride, ts_error *err);
+  void (*close)(void *ctx);
+} ts_reader_ops;
+
+typedef struct ts_reader {
+  const ts_reader_ops *ops;
+  void *ctx;
+  ts_image_info info;
+  char *path;
+} ts_reader;
+
+/* Open by content (a TIFF file) or by name ("synth:WxH[:dtype[:channels]]"
+ * for the built-in deterministic test pattern). */
+TS_API ts_status ts_reader_open(const char *path, ts_reader **out, ts_error *err);
+TS_API void ts_reader_set_cache(ts_reader *r, int64_t blocks);
+TS_API ts_status ts_reader_read(ts_reader *r, ts_rect rect, void *dst, int64_t dst_stride,
+                                ts_error *err);
+TS_API void ts_reader_close(ts_reader **r);
+
+typedef enum ts_compression {
+  TS_COMPRESS_NONE = 0,
+  TS_COMPRESS_DEFLATE,
+  TS_COMPRESS_LZW,
+  TS_COMPRESS_ZSTD,
+  TS_COMPRESS_JPEG
+} ts_compression;
+
+TS_API ts_status ts_compression_parse(const char *s, ts_compression *out);
+TS_API const char *ts_compression_name(ts_compression c);
+
+typedef struct ts_writer_options {
+  int64_t w, h;
+  int channels;
+  ts_dtype dtype;
+  int64_t tile; /* output tile size, a multiple of 16 */
+  ts_compression compression;
+  int quality;  /* jpeg quality 1..100 */
+  int force;    /* replace an existing output */
+  const char *description; /* stored in ImageDescription, may be NULL */
+} ts_writer_options;
+
+typedef struct ts_writer_ops {
+  const char *name;
+  ts_status (*open)(const char *path, const ts_writer_options *o, void **ctx, ts_error *err);
+  /* r: x, y multiples of the tile; w, h the tile or up to the image edge. */
+  ts_status (*write)(void *ctx, ts_rect r, const void *src, int64_t src_stride, ts_error *err);
+  ts_status (*finish)(void *ctx, ts_error *err); /* flush and close */
+  void (*abort)(void *ctx);                      /* close, keep nothing */
+} ts_writer_ops;
+
+typedef struct ts_writer ts_writer;
+
+/* Check the options (dtype, channels and compression fit the format) and
+ * that `path` may be written: an existing file is refused unless o->force.
+ * Creates `path` + ".partial" and writes there. */
+TS_API ts_status ts_writer_open(const char *path, const ts_writer_options *o,
+                                ts_writer **out, ts_error *err);
+TS_API ts_status ts_writer_write(ts_writer *w, ts_rect r, const void *src,
+                                 int64_t src_stride, ts_error *err);
+/* Complete the file and rename it to its final name. Frees *w. */
+TS_API ts_status ts_writer_finish(ts_writer **w, ts_error *err);
+/* Drop the partial file. Frees *w. Safe on NULL. */
+TS_API void ts_writer_abort(ts_writer **w);
+
+#endif

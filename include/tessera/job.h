@@ -1,0 +1,46 @@
+/* tessera: a job, and running it in one process.
+ *
+ * The single-process engine: tasks from the grid are read through the
+ * reader's cache, computed by OpenMP threads (one task per thread, buffers
+ * allocated once per thread), and written in task order so the output file
+ * is byte-identical for any thread count. The MPI scheduler hands the same
+ * tasks to other ranks. */
+#ifndef TESSERA_JOB_H
+#define TESSERA_JOB_H
+
+#include <stdio.h>
+#include "tessera/io.h"
+#include "tessera/partition.h"
+
+typedef struct ts_job {
+  const char *input;
+  const char *output;
+  const char *pipeline; /* text; "" = copy */
+  int64_t tile;         /* task core size, multiple of 16 */
+  int64_t out_tile;     /* output TIFF tile; 0 = largest of 256..16 dividing tile */
+  ts_boundary boundary;
+  double cval;          /* constant boundary value, in the input's units */
+  int threads;          /* 0 = all cores */
+  ts_compression compression;
+  int quality;
+  int force;
+  int progress;         /* print progress to the log stream */
+} ts_job;
+
+/* Defaults: tile 1024, reflect, all cores, no compression, quality 90. */
+TS_API void ts_job_init(ts_job *job);
+
+typedef struct ts_run_stats {
+  double seconds;
+  int64_t tasks;
+  int64_t pixels;       /* output pixels */
+  int64_t in_w, in_h;
+  int threads;
+  int64_t out_tile;
+} ts_run_stats;
+
+/* Validate the job and run it. `log` gets progress (may be NULL). */
+TS_API ts_status ts_run_local(const ts_job *job, ts_run_stats *stats, FILE *log,
+                              ts_error *err);
+
+#endif

@@ -1,0 +1,49 @@
+/* tessera: cutting an image into tasks, and boundary modes.
+ *
+ * A task is a core rect of the output plus the halo the pipeline needs
+ * around it. Inside the image the halo comes from neighbouring pixels; only
+ * outside the true image border is it made up by the boundary mode, named
+ * and defined as in scipy.ndimage. */
+#ifndef TESSERA_PARTITION_H
+#define TESSERA_PARTITION_H
+
+#include "tessera/image.h"
+
+typedef enum ts_boundary {
+  TS_BOUNDARY_REFLECT = 0, /* d c b a | a b c d | d c b a */
+  TS_BOUNDARY_MIRROR,      /* d c b | a b c d | c b a */
+  TS_BOUNDARY_NEAREST,     /* a a a | a b c d | d d d */
+  TS_BOUNDARY_CONSTANT,    /* k k k | a b c d | k k k */
+  TS_BOUNDARY_WRAP         /* a b c d | a b c d | a b c d */
+} ts_boundary;
+
+TS_API const char *ts_boundary_name(ts_boundary b);
+TS_API ts_status ts_boundary_parse(const char *s, ts_boundary *out);
+
+/* Map coordinate i (any integer) into [0, n) by the mode; -1 means "use the
+ * constant" (constant mode, outside). n >= 1. */
+TS_API int64_t ts_boundary_map(int64_t i, int64_t n, ts_boundary b);
+
+/* The grid of tasks over a w x h image, and the order they are handed out:
+ * vertical stripes `stripe` tasks wide, row-major inside a stripe, so the
+ * input cache only needs about one stripe-row of source blocks. */
+typedef struct ts_grid {
+  int64_t w, h;       /* image */
+  int64_t tile;       /* core size (square) */
+  int64_t halo;
+  int64_t cols, rows; /* tasks across and down */
+  int64_t stripe;     /* tasks per stripe, >= 1 */
+  int64_t ntasks;
+} ts_grid;
+
+/* Build a grid; `stripe_px` is the wanted stripe width in pixels (rounded
+ * to whole tiles; <= 0 or >= w means row-major). */
+TS_API ts_status ts_grid_init(ts_grid *g, int64_t w, int64_t h, int64_t tile, int64_t halo,
+                              int64_t stripe_px, ts_error *err);
+/* The core rect of task t (0 <= t < ntasks) in walk order. */
+TS_API ts_rect ts_grid_core(const ts_grid *g, int64_t t);
+/* The input rect of task t: the core grown by the halo (may pass the image
+ * border; the boundary mode fills that part). */
+TS_API ts_rect ts_grid_input(const ts_grid *g, int64_t t);
+
+#endif

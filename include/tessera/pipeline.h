@@ -1,0 +1,43 @@
+/* tessera: pipelines of kernels.
+ *
+ * "gaussian sigma=2 | sobel | threshold value=40": kernels chained; the
+ * pipeline's halo is the sum of its kernels' halos. Each kernel runs in
+ * "valid" mode: it reads its input with its halo and writes an output
+ * smaller by twice the halo. The boundary mode is applied once, to the
+ * pipeline's input at the true image border (see partition.h). */
+#ifndef TESSERA_PIPELINE_H
+#define TESSERA_PIPELINE_H
+
+#include "tessera/kernel.h"
+
+#define TS_MAX_KERNELS 32
+
+typedef struct ts_pipeline {
+  int n;
+  ts_kernel k[TS_MAX_KERNELS];
+  int64_t halo;       /* sum of kernel halos */
+  ts_dtype in_dtype;  /* what the pipeline was prepared for */
+  int in_channels;
+  ts_dtype out_dtype; /* what it produces */
+  int out_channels;
+  char *text;         /* the normalized text, for messages and metadata */
+} ts_pipeline;
+
+/* Parse `text` and prepare it for inputs of dtype/channels. An empty text
+ * is the identity pipeline. On error returns non-zero with a message that
+ * names the kernel or parameter and lists the valid ones; *out is NULL.
+ * Free with ts_pipeline_free. */
+TS_API ts_status ts_pipeline_parse(const char *text, ts_dtype dtype, int channels,
+                                   ts_pipeline **out, ts_error *err);
+TS_API void ts_pipeline_free(ts_pipeline **p);
+
+/* Bytes of scratch the ping-pong buffers need for an output of w x h. */
+TS_API int64_t ts_pipeline_buffer_bytes(const ts_pipeline *p, int64_t w, int64_t h);
+
+/* Run the pipeline on `in` (out.w + 2 halo by out.h + 2 halo) into `out`.
+ * Single-threaded; uses `scratch` for intermediates (slots 8..15 are the
+ * pipeline's, 0..7 the kernels'). */
+TS_API ts_status ts_pipeline_run(const ts_pipeline *p, const ts_image *in, ts_image *out,
+                                 ts_scratch *scratch, ts_error *err);
+
+#endif

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install what tessera needs from Debian 12 packages; idempotent and quiet
+# when everything is already there. Run as root (or with sudo available).
+set -euo pipefail
+
+PKGS=(
+  # build
+  cmake gcc make pkg-config
+  # libraries tessera links (MPI, HDF5 and inih are used by the scheduler,
+  # list-mode and job-file layers)
+  libopenmpi-dev openmpi-bin libhdf5-openmpi-dev libtiff-dev libpng-dev
+  libjpeg62-turbo-dev libinih-dev
+  # tests: independent references and readers
+  python3 python3-numpy python3-scipy python3-skimage python3-opencv
+  python3-tifffile python3-pytest
+  # benchmarks: the peer tool
+  libvips-tools
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
+echo "setup: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends \
+  "${missing[@]}" >/dev/null

@@ -1,0 +1,63 @@
+/* tessera kernels: the kernel table, printed from the registry that the
+ * pipeline parser validates against. */
+#include <stdio.h>
+#include <string.h>
+#include "cli/cli.h"
+
+static const char *type_name(ts_param_type t) {
+  static const char *const n[] = {"int", "float", "bool", "choice", "list"};
+  return n[t];
+}
+
+static void dtypes(unsigned mask, char *buf, size_t cap) {
+  buf[0] = '\0';
+  for (int d = 0; d < TS_DTYPE_COUNT; d++)
+    if (mask & TS_DTYPE_BIT(d))
+      snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s", buf[0] ? " " : "", ts_dtype_name((ts_dtype)d));
+}
+
+static void range(const ts_param_def *p, char *buf, size_t cap) {
+  if (p->type == TS_PARAM_CHOICE) snprintf(buf, cap, "%s", p->choices);
+  else if (p->type == TS_PARAM_BOOL) snprintf(buf, cap, "true|false");
+  else
+    snprintf(buf, cap, "%s%g, %g]%s", (p->flags & TS_PARAM_MIN_OPEN) ? "(" : "[", p->min, p->max,
+             (p->flags & TS_PARAM_ODD) ? " odd" : "");
+}
+
+int ts_cmd_kernels(int argc, char **argv) {
+  int md = argc > 1 && !strcmp(argv[1], "--markdown");
+  if (argc > 1 && !md) {
+    fputs("usage: tessera kernels [--markdown]\n\nList every kernel: parameters with type, default\n"
+          "and range, the dtypes it takes, and its halo.\n", strcmp(argv[1], "--help") ? stderr : stdout);
+    return strcmp(argv[1], "--help") ? TS_EXIT_USAGE : TS_EXIT_OK;
+  }
+  const ts_kernel_def *const *reg = ts_kernel_registry();
+  char dt[32], rg[64];
+  if (md) {
+    puts("| kernel | parameters | dtypes | halo | what it does |");
+    puts("|---|---|---|---|---|");
+  }
+  for (int i = 0; reg[i]; i++) {
+    const ts_kernel_def *k = reg[i];
+    dtypes(k->dtypes, dt, sizeof dt);
+    if (md) {
+      printf("| `%s` | ", k->name);
+      for (int j = 0; j < k->nparams; j++) {
+        range(&k->params[j], rg, sizeof rg);
+        printf("%s`%s` %s %s, default %s", j ? "<br>" : "", k->params[j].name, type_name(k->params[j].type), rg,
+               k->params[j].def ? k->params[j].def : "required");
+      }
+      printf("%s | %s | %s | %s |\n", k->nparams ? "" : "none", dt, k->halo_doc, k->summary);
+      continue;
+    }
+    printf("%-10s %s\n", k->name, k->summary);
+    printf("           dtypes: %s; halo: %s\n", dt, k->halo_doc);
+    for (int j = 0; j < k->nparams; j++) {
+      const ts_param_def *p = &k->params[j];
+      range(p, rg, sizeof rg);
+      printf("           %-10s %-6s %-22s default %-9s %s\n", p->name, type_name(p->type), rg,
+             p->def ? p->def : "(required)", p->summary);
+    }
+  }
+  return TS_EXIT_OK;
+}

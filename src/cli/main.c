@@ -1,0 +1,40 @@
+/* tessera: the executable is a thin dispatcher over libtessera. */
+#include <stdio.h>
+#include <string.h>
+#include "cli/cli.h"
+
+static const char usage[] =
+    "usage: tessera COMMAND [OPTIONS]\n"
+    "\n"
+    "Process images far larger than RAM, tile by tile, with OpenMP threads.\n"
+    "\n"
+    "commands:\n"
+    "  run        run a pipeline of kernels over an image (tile mode)\n"
+    "  info       describe an image file\n"
+    "  kernels    list the kernels and their parameters\n"
+    "  generate   write the built-in deterministic test image\n"
+    "\n"
+    "  tessera COMMAND --help   options of one command\n"
+    "  tessera --version        version\n";
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fputs(usage, stderr);
+    return TS_EXIT_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+    fputs(usage, stdout);
+    return TS_EXIT_OK;
+  }
+  if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+    printf("tessera %s\n", ts_version());
+    return TS_EXIT_OK;
+  }
+  if (!strcmp(cmd, "run")) return ts_cmd_run(argc - 1, argv + 1);
+  if (!strcmp(cmd, "info")) return ts_cmd_info(argc - 1, argv + 1);
+  if (!strcmp(cmd, "kernels")) return ts_cmd_kernels(argc - 1, argv + 1);
+  if (!strcmp(cmd, "generate")) return ts_cmd_generate(argc - 1, argv + 1);
+  ts_cli_error("unknown command '%s'; commands: run, info, kernels, generate", cmd);
+  return TS_EXIT_USAGE;
+}

@@ -1,0 +1,42 @@
+/* Helpers shared by the subcommands. */
+#include <stdarg.h>
+#include <stdio.h>
+#include "cli/cli.h"
+#include "core/params.h"
+
+void ts_cli_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("tessera: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+int ts_cli_exit(ts_status st) {
+  if (st == TS_OK) return TS_EXIT_OK;
+  return st == TS_ERR_USAGE || st == TS_ERR_PIPELINE || st == TS_ERR_EXISTS ? TS_EXIT_USAGE
+                                                                             : TS_EXIT_ERROR;
+}
+
+int ts_opt_int(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out) {
+  if (ts_parse_int64(s, out) || *out < lo || *out > hi) {
+    ts_cli_error("%s %s: expected an integer from %lld to %lld", opt, s, (long long)lo, (long long)hi);
+    return -1;
+  }
+  return 0;
+}
+
+int ts_opt_double(const char *opt, const char *s, double *out) {
+  if (ts_parse_double(s, out)) {
+    ts_cli_error("%s %s: expected a number", opt, s);
+    return -1;
+  }
+  return 0;
+}
+
+void ts_cli_summary(const char *output, const ts_run_stats *st) {
+  printf("wrote %s: %lldx%lld, %lld tasks, %d threads, %.3f s, %.1f MPix/s\n", output,
+         (long long)st->in_w, (long long)st->in_h, (long long)st->tasks, st->threads, st->seconds,
+         st->seconds > 0 ? (double)st->pixels / st->seconds / 1e6 : 0.0);
+}

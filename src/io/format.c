@@ -1,0 +1,189 @@
+/* Pick a backend for a path; the generic half of every reader and writer:
+ * input validation shared by all formats, the temporary output name and
+ * the final rename. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "io/backends.h"
+
+static const char *const compression_names[] = {"none", "deflate", "lzw", "zstd", "jpeg"};
+
+ts_status ts_compression_parse(const char *s, ts_compression *out) {
+  for (unsigned i = 0; i < sizeof compression_names / sizeof *compression_names; i++)
+    if (strcmp(s, compression_names[i]) == 0) {
+      *out = (ts_compression)i;
+      return TS_OK;
+    }
+  return TS_ERR_USAGE;
+}
+
+const char *ts_compression_name(ts_compression c) {
+  return (unsigned)c < sizeof compression_names / sizeof *compression_names ? compression_names[c] : "?";
+}
+
+/* Name what a file that is not a TIFF looks like, to make the message useful. */
+static const char *sniff(const unsigned char *m, ssize_t n) {
+  if (n >= 8 && memcmp(m, "\x89PNG\r\n\x1a\n", 8) == 0) return "a PNG file";
+  if (n >= 3 && m[0] == 0xff && m[1] == 0xd8 && m[2] == 0xff) return "a JPEG file";
+  if (n >= 8 && memcmp(m, "\x89HDF\r\n\x1a\n", 8) == 0) return "an HDF5 file";
+  return NULL;
+}
+
+static ts_status pick_reader(const char *path, const ts_reader_ops **ops, ts_error *err) {
+  if (strncmp(path, "synth:", 6) == 0) {
+    *ops = &ts_synth_reader_ops;
+    return TS_OK;
+  }
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return ts_fail(err, TS_ERR_IO, "%s: cannot open input: %s", path, strerror(errno));
+  if (S_ISDIR(st.st_mode))
+    return ts_fail(err, TS_ERR_IO, "%s: is a directory, not an image file", path);
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return ts_fail(err, TS_ERR_IO, "%s: cannot open input: %s", path, strerror(errno));
+  unsigned char m[8];
+  ssize_t n = read(fd, m, sizeof m);
+  close(fd);
+  if (n == 0) return ts_fail(err, TS_ERR_FORMAT, "%s: empty file (0 bytes)", path);
+  if (n >= 4 && (memcmp(m, "II*\0", 4) == 0 || memcmp(m, "MM\0*", 4) == 0 ||
+                 memcmp(m, "II+\0", 4) == 0 || memcmp(m, "MM\0+", 4) == 0)) {
+    *ops = &ts_tiff_reader_ops;
+    return TS_OK;
+  }
+  const char *what = sniff(m, n);
+  return ts_fail(err, TS_ERR_FORMAT, "%s: not a TIFF file%s%s (tile mode reads TIFF and BigTIFF)",
+                 path, what ? "; it looks like " : " (bad magic number)", what ? what : "");
+}
+
+ts_status ts_reader_open(const char *path, ts_reader **out, ts_error *err) {
+  *out = NULL;
+  const ts_reader_ops *ops = NULL;
+  ts_status st = pick_reader(path, &ops, err);
+  if (st) return st;
+  ts_reader *r = calloc(1, sizeof *r);
+  if (!r || !(r->path = strdup(path))) {
+    free(r);
+    return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  }
+  r->ops = ops;
+  st = ops->open(path, &r->ctx, &r->info, err);
+  if (st == TS_OK) {
+    const ts_image_info *i = &r->info;
+    if (i->w <= 0 || i->h <= 0)
+      st = ts_fail(err, TS_ERR_FORMAT, "%s: image has width %lld and height %lld; both must be > 0",
+                   path, (long long)i->w, (long long)i->h);
+    else if (ts_image_bytes(i->w, i->h, i->channels, i->dtype) < 0)
+      st = ts_fail(err, TS_ERR_RANGE, "%s: %lld x %lld x %d %s is too large: its byte size "
+                   "overflows 64 bits", path, (long long)i->w, (long long)i->h, i->channels,
+                   ts_dtype_name(i->dtype));
+  }
+  if (st) {
+    ts_reader_close(&r);
+    return st;
+  }
+  *out = r;
+  return TS_OK;
+}
+
+void ts_reader_set_cache(ts_reader *r, int64_t blocks) {
+  if (r->ops->set_cache) r->ops->set_cache(r->ctx, blocks);
+}
+
+ts_status ts_reader_read(ts_reader *r, ts_rect rect, void *dst, int64_t dst_stride, ts_error *err) {
+  return r->ops->read(r->ctx, rect, dst, dst_stride, err);
+}
+
+void ts_reader_close(ts_reader **r) {
+  if (!r || !*r) return;
+  if ((*r)->ctx) (*r)->ops->close((*r)->ctx);
+  free((*r)->path);
+  free(*r);
+  *r = NULL;
+}
+
+struct ts_writer {
+  const ts_writer_ops *ops;
+  void *ctx;
+  char *path, *tmp;
+};
+
+static int has_suffix(const char *s, const char *suf) {
+  size_t n = strlen(s), m = strlen(suf);
+  return n >= m && strcasecmp(s + n - m, suf) == 0;
+}
+
+ts_status ts_writer_open(const char *path, const ts_writer_options *o, ts_writer **out,
+                         ts_error *err) {
+  *out = NULL;
+  if (!has_suffix(path, ".tif") && !has_suffix(path, ".tiff"))
+    return ts_fail(err, TS_ERR_USAGE, "%s: unknown output format; tile mode writes tiled BigTIFF "
+                   "(name the output .tif or .tiff)", path);
+  if (o->tile < 16 || o->tile % 16)
+    return ts_fail(err, TS_ERR_USAGE, "output tile size %lld must be a positive multiple of 16",
+                   (long long)o->tile);
+  if (o->compression == TS_COMPRESS_JPEG && (o->dtype != TS_U8 || (o->channels != 1 && o->channels != 3)))
+    return ts_fail(err, TS_ERR_USAGE, "%s: jpeg compression takes u8 images with 1 or 3 channels; "
+                   "this output is %s with %d channel(s)", path, ts_dtype_name(o->dtype), o->channels);
+  struct stat st;
+  if (stat(path, &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return ts_fail(err, TS_ERR_EXISTS, "%s: output is a directory", path);
+    if (!o->force)
+      return ts_fail(err, TS_ERR_EXISTS, "%s: output exists; use --force to replace it", path);
+  }
+  ts_writer *w = calloc(1, sizeof *w);
+  if (!w) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  w->ops = &ts_tiff_writer_ops;
+  w->path = strdup(path);
+  w->tmp = malloc(strlen(path) + 16);
+  if (!w->path || !w->tmp) {
+    ts_writer_abort(&w);
+    return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  }
+  sprintf(w->tmp, "%s.partial", path);
+  ts_status s = w->ops->open(w->tmp, o, &w->ctx, err);
+  if (s) {
+    w->ctx = NULL;
+    unlink(w->tmp);
+    ts_writer_abort(&w);
+    return s;
+  }
+  *out = w;
+  return TS_OK;
+}
+
+ts_status ts_writer_write(ts_writer *w, ts_rect r, const void *src, int64_t src_stride,
+                          ts_error *err) {
+  return w->ops->write(w->ctx, r, src, src_stride, err);
+}
+
+ts_status ts_writer_finish(ts_writer **wp, ts_error *err) {
+  ts_writer *w = *wp;
+  ts_status st = w->ops->finish(w->ctx, err);
+  w->ctx = NULL;
+  if (st == TS_OK && rename(w->tmp, w->path) != 0)
+    st = ts_fail(err, TS_ERR_IO, "%s: cannot rename %s to it: %s", w->path, w->tmp, strerror(errno));
+  if (st) unlink(w->tmp);
+  free(w->path);
+  free(w->tmp);
+  free(w);
+  *wp = NULL;
+  return st;
+}
+
+void ts_writer_abort(ts_writer **wp) {
+  if (!wp || !*wp) return;
+  ts_writer *w = *wp;
+  if (w->ctx) {
+    w->ops->abort(w->ctx);
+    unlink(w->tmp);
+  }
+  free(w->path);
+  free(w->tmp);
+  free(w);
+  *wp = NULL;
+}

@@ -1,0 +1,305 @@
+/* TIFF reader: tiled or stripped, classic or BigTIFF, any compression
+ * libtiff decodes; u8, u16, f32 with 1-4 contiguous samples. Rects are
+ * served from a small LRU cache of decoded source blocks (tiles, strips,
+ * or bands of scanlines for very tall strips), so memory never depends on
+ * the image size. libtiff errors go to a per-handle handler into the
+ * reader's own error record: no global handlers. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <tiffio.h>
+#include "io/backends.h"
+
+/* Strips larger than this are read as bands of scanlines instead. */
+#define TS_MAX_STRIP_BYTES (8 << 20)
+#define TS_BAND_BYTES (1 << 20)
+
+typedef struct block {
+  int64_t index; /* -1 = empty */
+  uint64_t used; /* LRU clock */
+  void *data;
+} block;
+
+typedef struct tiff_reader {
+  TIFF *tif;
+  char *path;
+  char msg[512]; /* first libtiff error since the last reset */
+  ts_image_info info;
+  int tiled, scanline;
+  int64_t bw, bh;      /* block size */
+  int64_t bcols;       /* blocks across */
+  size_t block_bytes;  /* bw * bh * pixel */
+  size_t px;           /* bytes per pixel */
+  block *cache;
+  int64_t cap, n;
+  uint64_t clock;
+} tiff_reader;
+
+static int on_error(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap) {
+  tiff_reader *r = user;
+  if (r && r->msg[0] == '\0') vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+  return 1;
+}
+
+static int on_warning(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap) {
+  return 1; /* unknown tags and the like: not the user's problem */
+}
+
+static const char *libtiff_msg(tiff_reader *r) { return r->msg[0] ? r->msg : "libtiff error"; }
+
+static void tiff_close(void *ctx) {
+  tiff_reader *r = ctx;
+  if (!r) return;
+  if (r->tif) TIFFClose(r->tif);
+  for (int64_t i = 0; i < r->n; i++) free(r->cache[i].data);
+  free(r->cache);
+  free(r->path);
+  free(r);
+}
+
+static const char *sample_desc(int bits, int fmt, char *buf, size_t cap) {
+  const char *kind = fmt == SAMPLEFORMAT_INT ? "signed integer"
+                     : fmt == SAMPLEFORMAT_IEEEFP ? "float"
+                     : fmt == SAMPLEFORMAT_UINT ? "unsigned integer"
+                     : "complex or undefined";
+  snprintf(buf, cap, "%d-bit %s", bits, kind);
+  return buf;
+}
+
+static const char *compression_desc(uint16_t c) {
+  switch (c) {
+    case COMPRESSION_NONE: return "none";
+    case COMPRESSION_LZW: return "lzw";
+    case COMPRESSION_ADOBE_DEFLATE: case COMPRESSION_DEFLATE: return "deflate";
+    case COMPRESSION_JPEG: return "jpeg";
+    case COMPRESSION_OJPEG: return "old-style jpeg";
+    case COMPRESSION_PACKBITS: return "packbits";
+    case COMPRESSION_ZSTD: return "zstd";
+    case COMPRESSION_LZMA: return "lzma";
+    case COMPRESSION_WEBP: return "webp";
+    case COMPRESSION_CCITTFAX3: case COMPRESSION_CCITTFAX4: return "ccitt fax";
+    default: return "other";
+  }
+}
+
+/* Refuse files whose data runs past their end before any work starts. */
+static ts_status check_extent(tiff_reader *r, ts_error *err) {
+  struct stat st;
+  if (fstat(TIFFFileno(r->tif), &st) != 0) return TS_OK;
+  uint32_t n = r->tiled ? TIFFNumberOfTiles(r->tif) : TIFFNumberOfStrips(r->tif);
+  for (uint32_t i = 0; i < n; i++) {
+    int bad = 0;
+    uint64_t off = TIFFGetStrileOffsetWithErr(r->tif, i, &bad);
+    uint64_t len = TIFFGetStrileByteCountWithErr(r->tif, i, &bad);
+    if (bad)
+      return ts_fail(err, TS_ERR_FORMAT, "%s: cannot read the offset of %s %u: %s", r->path,
+                     r->tiled ? "tile" : "strip", i, libtiff_msg(r));
+    if (off + len > (uint64_t)st.st_size || off + len < off)
+      return ts_fail(err, TS_ERR_FORMAT, "%s: truncated or corrupt: %s %u of %u ends at byte %llu "
+                     "but the file has %lld bytes", r->path, r->tiled ? "tile" : "strip", i, n,
+                     (unsigned long long)(off + len), (long long)st.st_size);
+  }
+  return TS_OK;
+}
+
+static ts_status tiff_open(const char *path, void **ctx, ts_image_info *info, ts_error *err) {
+  tiff_reader *r = calloc(1, sizeof *r);
+  if (!r || !(r->path = strdup(path))) {
+    free(r);
+    return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  }
+  *ctx = r;
+  TIFFOpenOptions *opts = TIFFOpenOptionsAlloc();
+  TIFFOpenOptionsSetErrorHandlerExtR(opts, on_error, r);
+  TIFFOpenOptionsSetWarningHandlerExtR(opts, on_warning, r);
+  /* a hostile header cannot make libtiff allocate more than this at once */
+  TIFFOpenOptionsSetMaxSingleMemAlloc(opts, (tmsize_t)1 << 31);
+  r->tif = TIFFOpenExt(path, "r", opts);
+  TIFFOpenOptionsFree(opts);
+  if (!r->tif) return ts_fail(err, TS_ERR_FORMAT, "%s: cannot read TIFF: %s", path, libtiff_msg(r));
+
+  uint32_t w = 0, h = 0;
+  uint16_t spp = 1, bits = 1, fmt = SAMPLEFORMAT_UINT, planar = PLANARCONFIG_CONTIG,
+           photo = PHOTOMETRIC_MINISBLACK, comp = COMPRESSION_NONE;
+  TIFFGetField(r->tif, TIFFTAG_IMAGEWIDTH, &w);
+  TIFFGetField(r->tif, TIFFTAG_IMAGELENGTH, &h);
+  TIFFGetFieldDefaulted(r->tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
+  TIFFGetFieldDefaulted(r->tif, TIFFTAG_BITSPERSAMPLE, &bits);
+  TIFFGetFieldDefaulted(r->tif, TIFFTAG_SAMPLEFORMAT, &fmt);
+  TIFFGetFieldDefaulted(r->tif, TIFFTAG_PLANARCONFIG, &planar);
+  TIFFGetField(r->tif, TIFFTAG_PHOTOMETRIC, &photo);
+  TIFFGetFieldDefaulted(r->tif, TIFFTAG_COMPRESSION, &comp);
+  char buf[96];
+
+  if (bits == 8 && fmt == SAMPLEFORMAT_UINT) info->dtype = TS_U8;
+  else if (bits == 16 && fmt == SAMPLEFORMAT_UINT) info->dtype = TS_U16;
+  else if (bits == 32 && fmt == SAMPLEFORMAT_IEEEFP) info->dtype = TS_F32;
+  else
+    return ts_fail(err, TS_ERR_FORMAT, "%s: unsupported sample format: %s; tessera reads 8- and "
+                   "16-bit unsigned integer and 32-bit float samples", path,
+                   sample_desc(bits, fmt, buf, sizeof buf));
+  if (spp < 1 || spp > TS_MAX_CHANNELS)
+    return ts_fail(err, TS_ERR_FORMAT, "%s: %u samples per pixel; tessera reads 1 to %d", path, spp,
+                   TS_MAX_CHANNELS);
+  if (spp > 1 && planar != PLANARCONFIG_CONTIG)
+    return ts_fail(err, TS_ERR_FORMAT, "%s: separate planar configuration is not supported; "
+                   "tessera reads interleaved (contiguous) samples", path);
+  if (photo == PHOTOMETRIC_PALETTE)
+    return ts_fail(err, TS_ERR_FORMAT, "%s: palette (colormap) images are not supported in tile "
+                   "mode; convert to RGB first", path);
+  if (photo == PHOTOMETRIC_YCBCR) {
+    if (comp != COMPRESSION_JPEG)
+      return ts_fail(err, TS_ERR_FORMAT, "%s: YCbCr without JPEG compression is not supported", path);
+    TIFFSetField(r->tif, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB); /* libtiff converts */
+  }
+  if (!TIFFIsCODECConfigured(comp))
+    return ts_fail(err, TS_ERR_FORMAT, "%s: compression %u (%s) is not available in this libtiff",
+                   path, comp, compression_desc(comp));
+
+  info->w = w;
+  info->h = h;
+  info->channels = spp;
+  if (w == 0 || h == 0) return TS_OK; /* ts_reader_open reports it */
+  r->px = ts_dtype_size(info->dtype) * spp;
+  r->tiled = TIFFIsTiled(r->tif);
+  uint32_t rps = h;
+  if (r->tiled) {
+    uint32_t tw = 0, th = 0;
+    TIFFGetField(r->tif, TIFFTAG_TILEWIDTH, &tw);
+    TIFFGetField(r->tif, TIFFTAG_TILELENGTH, &th);
+    if (tw == 0 || th == 0)
+      return ts_fail(err, TS_ERR_FORMAT, "%s: tiled TIFF with tile size %ux%u", path, tw, th);
+    r->bw = tw;
+    r->bh = th;
+  } else {
+    TIFFGetFieldDefaulted(r->tif, TIFFTAG_ROWSPERSTRIP, &rps);
+    if (rps == 0 || rps > h) rps = h;
+    r->bw = w;
+    r->bh = rps;
+    if ((uint64_t)rps * w * r->px > TS_MAX_STRIP_BYTES) {
+      /* a tall strip (often the whole image): read bands of scanlines */
+      r->scanline = 1;
+      int64_t rows = TS_BAND_BYTES / ((int64_t)w * (int64_t)r->px);
+      r->bh = rows < 1 ? 1 : rows;
+    }
+  }
+  if (ts_image_bytes(w, h, spp, info->dtype) < 0) return TS_OK; /* reported by the caller */
+  int64_t bb = ts_image_bytes(r->bw, r->bh, spp, info->dtype);
+  if (bb < 0 || bb > ((int64_t)1 << 31))
+    return ts_fail(err, TS_ERR_FORMAT, "%s: a %s of %lldx%lld pixels is too large to decode",
+                   path, r->tiled ? "tile" : "strip", (long long)r->bw, (long long)r->bh);
+  r->block_bytes = (size_t)bb;
+  r->bcols = (w + r->bw - 1) / r->bw;
+  info->block_w = r->bw;
+  info->block_h = r->bh;
+  snprintf(info->format, sizeof info->format, "tiff");
+  snprintf(info->detail, sizeof info->detail, "%s, %s %ux%u, compression %s, photometric %u%s",
+           TIFFIsBigTIFF(r->tif) ? "BigTIFF" : "classic TIFF", r->tiled ? "tiles" : "strips of rows",
+           r->tiled ? (unsigned)r->bw : w, r->tiled ? (unsigned)r->bh : rps, compression_desc(comp),
+           photo, TIFFNumberOfDirectories(r->tif) > 1 ? ", several pages (reads the first)" : "");
+  r->info = *info;
+  r->cap = 64;
+  return check_extent(r, err);
+}
+
+static void tiff_set_cache(void *ctx, int64_t blocks) {
+  tiff_reader *r = ctx;
+  if (blocks < 4) blocks = 4;
+  if (blocks < r->n) { /* shrink: drop the oldest */
+    for (int64_t i = blocks; i < r->n; i++) free(r->cache[i].data);
+    r->n = blocks;
+  }
+  r->cap = blocks;
+}
+
+/* Decode block `index` into b->data. */
+static ts_status decode(tiff_reader *r, int64_t index, block *b, ts_error *err) {
+  int64_t bx = index % r->bcols, by = index / r->bcols;
+  r->msg[0] = '\0';
+  tmsize_t got;
+  if (r->tiled) {
+    uint32_t t = TIFFComputeTile(r->tif, (uint32_t)(bx * r->bw), (uint32_t)(by * r->bh), 0, 0);
+    got = TIFFReadEncodedTile(r->tif, t, b->data, (tmsize_t)r->block_bytes);
+    if (got < 0)
+      return ts_fail(err, TS_ERR_FORMAT, "%s: cannot decode tile %u (x %lld, y %lld): %s", r->path,
+                     t, (long long)(bx * r->bw), (long long)(by * r->bh), libtiff_msg(r));
+  } else if (!r->scanline) {
+    got = TIFFReadEncodedStrip(r->tif, (uint32_t)by, b->data, (tmsize_t)r->block_bytes);
+    if (got < 0)
+      return ts_fail(err, TS_ERR_FORMAT, "%s: cannot decode strip %lld (rows from %lld): %s",
+                     r->path, (long long)by, (long long)(by * r->bh), libtiff_msg(r));
+  } else {
+    int64_t y0 = by * r->bh, y1 = y0 + r->bh > r->info.h ? r->info.h : y0 + r->bh;
+    size_t row = (size_t)r->info.w * r->px;
+    for (int64_t y = y0; y < y1; y++)
+      if (TIFFReadScanline(r->tif, (char *)b->data + (size_t)(y - y0) * row, (uint32_t)y, 0) < 0)
+        return ts_fail(err, TS_ERR_FORMAT, "%s: cannot decode row %lld: %s", r->path, (long long)y,
+                       libtiff_msg(r));
+  }
+  b->index = index;
+  return TS_OK;
+}
+
+/* The cached block `index`, decoding it into the least recently used slot
+ * when it is not there. */
+static ts_status get_block(tiff_reader *r, int64_t index, block **out, ts_error *err) {
+  block *victim = NULL;
+  for (int64_t i = 0; i < r->n; i++) {
+    block *b = &r->cache[i];
+    if (b->index == index) {
+      b->used = ++r->clock;
+      *out = b;
+      return TS_OK;
+    }
+    if (!victim || b->used < victim->used) victim = b;
+  }
+  if (r->n < r->cap) {
+    block *grown = realloc(r->cache, (size_t)r->cap * sizeof *grown);
+    if (!grown) return ts_fail(err, TS_ERR_NOMEM, "%s: out of memory for the tile cache", r->path);
+    r->cache = grown;
+    victim = &r->cache[r->n];
+    victim->data = malloc(r->block_bytes);
+    if (!victim->data) return ts_fail(err, TS_ERR_NOMEM, "%s: out of memory for the tile cache", r->path);
+    r->n++;
+  }
+  victim->index = -1;
+  victim->used = ++r->clock;
+  ts_status st = decode(r, index, victim, err);
+  if (st) return st;
+  *out = victim;
+  return TS_OK;
+}
+
+static ts_status tiff_read(void *ctx, ts_rect rc, void *dst, int64_t dst_stride, ts_error *err) {
+  tiff_reader *r = ctx;
+  const int64_t bx0 = rc.x / r->bw, bx1 = (rc.x + rc.w - 1) / r->bw;
+  const int64_t by0 = rc.y / r->bh, by1 = (rc.y + rc.h - 1) / r->bh;
+  const int64_t bstride = r->bw * (int64_t)r->px;
+  for (int64_t by = by0; by <= by1; by++)
+    for (int64_t bx = bx0; bx <= bx1; bx++) {
+      block *b = NULL;
+      ts_status st = get_block(r, by * r->bcols + bx, &b, err);
+      if (st) return st;
+      /* intersection of the block with the rect */
+      int64_t x0 = bx * r->bw > rc.x ? bx * r->bw : rc.x;
+      int64_t x1 = (bx + 1) * r->bw < rc.x + rc.w ? (bx + 1) * r->bw : rc.x + rc.w;
+      int64_t y0 = by * r->bh > rc.y ? by * r->bh : rc.y;
+      int64_t y1 = (by + 1) * r->bh < rc.y + rc.h ? (by + 1) * r->bh : rc.y + rc.h;
+      size_t len = (size_t)(x1 - x0) * r->px;
+      for (int64_t y = y0; y < y1; y++)
+        memcpy((char *)dst + (y - rc.y) * dst_stride + (x0 - rc.x) * (int64_t)r->px,
+               (char *)b->data + (y - by * r->bh) * bstride + (x0 - bx * r->bw) * (int64_t)r->px,
+               len);
+    }
+  return TS_OK;
+}
+
+const ts_reader_ops ts_tiff_reader_ops = {
+    .name = "tiff",
+    .open = tiff_open,
+    .set_cache = tiff_set_cache,
+    .read = tiff_read,
+    .close = tiff_close,
+};

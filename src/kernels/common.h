@@ -1,0 +1,58 @@
+/* Helpers shared by the kernel files: float row conversion, rounding and
+ * saturating stores, and the separable passes. Internal to src/kernels. */
+#ifndef TS_KERNELS_COMMON_H
+#define TS_KERNELS_COMMON_H
+
+#include <math.h>
+#include <stdint.h>
+#include "tessera/kernel.h"
+
+/* Round to nearest and saturate into the dtype; NaN becomes 0. */
+static inline uint8_t ts_sat_u8(float v) {
+  return v > 0.f ? (v < 255.f ? (uint8_t)(v + 0.5f) : 255) : 0;
+}
+static inline uint16_t ts_sat_u16(float v) {
+  return v > 0.f ? (v < 65535.f ? (uint16_t)(v + 0.5f) : 65535) : 0;
+}
+
+#define TS_ROW(im, y) ((void *)((char *)(im)->data + (int64_t)(y) * (im)->stride))
+#define TS_CROW(im, y) ((const void *)((const char *)(im)->data + (int64_t)(y) * (im)->stride))
+
+/* Convert n samples of dtype at src to float. */
+void ts_row_to_float(ts_dtype dt, const void *src, float *restrict dst, int64_t n);
+/* Round/saturate n floats into dtype at dst. */
+void ts_row_from_float(ts_dtype dt, const float *restrict src, void *dst, int64_t n);
+
+/* Vertical pass: dst[i] = sum_k w[k] * in(row y + k)[i] for i < n samples,
+ * k in 0..2r. `sym` says w is symmetric (w[k] == w[2r-k]), which halves the
+ * multiplies. Zero weights are skipped. */
+void ts_vpass(const ts_image *in, int64_t y, const float *w, int r, int sym,
+              float *restrict dst, int64_t n);
+/* Horizontal pass on interleaved samples: dst[i] = sum_k w[k] src[i + k*C],
+ * i < n. */
+void ts_hpass(const float *restrict src, int64_t n, int C, const float *w, int r, int sym,
+              float *restrict dst);
+
+/* Full separable filter with the same weights on both axes, result as float
+ * rows handed to `emit(k, in, y, row, out)` for each output row y.
+ * Uses scratch slots 0 and 1. */
+typedef void (*ts_row_emit)(const ts_kernel *k, const ts_image *in, int64_t y,
+                            const float *row, ts_image *out);
+ts_status ts_separable(const ts_kernel *k, const ts_image *in, ts_image *out,
+                       const float *w, int r, ts_row_emit emit, ts_scratch *s,
+                       ts_error *err);
+/* The usual emit: store the float row into out's dtype. */
+void ts_emit_store(const ts_kernel *k, const ts_image *in, int64_t y, const float *row,
+                   ts_image *out);
+
+/* prepare() helpers */
+ts_status ts_weights_alloc(ts_kernel *k, int64_t n, ts_error *err);
+/* 1-D Gaussian weights exactly as scipy.ndimage's _gaussian_kernel1d,
+ * radius = int(4 sigma + 0.5) (truncate = 4.0). Returns the radius. */
+int64_t ts_gaussian_radius(double sigma);
+void ts_gaussian_weights(double sigma, int64_t radius, float *w);
+
+#define TS_SCRATCH_OOM(err, k) \
+  ts_fail(err, TS_ERR_NOMEM, "%s: out of memory for scratch buffers", (k)->def->name)
+
+#endif

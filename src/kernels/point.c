@@ -1,0 +1,152 @@
+/* Point kernels (halo 0): threshold, invert, scale, grayscale. Rows go
+ * through float (exact for u8 and u16) and back with rounding and
+ * saturation. */
+#include "kernels/common.h"
+#include "kernels/defs.h"
+
+/* Run `op` over each row as floats: in row -> f, op(f), f -> out row. */
+typedef void (*ts_point_op)(const ts_kernel *k, float *restrict f, int64_t n);
+
+static ts_status point_rows(const ts_kernel *k, const ts_image *in, ts_image *out,
+                            ts_point_op op, ts_scratch *s, ts_error *err) {
+  const int64_t n = in->w * in->channels;
+  float *f = ts_scratch_get(s, 0, (size_t)n * sizeof(float));
+  if (!f) return TS_SCRATCH_OOM(err, k);
+  for (int64_t y = 0; y < in->h; y++) {
+    ts_row_to_float(in->dtype, TS_CROW(in, y), f, n);
+    op(k, f, n);
+    ts_row_from_float(out->dtype, f, TS_ROW(out, y), n);
+  }
+  return TS_OK;
+}
+
+/* threshold: x > value -> max of the dtype (1.0 for f32), else 0 */
+static void threshold_op(const ts_kernel *k, float *restrict f, int64_t n) {
+  const double v = k->v[0].num;
+  const float hi = ts_dtype_max(k->in_dtype);
+  for (int64_t i = 0; i < n; i++) f[i] = (double)f[i] > v ? hi : 0.f;
+}
+static ts_status threshold_apply(const ts_kernel *k, const ts_image *in, ts_image *out,
+                                 ts_scratch *s, ts_error *err) {
+  return point_rows(k, in, out, threshold_op, s, err);
+}
+
+/* invert: max - x (255 - x, 65535 - x, 1 - x for f32) */
+static void invert_op(const ts_kernel *k, float *restrict f, int64_t n) {
+  const float hi = ts_dtype_max(k->in_dtype);
+  for (int64_t i = 0; i < n; i++) f[i] = hi - f[i];
+}
+static ts_status invert_apply(const ts_kernel *k, const ts_image *in, ts_image *out,
+                              ts_scratch *s, ts_error *err) {
+  return point_rows(k, in, out, invert_op, s, err);
+}
+
+/* scale: x * factor + offset, converted to `dtype` with saturation */
+static void scale_op(const ts_kernel *k, float *restrict f, int64_t n) {
+  const float a = (float)k->v[0].num, b = (float)k->v[1].num;
+  for (int64_t i = 0; i < n; i++) f[i] = f[i] * a + b;
+}
+static ts_status scale_apply(const ts_kernel *k, const ts_image *in, ts_image *out,
+                             ts_scratch *s, ts_error *err) {
+  return point_rows(k, in, out, scale_op, s, err);
+}
+static ts_status scale_prepare(ts_kernel *k, ts_error *err) {
+  int d = (int)k->v[2].num; /* same|u8|u16|f32 */
+  k->out_dtype = d == 0 ? k->in_dtype : (ts_dtype)(d - 1);
+  return TS_OK;
+}
+
+/* grayscale: RGB(A) -> 1 channel with OpenCV's cvtColor RGB2GRAY weights.
+ * Integers use OpenCV's 14-bit fixed point with rounding (bit-exact for
+ * u8), f32 the float weights. 1 channel passes through, 2 (gray+alpha)
+ * drops the alpha. */
+enum { R2Y = 4899, G2Y = 9617, B2Y = 1868, YUV_SHIFT = 14 };
+
+static ts_status grayscale_apply(const ts_kernel *k, const ts_image *in, ts_image *out,
+                                 ts_scratch *s, ts_error *err) {
+  const int C = in->channels;
+  for (int64_t y = 0; y < in->h; y++) {
+    const void *src = TS_CROW(in, y);
+    void *dst = TS_ROW(out, y);
+    if (C <= 2) {
+      for (int64_t x = 0; x < in->w; x++) {
+        if (in->dtype == TS_U8) ((uint8_t *)dst)[x] = ((const uint8_t *)src)[x * C];
+        else if (in->dtype == TS_U16) ((uint16_t *)dst)[x] = ((const uint16_t *)src)[x * C];
+        else ((float *)dst)[x] = ((const float *)src)[x * C];
+      }
+    } else if (in->dtype == TS_U8) {
+      const uint8_t *restrict p = src;
+      uint8_t *restrict o = dst;
+      for (int64_t x = 0; x < in->w; x++, p += C)
+        o[x] = (uint8_t)((p[0] * R2Y + p[1] * G2Y + p[2] * B2Y + (1 << (YUV_SHIFT - 1))) >> YUV_SHIFT);
+    } else if (in->dtype == TS_U16) {
+      const uint16_t *restrict p = src;
+      uint16_t *restrict o = dst;
+      for (int64_t x = 0; x < in->w; x++, p += C)
+        o[x] = (uint16_t)(((uint32_t)p[0] * R2Y + (uint32_t)p[1] * G2Y + (uint32_t)p[2] * B2Y +
+                           (1u << (YUV_SHIFT - 1))) >> YUV_SHIFT);
+    } else {
+      const float *restrict p = src;
+      float *restrict o = dst;
+      for (int64_t x = 0; x < in->w; x++, p += C)
+        o[x] = 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
+    }
+  }
+  return TS_OK;
+}
+static ts_status grayscale_prepare(ts_kernel *k, ts_error *err) {
+  k->out_channels = 1;
+  return TS_OK;
+}
+
+static const ts_param_def threshold_params[] = {
+    {"value", TS_PARAM_FLOAT, NULL, -1e30, 1e30, 0, NULL,
+     "pixels above it become the dtype's max (1.0 for f32), others 0"},
+};
+static const ts_param_def scale_params[] = {
+    {"factor", TS_PARAM_FLOAT, "1", -1e30, 1e30, 0, NULL, "multiplier"},
+    {"offset", TS_PARAM_FLOAT, "0", -1e30, 1e30, 0, NULL, "added after the multiply"},
+    {"dtype", TS_PARAM_CHOICE, "same", 0, 0, 0, "same|u8|u16|f32", "output dtype (saturating)"},
+};
+
+const ts_kernel_def ts_kernel_threshold = {
+    .name = "threshold",
+    .summary = "binary threshold: x > value -> max of dtype, else 0",
+    .params = threshold_params,
+    .nparams = 1,
+    .dtypes = TS_DTYPES_ALL,
+    .channels = TS_CHANNELS_ANY,
+    .halo_doc = "0",
+    .apply = threshold_apply,
+};
+
+const ts_kernel_def ts_kernel_invert = {
+    .name = "invert",
+    .summary = "max - x (1 - x for f32)",
+    .dtypes = TS_DTYPES_ALL,
+    .channels = TS_CHANNELS_ANY,
+    .halo_doc = "0",
+    .apply = invert_apply,
+};
+
+const ts_kernel_def ts_kernel_scale = {
+    .name = "scale",
+    .summary = "x*factor + offset, converted to dtype with rounding and saturation",
+    .params = scale_params,
+    .nparams = 3,
+    .dtypes = TS_DTYPES_ALL,
+    .channels = TS_CHANNELS_ANY,
+    .halo_doc = "0",
+    .prepare = scale_prepare,
+    .apply = scale_apply,
+};
+
+const ts_kernel_def ts_kernel_grayscale = {
+    .name = "grayscale",
+    .summary = "RGB(A) to one channel, OpenCV RGB2GRAY weights (0.299, 0.587, 0.114)",
+    .dtypes = TS_DTYPES_ALL,
+    .channels = TS_CHANNELS_ANY,
+    .halo_doc = "0",
+    .prepare = grayscale_prepare,
+    .apply = grayscale_apply,
+};
