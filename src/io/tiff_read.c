@@ -116,7 +116,7 @@ static ts_status tiff_open(const char *path, void **ctx, ts_image_info *info, ts
   TIFFOpenOptionsSetWarningHandlerExtR(opts, on_warning, r);
   /* a hostile header cannot make libtiff allocate more than this at once */
   TIFFOpenOptionsSetMaxSingleMemAlloc(opts, (tmsize_t)1 << 31);
-  r->tif = TIFFOpenExt(path, "r", opts);
+  r->tif = TIFFOpenExt(path, "rm", opts) /* m: no mmap, RSS stays small */;
   TIFFOpenOptionsFree(opts);
   if (!r->tif) return ts_fail(err, TS_ERR_FORMAT, "%s: cannot read TIFF: %s", path, libtiff_msg(r));
 

@@ -56,11 +56,12 @@ static ts_status scale_prepare(ts_kernel *k, ts_error *err) {
   return TS_OK;
 }
 
-/* grayscale: RGB(A) -> 1 channel with OpenCV's cvtColor RGB2GRAY weights.
- * Integers use OpenCV's 14-bit fixed point with rounding (bit-exact for
- * u8), f32 the float weights. 1 channel passes through, 2 (gray+alpha)
+/* grayscale: RGB(A) -> 1 channel with OpenCV's cvtColor RGB2GRAY weights
+ * (0.299, 0.587, 0.114): u8 in OpenCV 4's 15-bit fixed point with rounding
+ * (bit-exact), u16 and f32 as a float sum (u16 rounded to nearest; OpenCV's
+ * u16 SIMD path rounds in steps and differs by at most 1 level). 1 channel passes through, 2 (gray+alpha)
  * drops the alpha. */
-enum { R2Y = 4899, G2Y = 9617, B2Y = 1868, YUV_SHIFT = 14 };
+enum { R2Y = 9798, G2Y = 19235, B2Y = 3735, GRAY_SHIFT = 15 };
 
 static ts_status grayscale_apply(const ts_kernel *k, const ts_image *in, ts_image *out,
                                  ts_scratch *s, ts_error *err) {
@@ -78,13 +79,12 @@ static ts_status grayscale_apply(const ts_kernel *k, const ts_image *in, ts_imag
       const uint8_t *restrict p = src;
       uint8_t *restrict o = dst;
       for (int64_t x = 0; x < in->w; x++, p += C)
-        o[x] = (uint8_t)((p[0] * R2Y + p[1] * G2Y + p[2] * B2Y + (1 << (YUV_SHIFT - 1))) >> YUV_SHIFT);
+        o[x] = (uint8_t)((p[0] * R2Y + p[1] * G2Y + p[2] * B2Y + (1 << (GRAY_SHIFT - 1))) >> GRAY_SHIFT);
     } else if (in->dtype == TS_U16) {
       const uint16_t *restrict p = src;
       uint16_t *restrict o = dst;
       for (int64_t x = 0; x < in->w; x++, p += C)
-        o[x] = (uint16_t)(((uint32_t)p[0] * R2Y + (uint32_t)p[1] * G2Y + (uint32_t)p[2] * B2Y +
-                           (1u << (YUV_SHIFT - 1))) >> YUV_SHIFT);
+        o[x] = (uint16_t)lrintf(0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2]);
     } else {
       const float *restrict p = src;
       float *restrict o = dst;
