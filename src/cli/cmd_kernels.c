@@ -24,6 +24,14 @@ static void range(const ts_param_def *p, char *buf, size_t cap) {
              (p->flags & TS_PARAM_ODD) ? " odd" : "");
 }
 
+/* Print s with '|' escaped, for a Markdown table cell. */
+static void md_cell(const char *s) {
+  for (; *s; s++) {
+    if (*s == '|') putchar('\\');
+    putchar(*s);
+  }
+}
+
 int ts_cmd_kernels(int argc, char **argv) {
   int md = argc > 1 && !strcmp(argv[1], "--markdown");
   if (argc > 1 && !md) {
@@ -44,8 +52,9 @@ int ts_cmd_kernels(int argc, char **argv) {
       printf("| `%s` | ", k->name);
       for (int j = 0; j < k->nparams; j++) {
         range(&k->params[j], rg, sizeof rg);
-        printf("%s`%s` %s %s, default %s", j ? "<br>" : "", k->params[j].name, type_name(k->params[j].type), rg,
-               k->params[j].def ? k->params[j].def : "required");
+        printf("%s`%s` %s ", j ? "<br>" : "", k->params[j].name, type_name(k->params[j].type));
+        md_cell(rg);
+        printf(", default %s", k->params[j].def ? k->params[j].def : "required");
       }
       printf("%s | %s | %s | %s |\n", k->nparams ? "" : "none", dt, k->halo_doc, k->summary);
       continue;
