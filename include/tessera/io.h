@@ -4,8 +4,9 @@
  * taking a context pointer; format.c picks the table. Readers read any rect
  * inside the image into a caller buffer, through a small cache of decoded
  * source blocks, so no step holds the whole image. Writers take rects
- * aligned to their tile grid, write under a temporary name, and only
- * ts_writer_finish gives the file its final name. */
+ * encoded by per-thread encoders (compression runs in parallel), stored
+ * one at a time under a temporary name, and only ts_writer_finish gives
+ * the file its final name. */
 #ifndef TESSERA_IO_H
 #define TESSERA_IO_H
 
@@ -68,11 +69,21 @@ typedef struct ts_writer_options {
   const char *description; /* stored in ImageDescription, may be NULL */
 } ts_writer_options;
 
+typedef struct ts_encoder_state ts_encoder_state; /* a backend's per-thread state */
+
 typedef struct ts_writer_ops {
   const char *name;
   ts_status (*open)(const char *path, const ts_writer_options *o, void **ctx, ts_error *err);
-  /* r: x, y multiples of the tile; w, h the tile or up to the image edge. */
-  ts_status (*write)(void *ctx, ts_rect r, const void *src, int64_t src_stride, ts_error *err);
+  /* Per-thread encoders: encode() may run in many threads at once, each
+   * with its own state; it turns the pixels of tile rect r (x, y multiples
+   * of the tile; w, h the tile or up to the image edge) into the bytes
+   * write_encoded() stores. */
+  ts_status (*encoder_new)(void *ctx, ts_encoder_state **e, ts_error *err);
+  ts_status (*encode)(ts_encoder_state *e, ts_rect r, const void *src, int64_t src_stride,
+                      const void **data, size_t *size, ts_error *err);
+  void (*encoder_free)(ts_encoder_state *e);
+  /* Store one encoded tile; calls are serialized by the caller. */
+  ts_status (*write_encoded)(void *ctx, ts_rect r, const void *data, size_t size, ts_error *err);
   ts_status (*finish)(void *ctx, ts_error *err); /* flush and close */
   void (*abort)(void *ctx);                      /* close, keep nothing */
 } ts_writer_ops;
@@ -84,8 +95,20 @@ typedef struct ts_writer ts_writer;
  * Creates `path` + ".partial" and writes there. */
 TS_API ts_status ts_writer_open(const char *path, const ts_writer_options *o,
                                 ts_writer **out, ts_error *err);
-TS_API ts_status ts_writer_write(ts_writer *w, ts_rect r, const void *src,
-                                 int64_t src_stride, ts_error *err);
+
+/* A tile encoder for one thread (compression happens here, in parallel).
+ * The writer must outlive its encoders. */
+typedef struct ts_encoder ts_encoder;
+TS_API ts_status ts_encoder_new(ts_writer *w, ts_encoder **out, ts_error *err);
+TS_API void ts_encoder_free(ts_encoder **e);
+/* Encode the tile at r from src; *data and *size stay valid until the next
+ * call on the same encoder. */
+TS_API ts_status ts_encoder_encode(ts_encoder *e, ts_rect r, const void *src, int64_t src_stride,
+                                   const void **data, size_t *size, ts_error *err);
+/* Store an encoded tile. Not thread-safe: one caller at a time. The order
+ * of the calls sets the file's byte layout. */
+TS_API ts_status ts_writer_write_encoded(ts_writer *w, ts_rect r, const void *data, size_t size,
+                                         ts_error *err);
 /* Complete the file and rename it to its final name. Frees *w. */
 TS_API ts_status ts_writer_finish(ts_writer **w, ts_error *err);
 /* Drop the partial file. Frees *w. Safe on NULL. */

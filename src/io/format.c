@@ -156,9 +156,40 @@ ts_status ts_writer_open(const char *path, const ts_writer_options *o, ts_writer
   return TS_OK;
 }
 
-ts_status ts_writer_write(ts_writer *w, ts_rect r, const void *src, int64_t src_stride,
-                          ts_error *err) {
-  return w->ops->write(w->ctx, r, src, src_stride, err);
+struct ts_encoder {
+  ts_writer *w;
+  ts_encoder_state *state;
+};
+
+ts_status ts_encoder_new(ts_writer *w, ts_encoder **out, ts_error *err) {
+  *out = NULL;
+  ts_encoder *e = calloc(1, sizeof *e);
+  if (!e) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  e->w = w;
+  ts_status st = w->ops->encoder_new(w->ctx, &e->state, err);
+  if (st) {
+    free(e);
+    return st;
+  }
+  *out = e;
+  return TS_OK;
+}
+
+void ts_encoder_free(ts_encoder **e) {
+  if (!e || !*e) return;
+  (*e)->w->ops->encoder_free((*e)->state);
+  free(*e);
+  *e = NULL;
+}
+
+ts_status ts_encoder_encode(ts_encoder *e, ts_rect r, const void *src, int64_t src_stride,
+                            const void **data, size_t *size, ts_error *err) {
+  return e->w->ops->encode(e->state, r, src, src_stride, data, size, err);
+}
+
+ts_status ts_writer_write_encoded(ts_writer *w, ts_rect r, const void *data, size_t size,
+                                  ts_error *err) {
+  return w->ops->write_encoded(w->ctx, r, data, size, err);
 }
 
 ts_status ts_writer_finish(ts_writer **wp, ts_error *err) {

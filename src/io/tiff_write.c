@@ -1,7 +1,8 @@
 /* TIFF writer: tiled BigTIFF with none/deflate/lzw/zstd/jpeg compression
  * (predictors for the lossless ones). Tiles arrive as rects on the tile
  * grid; edge tiles are zero-padded, so the bytes written depend only on the
- * pixels and the order of the calls. */
+ * pixels and the order of the calls. Tiles are compressed by per-thread
+ * encoders outside the writer's lock; only the raw write is serial. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,17 +18,68 @@ typedef struct tiff_writer {
   char msg[512];
   ts_writer_options o;
   size_t px, tile_bytes;
-  void *tile;
+  uint16_t comp;
+  void *tile; /* staging for jpeg, which libtiff encodes from pixels */
 } tiff_writer;
 
+/* A growable in-memory file for the per-thread encoding handles. */
+typedef struct membuf {
+  unsigned char *p;
+  uint64_t size, cap, pos;
+} membuf;
+
+struct ts_encoder_state {
+  const tiff_writer *w;
+  TIFF *t;   /* one-tile in-memory TIFF, kept: codec state is costly to build */
+  membuf m;
+  void *tile; /* the staged (zero-padded) tile; predictors encode in place */
+  char msg[512];
+};
+
 static int on_error(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap) {
-  tiff_writer *w = user;
-  if (w && w->msg[0] == '\0') vsnprintf(w->msg, sizeof w->msg, fmt, ap);
+  char *msg = user; /* the msg[512] of a writer or an encoder */
+  if (msg && msg[0] == '\0') vsnprintf(msg, 512, fmt, ap);
   return 1;
 }
 
 static int on_warning(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap) {
   return 1;
+}
+
+static TIFFOpenOptions *open_options(char *msg) {
+  TIFFOpenOptions *opts = TIFFOpenOptionsAlloc();
+  TIFFOpenOptionsSetErrorHandlerExtR(opts, on_error, msg);
+  TIFFOpenOptionsSetWarningHandlerExtR(opts, on_warning, msg);
+  return opts;
+}
+
+/* The tags of an output of w x h: the file itself, and the one-tile
+ * in-memory handles that encode tiles with exactly the same settings. */
+static void configure(TIFF *t, const ts_writer_options *o, uint16_t comp, int64_t w, int64_t h) {
+  int is_float = o->dtype == TS_F32;
+  TIFFSetField(t, TIFFTAG_IMAGEWIDTH, (uint32_t)w);
+  TIFFSetField(t, TIFFTAG_IMAGELENGTH, (uint32_t)h);
+  TIFFSetField(t, TIFFTAG_TILEWIDTH, (uint32_t)o->tile);
+  TIFFSetField(t, TIFFTAG_TILELENGTH, (uint32_t)o->tile);
+  TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, (uint16_t)(8 * ts_dtype_size(o->dtype)));
+  TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, (uint16_t)o->channels);
+  TIFFSetField(t, TIFFTAG_SAMPLEFORMAT, is_float ? SAMPLEFORMAT_IEEEFP : SAMPLEFORMAT_UINT);
+  TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+  TIFFSetField(t, TIFFTAG_PHOTOMETRIC, o->channels >= 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK);
+  if (o->channels == 2 || o->channels == 4) {
+    uint16_t extra = EXTRASAMPLE_UNASSALPHA;
+    TIFFSetField(t, TIFFTAG_EXTRASAMPLES, 1, &extra);
+  }
+  TIFFSetField(t, TIFFTAG_COMPRESSION, comp);
+  if (comp == COMPRESSION_ADOBE_DEFLATE || comp == COMPRESSION_LZW || comp == COMPRESSION_ZSTD)
+    TIFFSetField(t, TIFFTAG_PREDICTOR, is_float ? PREDICTOR_FLOATINGPOINT : PREDICTOR_HORIZONTAL);
+  if (comp == COMPRESSION_JPEG) {
+    TIFFSetField(t, TIFFTAG_JPEGQUALITY, o->quality);
+    if (o->channels == 3) { /* store YCbCr, hand libtiff RGB */
+      TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_YCBCR);
+      TIFFSetField(t, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
+    }
+  }
 }
 
 static void writer_free(tiff_writer *w) {
@@ -58,16 +110,15 @@ static ts_status tiff_wopen(const char *path, const ts_writer_options *o, void *
     return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   }
   w->o = *o;
+  w->comp = comp;
   w->px = ts_dtype_size(o->dtype) * (size_t)o->channels;
   w->tile_bytes = (size_t)(o->tile * o->tile) * w->px;
-  w->tile = calloc(1, w->tile_bytes);
+  w->tile = malloc(w->tile_bytes);
   if (!w->tile) {
     writer_free(w);
     return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   }
-  TIFFOpenOptions *opts = TIFFOpenOptionsAlloc();
-  TIFFOpenOptionsSetErrorHandlerExtR(opts, on_error, w);
-  TIFFOpenOptionsSetWarningHandlerExtR(opts, on_warning, w);
+  TIFFOpenOptions *opts = open_options(w->msg);
   w->tif = TIFFOpenExt(path, "w8", opts); /* w8: BigTIFF */
   TIFFOpenOptionsFree(opts);
   if (!w->tif) {
@@ -76,56 +127,132 @@ static ts_status tiff_wopen(const char *path, const ts_writer_options *o, void *
     writer_free(w);
     return st;
   }
-  TIFF *t = w->tif;
-  int is_float = o->dtype == TS_F32;
-  TIFFSetField(t, TIFFTAG_IMAGEWIDTH, (uint32_t)o->w);
-  TIFFSetField(t, TIFFTAG_IMAGELENGTH, (uint32_t)o->h);
-  TIFFSetField(t, TIFFTAG_TILEWIDTH, (uint32_t)o->tile);
-  TIFFSetField(t, TIFFTAG_TILELENGTH, (uint32_t)o->tile);
-  TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, (uint16_t)(8 * ts_dtype_size(o->dtype)));
-  TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, (uint16_t)o->channels);
-  TIFFSetField(t, TIFFTAG_SAMPLEFORMAT, is_float ? SAMPLEFORMAT_IEEEFP : SAMPLEFORMAT_UINT);
-  TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
-  TIFFSetField(t, TIFFTAG_PHOTOMETRIC, o->channels >= 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK);
-  if (o->channels == 2 || o->channels == 4) {
-    uint16_t extra = EXTRASAMPLE_UNASSALPHA;
-    TIFFSetField(t, TIFFTAG_EXTRASAMPLES, 1, &extra);
-  }
-  TIFFSetField(t, TIFFTAG_COMPRESSION, comp);
-  if (comp == COMPRESSION_ADOBE_DEFLATE || comp == COMPRESSION_LZW || comp == COMPRESSION_ZSTD)
-    TIFFSetField(t, TIFFTAG_PREDICTOR, is_float ? PREDICTOR_FLOATINGPOINT : PREDICTOR_HORIZONTAL);
-  if (comp == COMPRESSION_JPEG) {
-    TIFFSetField(t, TIFFTAG_JPEGQUALITY, o->quality);
-    if (o->channels == 3) { /* store YCbCr, hand libtiff RGB */
-      TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_YCBCR);
-      TIFFSetField(t, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
-    }
-  }
+  configure(w->tif, o, comp, o->w, o->h);
   char sw[64];
   snprintf(sw, sizeof sw, "tessera %s", ts_version());
-  TIFFSetField(t, TIFFTAG_SOFTWARE, sw);
-  if (o->description) TIFFSetField(t, TIFFTAG_IMAGEDESCRIPTION, o->description);
+  TIFFSetField(w->tif, TIFFTAG_SOFTWARE, sw);
+  if (o->description) TIFFSetField(w->tif, TIFFTAG_IMAGEDESCRIPTION, o->description);
   *ctx = w;
   return TS_OK;
 }
 
-static ts_status tiff_wwrite(void *ctx, ts_rect r, const void *src, int64_t src_stride,
-                             ts_error *err) {
-  tiff_writer *w = ctx;
+/* In-memory file procs for TIFFClientOpen. */
+static tmsize_t mem_read(thandle_t h, void *buf, tmsize_t n) {
+  membuf *m = h;
+  uint64_t left = m->pos < m->size ? m->size - m->pos : 0;
+  if ((uint64_t)n > left) n = (tmsize_t)left;
+  memcpy(buf, m->p + m->pos, (size_t)n);
+  m->pos += (uint64_t)n;
+  return n;
+}
+static tmsize_t mem_write(thandle_t h, void *buf, tmsize_t n) {
+  membuf *m = h;
+  if (m->pos + (uint64_t)n > m->cap) {
+    uint64_t cap = 2 * (m->pos + (uint64_t)n);
+    unsigned char *p = realloc(m->p, (size_t)cap);
+    if (!p) return -1;
+    m->p = p;
+    m->cap = cap;
+  }
+  memcpy(m->p + m->pos, buf, (size_t)n);
+  m->pos += (uint64_t)n;
+  if (m->pos > m->size) m->size = m->pos;
+  return n;
+}
+static toff_t mem_seek(thandle_t h, toff_t off, int whence) {
+  membuf *m = h;
+  m->pos = whence == SEEK_SET ? off : whence == SEEK_CUR ? m->pos + off : m->size + off;
+  return m->pos;
+}
+static int mem_close(thandle_t h) { return 0; }
+static toff_t mem_size(thandle_t h) { return ((membuf *)h)->size; }
+static int mem_map(thandle_t h, void **base, toff_t *size) { return 0; }
+static void mem_unmap(thandle_t h, void *base, toff_t size) {}
+
+static ts_status tiff_encoder_new(void *ctx, ts_encoder_state **out, ts_error *err) {
+  const tiff_writer *w = ctx;
+  ts_encoder_state *e = calloc(1, sizeof *e);
+  if (!e || !(e->tile = malloc(w->tile_bytes))) {
+    free(e);
+    return ts_fail(err, TS_ERR_NOMEM, "out of memory for a tile encoder");
+  }
+  e->w = w;
+  *out = e;
+  return TS_OK;
+}
+
+static void tiff_encoder_free(ts_encoder_state *e) {
+  if (e->t) TIFFCleanup(e->t);
+  free(e->m.p);
+  free(e->tile);
+  free(e);
+}
+
+/* Stage the tile (zero-padded at the image edge) and compress it with a
+ * one-tile in-memory TIFF carrying the output's tags, so the bytes equal
+ * what the file's own handle would produce. JPEG tiles share the file's
+ * JPEGTABLES and are encoded at write time: here they stay pixels. */
+static ts_status tiff_encode(ts_encoder_state *e, ts_rect r, const void *src, int64_t src_stride,
+                             const void **data, size_t *size, ts_error *err) {
+  const tiff_writer *w = e->w;
   const int64_t T = w->o.tile;
   if (r.x % T || r.y % T || r.w > T || r.h > T || r.w <= 0 || r.h <= 0)
-    return ts_fail(err, TS_ERR_INTERNAL, "%s: write of %lldx%lld at (%lld, %lld) is not on the "
+    return ts_fail(err, TS_ERR_INTERNAL, "%s: tile of %lldx%lld at (%lld, %lld) is not on the "
                    "%lld-pixel tile grid", w->path, (long long)r.w, (long long)r.h, (long long)r.x,
                    (long long)r.y, (long long)T);
-  /* always stage in our own buffer: predictors encode in place, and edge
-   * tiles need zero padding */
-  if (r.w < T || r.h < T) memset(w->tile, 0, w->tile_bytes);
+  if (r.w < T || r.h < T) memset(e->tile, 0, w->tile_bytes);
   for (int64_t y = 0; y < r.h; y++)
-    memcpy((char *)w->tile + y * T * (int64_t)w->px, (const char *)src + y * src_stride,
+    memcpy((char *)e->tile + y * T * (int64_t)w->px, (const char *)src + y * src_stride,
            (size_t)r.w * w->px);
-  w->msg[0] = '\0';
+  *data = e->tile;
+  *size = w->tile_bytes;
+  if (w->comp == COMPRESSION_NONE || w->comp == COMPRESSION_JPEG) return TS_OK;
+  e->msg[0] = '\0';
+  if (!e->t) {
+    e->m.size = e->m.pos = 0;
+    TIFFOpenOptions *opts = open_options(e->msg);
+    e->t = TIFFClientOpenExt("tile", "w", &e->m, mem_read, mem_write, mem_seek, mem_close,
+                             mem_size, mem_map, mem_unmap, opts);
+    TIFFOpenOptionsFree(opts);
+    if (!e->t)
+      return ts_fail(err, TS_ERR_NOMEM, "%s: cannot set up a tile encoder: %s", w->path, e->msg);
+    configure(e->t, &w->o, w->comp, T, T);
+  }
+  /* rewriting tile 0: libtiff reuses its slot when the new bytes fit and
+   * appends otherwise; each tile starts from fresh codec state, so the
+   * bytes do not depend on the tiles before it */
+  if (TIFFWriteEncodedTile(e->t, 0, e->tile, (tmsize_t)w->tile_bytes) < 0) {
+    ts_status st = ts_fail(err, TS_ERR_IO, "%s: cannot compress tile at (%lld, %lld): %s", w->path,
+                           (long long)r.x, (long long)r.y, e->msg[0] ? e->msg : "libtiff error");
+    TIFFCleanup(e->t);
+    e->t = NULL;
+    return st;
+  }
+  uint64_t off = TIFFGetStrileOffset(e->t, 0), n = TIFFGetStrileByteCount(e->t, 0);
+  *data = e->m.p + off;
+  *size = (size_t)n;
+  /* appends grow the memory file: start a new one now and then (the bytes
+   * just returned stay valid until the next call) */
+  if (e->m.size > 8 * w->tile_bytes + (1u << 20)) {
+    TIFFCleanup(e->t);
+    e->t = NULL;
+  }
+  return TS_OK;
+}
+
+static ts_status tiff_write_encoded(void *ctx, ts_rect r, const void *data, size_t size,
+                                    ts_error *err) {
+  tiff_writer *w = ctx;
   uint32_t t = TIFFComputeTile(w->tif, (uint32_t)r.x, (uint32_t)r.y, 0, 0);
-  if (TIFFWriteEncodedTile(w->tif, t, w->tile, (tmsize_t)w->tile_bytes) < 0)
+  w->msg[0] = '\0';
+  tmsize_t done;
+  if (w->comp == COMPRESSION_JPEG) {
+    memcpy(w->tile, data, w->tile_bytes); /* libtiff may touch its input */
+    done = TIFFWriteEncodedTile(w->tif, t, w->tile, (tmsize_t)w->tile_bytes);
+  } else {
+    done = TIFFWriteRawTile(w->tif, t, (void *)data, (tmsize_t)size);
+  }
+  if (done < 0)
     return ts_fail(err, TS_ERR_IO, "%s: cannot write tile at (%lld, %lld): %s", w->path,
                    (long long)r.x, (long long)r.y, w->msg[0] ? w->msg : "libtiff error");
   return TS_OK;
@@ -150,7 +277,10 @@ static ts_status tiff_finish(void *ctx, ts_error *err) {
 const ts_writer_ops ts_tiff_writer_ops = {
     .name = "tiff",
     .open = tiff_wopen,
-    .write = tiff_wwrite,
+    .encoder_new = tiff_encoder_new,
+    .encode = tiff_encode,
+    .encoder_free = tiff_encoder_free,
+    .write_encoded = tiff_write_encoded,
     .finish = tiff_finish,
     .abort = tiff_abort,
 };

@@ -1,10 +1,11 @@
 /* The single-process engine. OpenMP threads each take whole tasks: read
  * the input (under the reader lock, through the reader's cache), run the
- * pipeline on buffers allocated once per thread, then hand the core to the
- * writer in task order. A result that arrives early waits in one of a few
- * pending slots (copied), so threads keep computing; when every slot is
- * full the finishing thread waits for the writer. Task order on disk makes
- * the output file byte-identical for any thread count. */
+ * pipeline on buffers allocated once per thread, encode (compress) the
+ * core's output tiles, then hand the encoded tiles to the writer in task
+ * order. A result that arrives early waits in one of a few pending slots
+ * (copied), so threads keep computing; when every slot is full the
+ * finishing thread waits for the writer. Task order on disk makes the
+ * output file byte-identical for any thread count. */
 #include <omp.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -17,10 +18,29 @@
 
 enum { SLOT_IN = 10, SLOT_OUT = 11, SLOT_FETCH = 12 };
 
+/* A task's encoded output tiles, back to back: [uint64 size][bytes]... */
+typedef struct blob {
+  unsigned char *p;
+  size_t size, cap;
+} blob;
+
 typedef struct pending {
   int64_t task; /* -1 = free */
-  void *buf;
+  blob b;
 } pending;
+
+static int blob_append(blob *b, const void *data, size_t n) {
+  if (b->size + n > b->cap) {
+    size_t cap = 2 * (b->size + n);
+    unsigned char *p = realloc(b->p, cap);
+    if (!p) return -1;
+    b->p = p;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->size, data, n);
+  b->size += n;
+  return 0;
+}
 
 typedef struct engine {
   const ts_job *job;
@@ -48,25 +68,58 @@ static void fail(engine *e, const ts_error *err) {
   pthread_mutex_unlock(&e->write_lock);
 }
 
-/* Write task t's core (held in `src`) as output tiles. write_lock held. */
-static ts_status write_task(engine *e, int64_t t, const void *src, ts_error *err) {
-  ts_rect core = ts_grid_core(&e->grid, t);
+/* The output tiles of a task's core, in the order they are encoded and
+ * written: rect i of n. */
+static ts_rect out_tile(const engine *e, ts_rect core, int64_t i) {
+  const int64_t T = e->out_tile, across = (core.w + T - 1) / T;
+  ts_rect r = {core.x + (i % across) * T, core.y + (i / across) * T, T, T};
+  if (r.x + r.w > core.x + core.w) r.w = core.x + core.w - r.x;
+  if (r.y + r.h > core.y + core.h) r.h = core.y + core.h - r.y;
+  return r;
+}
+
+static int64_t out_tiles(const engine *e, ts_rect core) {
   const int64_t T = e->out_tile;
+  return ((core.w + T - 1) / T) * ((core.h + T - 1) / T);
+}
+
+/* Encode the core's output (packed in `src`) into b. Runs in parallel. */
+static ts_status encode_task(const engine *e, ts_encoder *enc, ts_rect core, const void *src,
+                             blob *b, ts_error *err) {
   const size_t px = ts_dtype_size(e->pipe->out_dtype) * (size_t)e->pipe->out_channels;
   const int64_t stride = core.w * (int64_t)px;
-  for (int64_t y = 0; y < core.h; y += T)
-    for (int64_t x = 0; x < core.w; x += T) {
-      ts_rect r = {core.x + x, core.y + y, core.w - x < T ? core.w - x : T, core.h - y < T ? core.h - y : T};
-      ts_status st = ts_writer_write(e->writer, r, (const char *)src + y * stride + x * (int64_t)px,
-                                     stride, err);
-      if (st) return st;
-    }
+  b->size = 0;
+  for (int64_t i = 0, n = out_tiles(e, core); i < n; i++) {
+    ts_rect r = out_tile(e, core, i);
+    const void *data;
+    size_t size;
+    const char *at = (const char *)src + (r.y - core.y) * stride + (r.x - core.x) * (int64_t)px;
+    ts_status st = ts_encoder_encode(enc, r, at, stride, &data, &size, err);
+    if (st) return st;
+    uint64_t n64 = size;
+    if (blob_append(b, &n64, sizeof n64) || blob_append(b, data, size))
+      return ts_fail(err, TS_ERR_NOMEM, "out of memory for encoded tiles");
+  }
+  return TS_OK;
+}
+
+/* Store task t's encoded tiles. write_lock held. */
+static ts_status write_task(engine *e, int64_t t, const blob *b, ts_error *err) {
+  ts_rect core = ts_grid_core(&e->grid, t);
+  const unsigned char *p = b->p;
+  for (int64_t i = 0, n = out_tiles(e, core); i < n; i++) {
+    uint64_t size;
+    memcpy(&size, p, sizeof size);
+    ts_status st = ts_writer_write_encoded(e->writer, out_tile(e, core, i), p + sizeof size, size, err);
+    if (st) return st;
+    p += sizeof size + size;
+  }
   ts_progress_tick(&e->progress, core.w * core.h);
   return TS_OK;
 }
 
-/* Hand task t's result to the writer, in order. */
-static ts_status deliver(engine *e, int64_t t, const void *out, size_t bytes, ts_error *err) {
+/* Hand task t's encoded result to the writer, in task order. */
+static ts_status deliver(engine *e, int64_t t, const blob *b, ts_error *err) {
   ts_status st = TS_OK;
   pthread_mutex_lock(&e->write_lock);
   while (!e->failed && t != e->next_write) {
@@ -75,11 +128,11 @@ static ts_status deliver(engine *e, int64_t t, const void *out, size_t bytes, ts
       if (e->slots[i].task < 0) free_slot = i;
     if (free_slot >= 0) {
       pending *p = &e->slots[free_slot];
-      if (!p->buf && !(p->buf = malloc(bytes))) {
+      p->b.size = 0;
+      if (blob_append(&p->b, b->p, b->size)) {
         st = ts_fail(err, TS_ERR_NOMEM, "out of memory for a pending result");
         break;
       }
-      memcpy(p->buf, out, bytes);
       p->task = t;
       pthread_mutex_unlock(&e->write_lock);
       return TS_OK;
@@ -87,14 +140,14 @@ static ts_status deliver(engine *e, int64_t t, const void *out, size_t bytes, ts
     pthread_cond_wait(&e->written, &e->write_lock);
   }
   if (st == TS_OK && !e->failed) {
-    st = write_task(e, t, out, err);
+    st = write_task(e, t, b, err);
     e->next_write++;
     /* then everything that was waiting for this one */
     for (int found = 1; st == TS_OK && found;) {
       found = 0;
       for (int i = 0; i < e->nslots && st == TS_OK; i++)
         if (e->slots[i].task == e->next_write) {
-          st = write_task(e, e->next_write, e->slots[i].buf, err);
+          st = write_task(e, e->next_write, &e->slots[i].b, err);
           e->slots[i].task = -1;
           e->next_write++;
           found = 1;
@@ -113,6 +166,9 @@ static void worker(engine *e) {
   const ts_image_info *info = &e->reader->info;
   const int64_t T = e->grid.tile, H = e->grid.halo;
   ts_status st = s ? TS_OK : ts_fail(&err, TS_ERR_NOMEM, "out of memory");
+  ts_encoder *enc = NULL;
+  blob encoded = {0};
+  if (st == TS_OK) st = ts_encoder_new(e->writer, &enc, &err);
   /* buffers sized for the largest task, allocated once per thread */
   ts_rect biggest = {0, 0, T + 2 * H, T + 2 * H};
   void *inbuf = s ? ts_scratch_get(s, SLOT_IN, (size_t)ts_image_bytes(T + 2 * H, T + 2 * H, info->channels, info->dtype)) : NULL;
@@ -136,10 +192,12 @@ static void worker(engine *e) {
     if (t < 0 || st) break;
     ts_image dst = ts_image_packed(outbuf, core.w, core.h, p->out_channels, p->out_dtype);
     st = ts_pipeline_run(p, &src, &dst, s, &err);
-    if (st == TS_OK)
-      st = deliver(e, t, outbuf, (size_t)ts_image_bytes(T, T, p->out_channels, p->out_dtype), &err);
+    if (st == TS_OK) st = encode_task(e, enc, core, outbuf, &encoded, &err);
+    if (st == TS_OK) st = deliver(e, t, &encoded, &err);
   }
   if (st) fail(e, &err);
+  free(encoded.p);
+  ts_encoder_free(&enc);
   ts_scratch_free(&s);
 }
 
@@ -217,7 +275,7 @@ ts_status ts_run_local(const ts_job *job, ts_run_stats *stats, FILE *log, ts_err
   pthread_mutex_destroy(&e.read_lock);
   pthread_mutex_destroy(&e.write_lock);
   pthread_cond_destroy(&e.written);
-  for (int i = 0; i < e.nslots; i++) free(e.slots[i].buf);
+  for (int i = 0; i < e.nslots; i++) free(e.slots[i].b.p);
   free(e.slots);
   if (e.failed) {
     st = ts_fail(err, e.err.code, "%s", e.err.msg);
