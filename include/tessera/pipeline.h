@@ -31,9 +31,6 @@ TS_API ts_status ts_pipeline_parse(const char *text, ts_dtype dtype, int channel
                                    ts_pipeline **out, ts_error *err);
 TS_API void ts_pipeline_free(ts_pipeline **p);
 
-/* Bytes of scratch the ping-pong buffers need for an output of w x h. */
-TS_API int64_t ts_pipeline_buffer_bytes(const ts_pipeline *p, int64_t w, int64_t h);
-
 /* Run the pipeline on `in` (out.w + 2 halo by out.h + 2 halo) into `out`.
  * Single-threaded; uses `scratch` for intermediates (slots 8..15 are the
  * pipeline's, 0..7 the kernels'). */

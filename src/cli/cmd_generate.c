@@ -53,14 +53,5 @@ int ts_cmd_generate(int argc, char **argv) {
   char input[96];
   snprintf(input, sizeof input, "synth:%lldx%lld:%s:%lld", w, h, dtype, (long long)channels);
   job.input = input;
-  job.progress = !quiet;
-  ts_error err = {0};
-  ts_run_stats stats;
-  ts_status st = ts_run_local(&job, &stats, stderr, &err);
-  if (st) {
-    ts_cli_error("%s", err.msg);
-    return ts_cli_exit(st);
-  }
-  if (!quiet) ts_cli_summary(job.output, &stats);
-  return TS_EXIT_OK;
+  return ts_cli_run_job(&job, quiet);
 }

@@ -66,14 +66,5 @@ int ts_cmd_run(int argc, char **argv) {
     ts_cli_error("run: --input and --output are required (see tessera run --help)");
     return TS_EXIT_USAGE;
   }
-  job.progress = !quiet;
-  ts_error err = {0};
-  ts_run_stats stats;
-  ts_status st = ts_run_local(&job, &stats, stderr, &err);
-  if (st) {
-    ts_cli_error("%s", err.msg);
-    return ts_cli_exit(st);
-  }
-  if (!quiet) ts_cli_summary(job.output, &stats);
-  return TS_EXIT_OK;
+  return ts_cli_run_job(&job, quiet);
 }

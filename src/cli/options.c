@@ -35,6 +35,19 @@ int ts_opt_double(const char *opt, const char *s, double *out) {
   return 0;
 }
 
+int ts_cli_run_job(ts_job *job, int quiet) {
+  job->progress = !quiet;
+  ts_error err = {0};
+  ts_run_stats stats;
+  ts_status st = ts_run_local(job, &stats, stderr, &err);
+  if (st) {
+    ts_cli_error("%s", err.msg);
+    return ts_cli_exit(st);
+  }
+  if (!quiet) ts_cli_summary(job->output, &stats);
+  return TS_EXIT_OK;
+}
+
 void ts_cli_summary(const char *output, const ts_run_stats *st) {
   printf("wrote %s: %lldx%lld, %lld tasks, %d threads, %.3f s, %.1f MPix/s\n", output,
          (long long)st->in_w, (long long)st->in_h, (long long)st->tasks, st->threads, st->seconds,

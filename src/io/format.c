@@ -145,6 +145,14 @@ ts_status ts_writer_open(const char *path, const ts_writer_options *o, ts_writer
     return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   }
   sprintf(w->tmp, "%s.partial", path);
+  /* create it here first: errno gives a plainer message than the backend */
+  int fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+  if (fd < 0) {
+    ts_status s = ts_fail(err, TS_ERR_IO, "%s: cannot create output: %s", path, strerror(errno));
+    ts_writer_abort(&w);
+    return s;
+  }
+  close(fd);
   ts_status s = w->ops->open(w->tmp, o, &w->ctx, err);
   if (s) {
     w->ctx = NULL;

@@ -167,7 +167,6 @@ ts_status ts_pipeline_parse(const char *text, ts_dtype dtype, int channels, ts_p
   p->in_dtype = p->out_dtype = dtype;
   p->in_channels = p->out_channels = channels;
   if (strspn(copy, " \t\r\n") == strlen(copy)) goto done; /* identity */
-  char *save = NULL;
   int count = 0;
   for (char *c = copy; *c; c++) count += (*c == '|');
   if (count + 1 > TS_MAX_KERNELS) {
@@ -177,7 +176,6 @@ ts_status ts_pipeline_parse(const char *text, ts_dtype dtype, int channels, ts_p
   }
   /* strtok would merge "a || b" into two stages; split on every '|' */
   char *stage = copy;
-  (void)save;
   for (;;) {
     char *bar = strchr(stage, '|');
     if (bar) *bar = '\0';

@@ -5,17 +5,6 @@
 
 enum { SLOT_A = 8, SLOT_B = 9 };
 
-int64_t ts_pipeline_buffer_bytes(const ts_pipeline *p, int64_t w, int64_t h) {
-  int64_t most = 0, rem = p->halo;
-  for (int i = 0; i + 1 < p->n; i++) {
-    rem -= p->k[i].halo;
-    int64_t b = ts_image_bytes(w + 2 * rem, h + 2 * rem, p->k[i].out_channels, p->k[i].out_dtype);
-    if (b < 0) return -1;
-    if (b > most) most = b;
-  }
-  return most;
-}
-
 ts_status ts_pipeline_run(const ts_pipeline *p, const ts_image *in, ts_image *out,
                           ts_scratch *scratch, ts_error *err) {
   if (in->w != out->w + 2 * p->halo || in->h != out->h + 2 * p->halo)

@@ -124,6 +124,22 @@ def test_missing_input(tmp_path):
     expect_failure(tmp_path, ["-i", missing, "-p", "invert"], missing, "No such file")
 
 
+def test_output_directory_missing(tmp_path, good):
+    out = tmp_path / "no" / "such" / "dir" / "out.tif"
+    p = run("run", "-i", good, "-o", out, "-p", "invert", "--quiet", check=False)
+    assert p.returncode == 1
+    assert p.stderr.strip() == f"tessera: {out}: cannot create output: No such file or directory"
+
+
+def test_in_place_with_force(tmp_path, good):
+    """Input and output the same file: safe, because the output is renamed
+    over the input only when complete."""
+    before = tifffile.imread(good)
+    run("run", "-i", good, "-o", good, "-p", "invert", "--quiet", "--force")
+    np.testing.assert_array_equal(tifffile.imread(good), 255 - before)
+    assert not (tmp_path / "good.tif.partial").exists()
+
+
 def test_existing_output_kept_without_force(tmp_path, good):
     out = tmp_path / "out.tif"
     out.write_bytes(b"precious")
