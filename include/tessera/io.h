@@ -78,7 +78,8 @@ typedef struct ts_writer_ops {
    * with its own state; it turns the pixels of tile rect r (x, y multiples
    * of the tile; w, h the tile or up to the image edge) into the bytes
    * write_encoded() stores. */
-  ts_status (*encoder_new)(void *ctx, ts_encoder_state **e, ts_error *err);
+  ts_status (*encoder_new)(const char *path, const ts_writer_options *o, ts_encoder_state **e,
+                           ts_error *err);
   ts_status (*encode)(ts_encoder_state *e, ts_rect r, const void *src, int64_t src_stride,
                       const void **data, size_t *size, ts_error *err);
   void (*encoder_free)(ts_encoder_state *e);
@@ -96,10 +97,12 @@ typedef struct ts_writer ts_writer;
 TS_API ts_status ts_writer_open(const char *path, const ts_writer_options *o,
                                 ts_writer **out, ts_error *err);
 
-/* A tile encoder for one thread (compression happens here, in parallel).
- * The writer must outlive its encoders. */
+/* A tile encoder for one thread (compression happens here, in parallel,
+ * on any rank): it needs only the output's path (for the format and the
+ * messages) and the options ts_writer_open accepted. */
 typedef struct ts_encoder ts_encoder;
-TS_API ts_status ts_encoder_new(ts_writer *w, ts_encoder **out, ts_error *err);
+TS_API ts_status ts_encoder_new(const char *path, const ts_writer_options *o, ts_encoder **out,
+                                ts_error *err);
 TS_API void ts_encoder_free(ts_encoder **e);
 /* Encode the tile at r from src; *data and *size stay valid until the next
  * call on the same encoder. */

@@ -11,6 +11,8 @@
 #include <unistd.h>
 #include "io/backends.h"
 
+static ts_status pick_writer(const char *path, const ts_writer_ops **ops, ts_error *err);
+
 static const char *const compression_names[] = {"none", "deflate", "lzw", "zstd", "jpeg"};
 
 ts_status ts_compression_parse(const char *s, ts_compression *out) {
@@ -117,12 +119,21 @@ static int has_suffix(const char *s, const char *suf) {
   return n >= m && strcasecmp(s + n - m, suf) == 0;
 }
 
-ts_status ts_writer_open(const char *path, const ts_writer_options *o, ts_writer **out,
-                         ts_error *err) {
-  *out = NULL;
+/* The output format, by the name's suffix. */
+static ts_status pick_writer(const char *path, const ts_writer_ops **ops, ts_error *err) {
   if (!has_suffix(path, ".tif") && !has_suffix(path, ".tiff"))
     return ts_fail(err, TS_ERR_USAGE, "%s: unknown output format; tile mode writes tiled BigTIFF "
                    "(name the output .tif or .tiff)", path);
+  *ops = &ts_tiff_writer_ops;
+  return TS_OK;
+}
+
+ts_status ts_writer_open(const char *path, const ts_writer_options *o, ts_writer **out,
+                         ts_error *err) {
+  *out = NULL;
+  const ts_writer_ops *ops = NULL;
+  ts_status pst = pick_writer(path, &ops, err);
+  if (pst) return pst;
   if (o->tile < 16 || o->tile % 16)
     return ts_fail(err, TS_ERR_USAGE, "output tile size %lld must be a positive multiple of 16",
                    (long long)o->tile);
@@ -137,7 +148,7 @@ ts_status ts_writer_open(const char *path, const ts_writer_options *o, ts_writer
   }
   ts_writer *w = calloc(1, sizeof *w);
   if (!w) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
-  w->ops = &ts_tiff_writer_ops;
+  w->ops = ops;
   w->path = strdup(path);
   w->tmp = malloc(strlen(path) + 16);
   if (!w->path || !w->tmp) {
@@ -165,16 +176,20 @@ ts_status ts_writer_open(const char *path, const ts_writer_options *o, ts_writer
 }
 
 struct ts_encoder {
-  ts_writer *w;
+  const ts_writer_ops *ops;
   ts_encoder_state *state;
 };
 
-ts_status ts_encoder_new(ts_writer *w, ts_encoder **out, ts_error *err) {
+ts_status ts_encoder_new(const char *path, const ts_writer_options *o, ts_encoder **out,
+                         ts_error *err) {
   *out = NULL;
+  const ts_writer_ops *ops = NULL;
+  ts_status st = pick_writer(path, &ops, err);
+  if (st) return st;
   ts_encoder *e = calloc(1, sizeof *e);
   if (!e) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
-  e->w = w;
-  ts_status st = w->ops->encoder_new(w->ctx, &e->state, err);
+  e->ops = ops;
+  st = ops->encoder_new(path, o, &e->state, err);
   if (st) {
     free(e);
     return st;
@@ -185,14 +200,14 @@ ts_status ts_encoder_new(ts_writer *w, ts_encoder **out, ts_error *err) {
 
 void ts_encoder_free(ts_encoder **e) {
   if (!e || !*e) return;
-  (*e)->w->ops->encoder_free((*e)->state);
+  (*e)->ops->encoder_free((*e)->state);
   free(*e);
   *e = NULL;
 }
 
 ts_status ts_encoder_encode(ts_encoder *e, ts_rect r, const void *src, int64_t src_stride,
                             const void **data, size_t *size, ts_error *err) {
-  return e->w->ops->encode(e->state, r, src, src_stride, data, size, err);
+  return e->ops->encode(e->state, r, src, src_stride, data, size, err);
 }
 
 ts_status ts_writer_write_encoded(ts_writer *w, ts_rect r, const void *data, size_t size,

@@ -29,7 +29,7 @@ typedef struct membuf {
 } membuf;
 
 struct ts_encoder_state {
-  const tiff_writer *w;
+  tiff_writer w; /* a copy of the settings: encoders need no open file */
   TIFF *t;   /* one-tile in-memory TIFF, kept: codec state is costly to build */
   membuf m;
   void *tile; /* the staged (zero-padded) tile; predictors encode in place */
@@ -82,6 +82,17 @@ static void configure(TIFF *t, const ts_writer_options *o, uint16_t comp, int64_
   }
 }
 
+/* Settings derived from the options, shared by the writer and encoders. */
+static void derive(tiff_writer *w, const ts_writer_options *o) {
+  static const uint16_t codes[] = {COMPRESSION_NONE, COMPRESSION_ADOBE_DEFLATE, COMPRESSION_LZW,
+                                   COMPRESSION_ZSTD, COMPRESSION_JPEG};
+  w->o = *o;
+  w->o.description = NULL;
+  w->comp = codes[o->compression];
+  w->px = ts_dtype_size(o->dtype) * (size_t)o->channels;
+  w->tile_bytes = (size_t)(o->tile * o->tile) * w->px;
+}
+
 static void writer_free(tiff_writer *w) {
   free(w->tile);
   free(w->path);
@@ -95,9 +106,9 @@ static void tiff_abort(void *ctx) {
 }
 
 static ts_status tiff_wopen(const char *path, const ts_writer_options *o, void **ctx, ts_error *err) {
-  static const uint16_t codes[] = {COMPRESSION_NONE, COMPRESSION_ADOBE_DEFLATE, COMPRESSION_LZW,
-                                   COMPRESSION_ZSTD, COMPRESSION_JPEG};
-  uint16_t comp = codes[o->compression];
+  tiff_writer probe;
+  derive(&probe, o);
+  uint16_t comp = probe.comp;
   if (!TIFFIsCODECConfigured(comp))
     return ts_fail(err, TS_ERR_USAGE, "%s compression is not available in this libtiff",
                    ts_compression_name(o->compression));
@@ -109,10 +120,7 @@ static ts_status tiff_wopen(const char *path, const ts_writer_options *o, void *
     free(w);
     return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   }
-  w->o = *o;
-  w->comp = comp;
-  w->px = ts_dtype_size(o->dtype) * (size_t)o->channels;
-  w->tile_bytes = (size_t)(o->tile * o->tile) * w->px;
+  derive(w, o);
   w->tile = malloc(w->tile_bytes);
   if (!w->tile) {
     writer_free(w);
@@ -169,20 +177,22 @@ static toff_t mem_size(thandle_t h) { return ((membuf *)h)->size; }
 static int mem_map(thandle_t h, void **base, toff_t *size) { return 0; }
 static void mem_unmap(thandle_t h, void *base, toff_t size) {}
 
-static ts_status tiff_encoder_new(void *ctx, ts_encoder_state **out, ts_error *err) {
-  const tiff_writer *w = ctx;
+static ts_status tiff_encoder_new(const char *path, const ts_writer_options *o,
+                                  ts_encoder_state **out, ts_error *err) {
   ts_encoder_state *e = calloc(1, sizeof *e);
-  if (!e || !(e->tile = malloc(w->tile_bytes))) {
+  if (e) derive(&e->w, o);
+  if (!e || !(e->tile = malloc(e->w.tile_bytes)) || !(e->w.path = strdup(path))) {
+    if (e) free(e->tile);
     free(e);
     return ts_fail(err, TS_ERR_NOMEM, "out of memory for a tile encoder");
   }
-  e->w = w;
   *out = e;
   return TS_OK;
 }
 
 static void tiff_encoder_free(ts_encoder_state *e) {
   if (e->t) TIFFCleanup(e->t);
+  free(e->w.path);
   free(e->m.p);
   free(e->tile);
   free(e);
@@ -194,7 +204,7 @@ static void tiff_encoder_free(ts_encoder_state *e) {
  * JPEGTABLES and are encoded at write time: here they stay pixels. */
 static ts_status tiff_encode(ts_encoder_state *e, ts_rect r, const void *src, int64_t src_stride,
                              const void **data, size_t *size, ts_error *err) {
-  const tiff_writer *w = e->w;
+  const tiff_writer *w = &e->w;
   const int64_t T = w->o.tile;
   if (r.x % T || r.y % T || r.w > T || r.h > T || r.w <= 0 || r.h <= 0)
     return ts_fail(err, TS_ERR_INTERNAL, "%s: tile of %lldx%lld at (%lld, %lld) is not on the "

@@ -1,0 +1,145 @@
+/* Encoding a task's output tiles, and storing tasks in order. */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include "sched/output.h"
+
+int ts_blob_reserve(ts_blob *b, size_t n) {
+  if (n <= b->cap) return 0;
+  size_t cap = 2 * n;
+  unsigned char *p = realloc(b->p, cap);
+  if (!p) return -1;
+  b->p = p;
+  b->cap = cap;
+  return 0;
+}
+
+int ts_blob_append(ts_blob *b, const void *data, size_t n) {
+  if (ts_blob_reserve(b, b->size + n)) return -1;
+  memcpy(b->p + b->size, data, n);
+  b->size += n;
+  return 0;
+}
+
+void ts_blob_free(ts_blob *b) {
+  free(b->p);
+  memset(b, 0, sizeof *b);
+}
+
+/* Output tile i (row-major) of a core. */
+static ts_rect out_tile(ts_rect core, int64_t T, int64_t i) {
+  const int64_t across = (core.w + T - 1) / T;
+  ts_rect r = {core.x + (i % across) * T, core.y + (i / across) * T, T, T};
+  if (r.x + r.w > core.x + core.w) r.w = core.x + core.w - r.x;
+  if (r.y + r.h > core.y + core.h) r.h = core.y + core.h - r.y;
+  return r;
+}
+
+static int64_t out_tiles(ts_rect core, int64_t T) {
+  return ((core.w + T - 1) / T) * ((core.h + T - 1) / T);
+}
+
+/* Encode tiles [i0, i1) of the core into b (appending). */
+static ts_status encode_range(ts_encoder *enc, ts_rect core, int64_t T, const ts_image *out,
+                              int64_t i0, int64_t i1, ts_blob *b, ts_error *err) {
+  for (int64_t i = i0; i < i1; i++) {
+    ts_rect r = out_tile(core, T, i);
+    const void *data;
+    size_t size;
+    ts_status st = ts_encoder_encode(enc, r, ts_image_at(out, r.x - core.x, r.y - core.y),
+                                     out->stride, &data, &size, err);
+    if (st) return st;
+    uint64_t n64 = size;
+    if (ts_blob_append(b, &n64, sizeof n64) || ts_blob_append(b, data, size))
+      return ts_fail(err, TS_ERR_NOMEM, "out of memory for encoded tiles");
+  }
+  return TS_OK;
+}
+
+ts_status ts_encode_core(ts_encoder **encs, ts_blob *parts, int n, ts_rect core, int64_t out_tile,
+                         const ts_image *out, ts_blob *b, ts_error *err) {
+  const int64_t count = out_tiles(core, out_tile);
+  b->size = 0;
+  if (n <= 1 || count == 1) return encode_range(encs[0], core, out_tile, out, 0, count, b, err);
+  if (n > count) n = (int)count;
+  ts_status st = TS_OK;
+#pragma omp parallel num_threads(n)
+  {
+    int i = omp_get_thread_num(), nt = omp_get_num_threads();
+    ts_error e = {0};
+    parts[i].size = 0;
+    ts_status s = encode_range(encs[i], core, out_tile, out, count * i / nt, count * (i + 1) / nt,
+                               &parts[i], &e);
+#pragma omp critical(ts_encode_error)
+    if (s && st == TS_OK) st = ts_fail(err, s, "%s", e.msg);
+  }
+  for (int i = 0; st == TS_OK && i < n; i++)
+    if (ts_blob_append(b, parts[i].p, parts[i].size))
+      st = ts_fail(err, TS_ERR_NOMEM, "out of memory for encoded tiles");
+  return st;
+}
+
+/* Store task t's encoded tiles. */
+static ts_status store(ts_order *o, int64_t t, const ts_blob *b, ts_error *err) {
+  ts_rect core = ts_grid_core(o->grid, t);
+  const unsigned char *p = b->p;
+  for (int64_t i = 0, n = out_tiles(core, o->out_tile); i < n; i++) {
+    uint64_t size;
+    memcpy(&size, p, sizeof size);
+    ts_status st = ts_writer_write_encoded(o->writer, out_tile(core, o->out_tile, i), p + sizeof size,
+                                           size, err);
+    if (st) return st;
+    p += sizeof size + size;
+  }
+  if (o->progress) ts_progress_tick(o->progress, core.w * core.h);
+  return TS_OK;
+}
+
+ts_status ts_order_init(ts_order *o, ts_writer *w, const ts_grid *g, int64_t out_tile,
+                        ts_progress *progress, int nslots, ts_error *err) {
+  memset(o, 0, sizeof *o);
+  o->writer = w;
+  o->grid = g;
+  o->out_tile = out_tile;
+  o->progress = progress;
+  o->nslots = nslots;
+  o->slots = calloc((size_t)nslots, sizeof *o->slots);
+  if (!o->slots) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  for (int i = 0; i < nslots; i++) o->slots[i].task = -1;
+  return TS_OK;
+}
+
+void ts_order_free(ts_order *o) {
+  for (int i = 0; i < o->nslots; i++) ts_blob_free(&o->slots[i].b);
+  free(o->slots);
+  o->slots = NULL;
+}
+
+ts_status ts_order_put(ts_order *o, int64_t t, const ts_blob *b, int *placed, ts_error *err) {
+  *placed = 1;
+  if (t != o->next) {
+    for (int i = 0; i < o->nslots; i++)
+      if (o->slots[i].task < 0) {
+        o->slots[i].b.size = 0;
+        if (ts_blob_append(&o->slots[i].b, b->p, b->size))
+          return ts_fail(err, TS_ERR_NOMEM, "out of memory for a pending result");
+        o->slots[i].task = t;
+        return TS_OK;
+      }
+    *placed = 0;
+    return TS_OK;
+  }
+  ts_status st = store(o, t, b, err);
+  o->next++;
+  for (int found = 1; st == TS_OK && found;) { /* then those waiting for it */
+    found = 0;
+    for (int i = 0; i < o->nslots && st == TS_OK; i++)
+      if (o->slots[i].task == o->next) {
+        st = store(o, o->next, &o->slots[i].b, err);
+        o->slots[i].task = -1;
+        o->next++;
+        found = 1;
+      }
+  }
+  return st;
+}

@@ -1,0 +1,51 @@
+/* The output side of a task, shared by the local engine, MPI workers and
+ * rank 0: a core's output tiles encoded into one blob (on the rank and
+ * thread that computed them), and the ordered store of blobs that keeps
+ * the file's bytes independent of arrival order. */
+#ifndef TS_SCHED_OUTPUT_H
+#define TS_SCHED_OUTPUT_H
+
+#include "sched/progress.h"
+#include "tessera/io.h"
+#include "tessera/partition.h"
+
+/* Growable bytes. A task's encoded tiles: [uint64 size][bytes] per tile. */
+typedef struct ts_blob {
+  unsigned char *p;
+  size_t size, cap;
+} ts_blob;
+
+int ts_blob_append(ts_blob *b, const void *data, size_t n);
+int ts_blob_reserve(ts_blob *b, size_t n);
+void ts_blob_free(ts_blob *b);
+
+/* Encode the output tiles (out_tile-sized, on the output grid) of `core`,
+ * whose pixels are the packed image `out`, into b. With n > 1 encoders the
+ * tiles are spread over n OpenMP threads (encs[i] and parts[i] per thread)
+ * and joined in order: the same bytes for any n. */
+ts_status ts_encode_core(ts_encoder **encs, ts_blob *parts, int n, ts_rect core, int64_t out_tile,
+                         const ts_image *out, ts_blob *b, ts_error *err);
+
+/* Ordered store. Not thread-safe: the caller serializes. */
+typedef struct ts_order {
+  ts_writer *writer;
+  const ts_grid *grid;
+  int64_t out_tile;
+  ts_progress *progress; /* may be NULL */
+  int64_t next;          /* the next task to store */
+  int nslots;
+  struct ts_order_slot {
+    int64_t task; /* -1 = free */
+    ts_blob b;
+  } *slots;
+} ts_order;
+
+ts_status ts_order_init(ts_order *o, ts_writer *w, const ts_grid *g, int64_t out_tile,
+                        ts_progress *progress, int nslots, ts_error *err);
+void ts_order_free(ts_order *o);
+/* Hand over task t's blob: stored now if it is next (then every waiting
+ * one that follows), else copied into a free slot. *placed = 0 means all
+ * slots are full: call again after another put. */
+ts_status ts_order_put(ts_order *o, int64_t t, const ts_blob *b, int *placed, ts_error *err);
+
+#endif

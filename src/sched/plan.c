@@ -1,0 +1,63 @@
+/* Validation and set-up of a job. */
+#include <string.h>
+#include <time.h>
+#include "sched/plan.h"
+
+double ts_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int64_t ts_plan_out_tile(const ts_job *job) {
+  if (job->out_tile) return job->out_tile;
+  for (int64_t t = 256; t > 16; t /= 2)
+    if (job->tile % t == 0) return t;
+  return 16;
+}
+
+void ts_plan_size_cache(ts_reader *r, const ts_grid *g) {
+  /* two stripe-rows of source blocks: tasks move along a stripe row and
+   * the next row reuses the blocks under the shared halo */
+  const ts_image_info *info = &r->info;
+  int64_t span_w = g->stripe * g->tile + 2 * g->halo, span_h = g->tile + 2 * g->halo;
+  ts_reader_set_cache(r, 2 * (span_w / info->block_w + 2) * (span_h / info->block_h + 2));
+}
+
+ts_status ts_plan_open(ts_plan *p, const ts_job *job, ts_error *err) {
+  ts_status st;
+  memset(p, 0, sizeof *p);
+  p->job = job;
+  if (job->tile < 16 || job->tile % 16)
+    return ts_fail(err, TS_ERR_USAGE, "--tile %lld: the tile size must be a positive multiple of 16",
+                   (long long)job->tile);
+  p->out_tile = ts_plan_out_tile(job);
+  if (p->out_tile % 16 || job->tile % p->out_tile)
+    return ts_fail(err, TS_ERR_USAGE, "--out-tile %lld must be a multiple of 16 that divides --tile %lld",
+                   (long long)p->out_tile, (long long)job->tile);
+  if ((st = ts_reader_open(job->input, &p->reader, err))) return st;
+  const ts_image_info *info = &p->reader->info;
+  if ((st = ts_pipeline_parse(job->pipeline, info->dtype, info->channels, &p->pipe, err))) goto fail;
+  /* tiled inputs walk in stripes of 4 tiles; strips span the width anyway */
+  if ((st = ts_grid_init(&p->grid, info->w, info->h, job->tile, p->pipe->halo,
+                         info->block_w >= info->w ? 0 : 4 * job->tile, err)))
+    goto fail;
+  ts_writer_options wo = {
+      .w = info->w, .h = info->h, .channels = p->pipe->out_channels, .dtype = p->pipe->out_dtype,
+      .tile = p->out_tile, .compression = job->compression, .quality = job->quality,
+      .force = job->force, .description = p->pipe->text,
+  };
+  p->wopts = wo;
+  if ((st = ts_writer_open(job->output, &wo, &p->writer, err))) goto fail;
+  ts_plan_size_cache(p->reader, &p->grid);
+  return TS_OK;
+fail:
+  ts_plan_close(p);
+  return st;
+}
+
+void ts_plan_close(ts_plan *p) {
+  ts_writer_abort(&p->writer);
+  ts_pipeline_free(&p->pipe);
+  ts_reader_close(&p->reader);
+}
