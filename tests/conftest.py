@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tifffile
 
-TESSERA = os.environ.get("TESSERA", os.path.join(os.path.dirname(__file__), "..", "build", "tessera"))
+TESSERA = os.path.abspath(os.environ.get("TESSERA", os.path.join(os.path.dirname(__file__), "..", "build", "tessera")))
 
 DTYPES = {"u8": np.uint8, "u16": np.uint16, "f32": np.float32}
 

@@ -12,6 +12,11 @@
 #include "tessera/io.h"
 #include "tessera/partition.h"
 
+typedef enum ts_io_mode {
+  TS_IO_ROOT = 0, /* rank 0 reads and sends pixels: no shared filesystem needed */
+  TS_IO_DIRECT    /* workers read their input themselves (shared filesystem) */
+} ts_io_mode;
+
 typedef struct ts_job {
   const char *input;
   const char *output;
@@ -25,10 +30,14 @@ typedef struct ts_job {
   int quality;
   int force;
   int progress;         /* print progress to the log stream */
+  ts_io_mode io;        /* MPI runs: who reads the input */
+  int credits;          /* MPI runs: tasks in flight per worker; 0 = auto */
 } ts_job;
 
 /* Defaults: tile 1024, reflect, all cores, no compression, quality 90. */
 TS_API void ts_job_init(ts_job *job);
+
+struct ts_rank_stats;
 
 typedef struct ts_run_stats {
   double seconds;
@@ -37,7 +46,12 @@ typedef struct ts_run_stats {
   int64_t in_w, in_h;
   int threads;
   int64_t out_tile;
+  int nranks;                   /* MPI runs, rank 0: per-rank figures */
+  struct ts_rank_stats *ranks;
 } ts_run_stats;
+
+/* Free what a run allocated in stats. */
+TS_API void ts_run_stats_free(ts_run_stats *stats);
 
 /* Validate the job and run it. `log` gets progress (may be NULL). */
 TS_API ts_status ts_run_local(const ts_job *job, ts_run_stats *stats, FILE *log,

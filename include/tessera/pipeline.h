@@ -37,4 +37,10 @@ TS_API void ts_pipeline_free(ts_pipeline **p);
 TS_API ts_status ts_pipeline_run(const ts_pipeline *p, const ts_image *in, ts_image *out,
                                  ts_scratch *scratch, ts_error *err);
 
+/* The same, with one task's rows split into bands over `nthreads` OpenMP
+ * threads (scratch[i] per thread; intermediates live in scratch[0]). The
+ * output bytes do not depend on nthreads. */
+TS_API ts_status ts_pipeline_run_bands(const ts_pipeline *p, const ts_image *in, ts_image *out,
+                                       ts_scratch **scratch, int nthreads, ts_error *err);
+
 #endif

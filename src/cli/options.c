@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include "cli/cli.h"
+#include "tessera/sched.h"
 #include "core/params.h"
 
 void ts_cli_error(const char *fmt, ...) {
@@ -49,7 +50,14 @@ int ts_cli_run_job(ts_job *job, int quiet) {
 }
 
 void ts_cli_summary(const char *output, const ts_run_stats *st) {
-  printf("wrote %s: %lldx%lld, %lld tasks, %d threads, %.3f s, %.1f MPix/s\n", output,
-         (long long)st->in_w, (long long)st->in_h, (long long)st->tasks, st->threads, st->seconds,
+  printf("wrote %s: %lldx%lld, %lld tasks, %d threads%s, %.3f s, %.1f MPix/s\n", output,
+         (long long)st->in_w, (long long)st->in_h, (long long)st->tasks, st->threads,
+         st->nranks > 1 ? " per worker" : "", st->seconds,
          st->seconds > 0 ? (double)st->pixels / st->seconds / 1e6 : 0.0);
+  for (int r = 0; r < st->nranks; r++) {
+    const ts_rank_stats *k = &st->ranks[r];
+    printf("  rank %d (%s): %lld tasks, busy %.0f%%, sent %.1f MB, received %.1f MB\n", r, k->host,
+           (long long)k->tasks, st->seconds > 0 ? 100.0 * k->busy / st->seconds : 0.0,
+           (double)k->bytes_sent / 1e6, (double)k->bytes_received / 1e6);
+  }
 }

@@ -83,6 +83,7 @@ static void worker(engine *e) {
     if (t < 0 || st) break;
     ts_image dst = ts_image_packed(outbuf, core.w, core.h, p->out_channels, p->out_dtype);
     st = ts_pipeline_run(p, &src, &dst, s, &err);
+    encoded.size = 0;
     if (st == TS_OK) st = ts_encode_core(&enc, NULL, 1, core, pl->out_tile, &dst, &encoded, &err);
     if (st == TS_OK) st = deliver(e, t, &encoded, &err);
   }

@@ -59,7 +59,6 @@ static ts_status encode_range(ts_encoder *enc, ts_rect core, int64_t T, const ts
 ts_status ts_encode_core(ts_encoder **encs, ts_blob *parts, int n, ts_rect core, int64_t out_tile,
                          const ts_image *out, ts_blob *b, ts_error *err) {
   const int64_t count = out_tiles(core, out_tile);
-  b->size = 0;
   if (n <= 1 || count == 1) return encode_range(encs[0], core, out_tile, out, 0, count, b, err);
   if (n > count) n = (int)count;
   ts_status st = TS_OK;

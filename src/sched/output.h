@@ -20,7 +20,7 @@ int ts_blob_reserve(ts_blob *b, size_t n);
 void ts_blob_free(ts_blob *b);
 
 /* Encode the output tiles (out_tile-sized, on the output grid) of `core`,
- * whose pixels are the packed image `out`, into b. With n > 1 encoders the
+ * whose pixels are the packed image `out`, appending to b. With n > 1 encoders the
  * tiles are spread over n OpenMP threads (encs[i] and parts[i] per thread)
  * and joined in order: the same bytes for any n. */
 ts_status ts_encode_core(ts_encoder **encs, ts_blob *parts, int n, ts_rect core, int64_t out_tile,

@@ -1,0 +1,51 @@
+/* The messages between rank 0 and the workers. Every message is bytes: a
+ * fixed header, then a payload. Rank 0 -> worker on TAG_WORK: a task (its
+ * input pixels follow with --io root) or STOP. Worker -> rank 0 on
+ * TAG_DONE: a result (the encoded output tiles follow), an error (the
+ * message follows) or FINAL (the worker's figures follow). One tag each
+ * way keeps a worker's messages in the order it sent them. */
+#ifndef TS_SCHED_PROTOCOL_H
+#define TS_SCHED_PROTOCOL_H
+
+#include <stdint.h>
+#include "sched/plan.h"
+#include "tessera/sched.h"
+
+enum { TAG_WORK = 101, TAG_DONE = 102 };
+
+enum { MSG_TASK = 1, MSG_STOP = 2, MSG_RESULT = 3, MSG_ERROR = 4, MSG_FINAL = 5 };
+
+typedef struct ts_msg {
+  int64_t task;
+  int32_t kind;
+  int32_t status; /* MSG_STOP: the job's final status; MSG_ERROR: the code */
+  double seconds; /* MSG_RESULT: compute time */
+  int64_t payload;
+} ts_msg;
+
+/* What rank 0 broadcasts after validating the job: everything a worker
+ * needs, so it reads no file of the job's itself (strings follow). */
+typedef struct ts_setup {
+  ts_grid grid;
+  ts_writer_options wopts; /* description is not sent */
+  int64_t out_tile;
+  int32_t in_dtype, in_channels;
+  int32_t boundary, io, threads, credits;
+  double cval;
+  int32_t len_input, len_output, len_pipeline;
+} ts_setup;
+
+/* Wait for a request without spinning a core: test, then sleep with a
+ * backoff from 10 us to 1 ms. Adds the time slept to *idle. */
+void ts_wait_gently(MPI_Request *req, MPI_Status *status, double *idle);
+
+ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, int credits,
+                    ts_run_stats *stats, FILE *log, ts_error *err);
+ts_status ts_worker(const ts_setup *su, const char *input, const char *output, const char *pipeline,
+                    MPI_Comm comm, ts_rank_stats *mine, ts_error *err);
+
+/* Gather every rank's readiness to rank 0 and agree on one status; rank
+ * 0's err names the first failing rank and host. Collective. */
+ts_status ts_agree(ts_status mine, const ts_error *my_err, MPI_Comm comm, ts_error *err);
+
+#endif
