@@ -1,10 +1,13 @@
-/* Rank 0 of an MPI run: hands tasks to workers on demand (each worker has
- * `credits` tasks in flight, so a slow worker simply takes fewer), reads
- * their input with --io root, receives encoded results in any order and
- * stores them in task order. It waits by sleeping with a backoff, never by
- * spinning, so it costs little on a machine whose cores the workers use.
- * On any failure it stops handing out work, tells every worker to stop,
- * and drains their last messages: no rank is left waiting. */
+/* Rank 0 of an MPI run: hands batches of tasks to workers on demand (each
+ * worker has `credits` batches in flight, so a slow worker simply takes
+ * fewer), reads their input with --io root, receives encoded results in
+ * any order and stores them in task order. Batches grow until a message
+ * carries about TS_BATCH_SECONDS of work, measured from the workers'
+ * reports, and shrink toward the end so the tail stays balanced. Rank 0
+ * waits by sleeping with a backoff, never by spinning, so it costs little
+ * on a machine whose cores the workers use. On any failure it stops
+ * handing out work, tells every worker to stop, and drains their last
+ * messages: no rank is left waiting. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -15,18 +18,19 @@
 
 typedef struct send_slot {
   MPI_Request req;
-  unsigned char *buf;
+  ts_blob b;
 } send_slot;
 
 typedef struct master {
   const ts_job *job;
   ts_plan *plan;
   MPI_Comm comm;
-  int workers, nsend;
+  int workers, credits, nsend;
   send_slot *sends;
-  size_t send_max;
   void *fetch;
-  int64_t next;    /* next task to hand out */
+  int64_t next;        /* next task to hand out */
+  int64_t task_bytes;  /* the largest task's input (--io root) */
+  double task_seconds; /* running mean of a task's compute time; 0 = unknown */
   double idle;
   ts_rank_stats *ranks;
 } master;
@@ -46,33 +50,54 @@ static send_slot *free_send(master *m) {
     for (int i = 0; i < m->nsend; i++) {
       int done = 1;
       if (m->sends[i].req != MPI_REQUEST_NULL) MPI_Test(&m->sends[i].req, &done, MPI_STATUS_IGNORE);
-      if (done) {
-        if (!m->sends[i].buf && !(m->sends[i].buf = malloc(m->send_max))) return NULL;
-        return &m->sends[i];
-      }
+      if (done) return &m->sends[i];
     }
     backoff(&ns, &m->idle);
   }
 }
 
-/* Hand the next task to worker r. */
-static ts_status send_task(master *m, int r, ts_error *err) {
-  send_slot *s = free_send(m);
-  if (!s) return ts_fail(err, TS_ERR_NOMEM, "out of memory for task buffers");
-  const ts_plan *p = m->plan;
-  ts_msg h = {.task = m->next, .kind = MSG_TASK};
+/* How many tasks the next batch carries. */
+static int64_t batch_size(const master *m) {
+  int64_t left = m->plan->grid.ntasks - m->next, k = 1;
+  if (m->task_seconds > 0) k = (int64_t)(TS_BATCH_SECONDS / m->task_seconds) + 1;
+  if (k > TS_BATCH_TASKS) k = TS_BATCH_TASKS;
   if (m->job->io == TS_IO_ROOT) {
-    ts_rect in = ts_grid_input(&p->grid, m->next);
-    const ts_image_info *info = &p->reader->info;
-    ts_image dst = ts_image_packed(s->buf + sizeof h, in.w, in.h, info->channels, info->dtype);
-    ts_status st = ts_fetch_rect(p->reader, in, m->job->boundary, m->job->cval, &dst, m->fetch, err);
-    if (st) return st;
-    h.payload = ts_image_bytes(in.w, in.h, info->channels, info->dtype);
+    int64_t fit = TS_BATCH_BYTES / (m->task_bytes > 0 ? m->task_bytes : 1);
+    if (k > fit) k = fit > 0 ? fit : 1;
   }
-  memcpy(s->buf, &h, sizeof h);
-  MPI_Isend(s->buf, (int)(sizeof h + (size_t)h.payload), MPI_BYTE, r, TAG_WORK, m->comm, &s->req);
-  m->ranks[0].bytes_sent += (int64_t)sizeof h + h.payload;
-  m->next++;
+  /* near the end, smaller batches keep every worker busy to the last */
+  int64_t fair = left / (2 * (int64_t)m->workers * m->credits);
+  if (k > fair) k = fair > 0 ? fair : 1;
+  return k < left ? k : left;
+}
+
+/* Hand the next batch to worker r. */
+static ts_status send_batch(master *m, int r, ts_error *err) {
+  send_slot *s = free_send(m);
+  const ts_plan *p = m->plan;
+  const ts_image_info *info = &p->reader->info;
+  const int64_t k = batch_size(m);
+  ts_msg h = {.count = k, .kind = MSG_TASK};
+  size_t index = sizeof h + (size_t)k * sizeof(ts_item), at = index;
+  size_t total = index + (m->job->io == TS_IO_ROOT ? (size_t)(k * m->task_bytes) : 0);
+  if (ts_blob_reserve(&s->b, total)) return ts_fail(err, TS_ERR_NOMEM, "out of memory for task buffers");
+  for (int64_t i = 0; i < k; i++) {
+    ts_item it = {.task = m->next + i};
+    if (m->job->io == TS_IO_ROOT) {
+      ts_rect in = ts_grid_input(&p->grid, it.task);
+      ts_image dst = ts_image_packed(s->b.p + at, in.w, in.h, info->channels, info->dtype);
+      ts_status st = ts_fetch_rect(p->reader, in, m->job->boundary, m->job->cval, &dst, m->fetch, err);
+      if (st) return st;
+      it.bytes = ts_image_bytes(in.w, in.h, info->channels, info->dtype);
+      at += (size_t)it.bytes;
+    }
+    memcpy(s->b.p + sizeof h + (size_t)i * sizeof it, &it, sizeof it);
+  }
+  h.payload = (int64_t)(at - sizeof h);
+  memcpy(s->b.p, &h, sizeof h);
+  MPI_Isend(s->b.p, (int)at, MPI_BYTE, r, TAG_WORK, m->comm, &s->req);
+  m->ranks[0].bytes_sent += (int64_t)at;
+  m->next += k;
   return TS_OK;
 }
 
@@ -98,17 +123,37 @@ static int receive(master *m, ts_blob *rb, ts_msg *h) {
   }
 }
 
-ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, int credits,
+/* Store every result of a batch. */
+static ts_status store_batch(master *m, ts_order *order, const ts_blob *rb, const ts_msg *h,
+                             ts_error *err) {
+  const unsigned char *index = rb->p + sizeof *h, *data = index + (size_t)h->count * sizeof(ts_item);
+  for (int64_t i = 0; i < h->count; i++) {
+    ts_item it;
+    memcpy(&it, index + (size_t)i * sizeof it, sizeof it);
+    ts_blob one = {.p = (unsigned char *)data, .size = (size_t)it.bytes};
+    int placed;
+    ts_status st = ts_order_put(order, it.task, &one, &placed, err);
+    if (st) return st;
+    if (!placed) return ts_fail(err, TS_ERR_INTERNAL, "result of task %lld has no slot", (long long)it.task);
+    data += it.bytes;
+  }
+  if (h->count > 0) { /* running mean of the compute time per task */
+    double per = h->seconds / (double)h->count;
+    m->task_seconds = m->task_seconds > 0 ? 0.8 * m->task_seconds + 0.2 * per : per;
+  }
+  return TS_OK;
+}
+
+ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_setup *su,
                     ts_run_stats *stats, FILE *log, ts_error *err) {
   double t0 = MPI_Wtime();
   int size;
   MPI_Comm_size(comm, &size);
-  master m = {.job = job, .plan = plan, .comm = comm, .workers = size - 1};
+  master m = {.job = job, .plan = plan, .comm = comm, .workers = size - 1, .credits = su->credits,
+              .task_bytes = su->task_bytes};
   const int64_t T = plan->grid.tile, H = plan->grid.halo;
-  const ts_image_info *info = &plan->reader->info;
   ts_rect big = {0, 0, T + 2 * H, T + 2 * H};
-  m.send_max = sizeof(ts_msg) + (job->io == TS_IO_ROOT ? (size_t)ts_image_bytes(T + 2 * H, T + 2 * H, info->channels, info->dtype) : 0);
-  m.nsend = credits * m.workers;
+  m.nsend = m.credits * m.workers;
   m.sends = calloc((size_t)m.nsend, sizeof *m.sends);
   m.fetch = malloc(ts_fetch_scratch_bytes(big));
   m.ranks = calloc((size_t)size, sizeof *m.ranks);
@@ -119,13 +164,14 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, int credits
   if (!m.sends || !m.fetch || !m.ranks) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
   for (int i = 0; m.sends && i < m.nsend; i++) m.sends[i].req = MPI_REQUEST_NULL;
   ts_progress_init(&progress, job->progress ? log : NULL, plan->grid.ntasks, ts_now());
-  if (st == TS_OK)
-    st = ts_order_init(&order, plan->writer, &plan->grid, plan->out_tile, &progress, m.nsend + 1, err);
+  if (st == TS_OK) /* every task in flight has its own slot */
+    st = ts_order_init(&order, plan->writer, &plan->grid, plan->out_tile, &progress,
+                       (int64_t)m.nsend * TS_BATCH_TASKS + 1, err);
 
-  /* fill every worker's credits, then one new task per result */
-  for (int k = 0; k < credits && st == TS_OK; k++)
+  /* fill every worker's credits, then one new batch per result */
+  for (int k = 0; k < m.credits && st == TS_OK; k++)
     for (int r = 1; r <= m.workers && st == TS_OK && m.next < plan->grid.ntasks; r++)
-      st = send_task(&m, r, err);
+      st = send_batch(&m, r, err);
   while (st == TS_OK && order.next < plan->grid.ntasks) {
     ts_msg h;
     int src = receive(&m, &rb, &h);
@@ -133,11 +179,8 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, int credits
       st = ts_fail(err, (ts_status)h.status, "%s", (char *)rb.p + sizeof h);
       break;
     }
-    ts_blob result = {.p = rb.p + sizeof h, .size = (size_t)h.payload};
-    int placed;
-    st = ts_order_put(&order, h.task, &result, &placed, err);
-    if (st == TS_OK && !placed) st = ts_fail(err, TS_ERR_INTERNAL, "result of task %lld has no slot", (long long)h.task);
-    if (st == TS_OK && m.next < plan->grid.ntasks) st = send_task(&m, src, err);
+    st = store_batch(&m, &order, &rb, &h, err);
+    if (st == TS_OK && m.next < plan->grid.ntasks) st = send_batch(&m, src, err);
   }
   ts_progress_done(&progress);
   if (st == TS_OK) st = ts_writer_finish(&plan->writer, err);
@@ -158,7 +201,7 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, int credits
   }
   for (int i = 0; m.sends && i < m.nsend; i++) {
     MPI_Wait(&m.sends[i].req, MPI_STATUS_IGNORE);
-    free(m.sends[i].buf);
+    ts_blob_free(&m.sends[i].b);
   }
   double wall = MPI_Wtime() - t0;
   m.ranks[0].busy = wall - m.idle;

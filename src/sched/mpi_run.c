@@ -104,12 +104,9 @@ ts_status ts_run_mpi(const ts_job *job, MPI_Comm comm, ts_run_stats *stats, FILE
       int64_t task_bytes = ts_image_bytes(plan.grid.tile + 2 * plan.grid.halo,
                                           plan.grid.tile + 2 * plan.grid.halo, su.in_channels,
                                           (ts_dtype)su.in_dtype);
-      /* enough in flight to hide latency, bounded in memory (about 8 MB
-       * of input per worker) */
-      su.credits = job->credits > 0 ? job->credits
-                                    : (int32_t)(task_bytes > 0 ? 8 * 1048576 / task_bytes : 2);
-      if (su.credits < 2) su.credits = 2;
-      if (su.credits > 64 && job->credits <= 0) su.credits = 64;
+      su.task_bytes = task_bytes;
+      /* messages (batches) in flight per worker: enough to hide latency */
+      su.credits = job->credits > 0 ? job->credits : 3;
     }
   }
   MPI_Bcast(&st, 1, MPI_INT32_T, 0, comm);
@@ -128,7 +125,7 @@ ts_status ts_run_mpi(const ts_job *job, MPI_Comm comm, ts_run_stats *stats, FILE
       ts_plan_close(&plan);
       result = ready;
     } else {
-      result = ts_master(job, &plan, comm, su.credits, stats, log, err);
+      result = ts_master(job, &plan, comm, &su, stats, log, err);
       ts_plan_close(&plan);
     }
   } else {

@@ -95,21 +95,21 @@ static ts_status store(ts_order *o, int64_t t, const ts_blob *b, ts_error *err) 
 }
 
 ts_status ts_order_init(ts_order *o, ts_writer *w, const ts_grid *g, int64_t out_tile,
-                        ts_progress *progress, int nslots, ts_error *err) {
+                        ts_progress *progress, int64_t nslots, ts_error *err) {
   memset(o, 0, sizeof *o);
   o->writer = w;
   o->grid = g;
   o->out_tile = out_tile;
   o->progress = progress;
-  o->nslots = nslots;
-  o->slots = calloc((size_t)nslots, sizeof *o->slots);
+  o->nslots = nslots < 1 ? 1 : nslots;
+  o->slots = calloc((size_t)o->nslots, sizeof *o->slots);
   if (!o->slots) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
-  for (int i = 0; i < nslots; i++) o->slots[i].task = -1;
+  for (int64_t i = 0; i < o->nslots; i++) o->slots[i].task = -1;
   return TS_OK;
 }
 
 void ts_order_free(ts_order *o) {
-  for (int i = 0; i < o->nslots; i++) ts_blob_free(&o->slots[i].b);
+  for (int64_t i = 0; o->slots && i < o->nslots; i++) ts_blob_free(&o->slots[i].b);
   free(o->slots);
   o->slots = NULL;
 }
@@ -117,28 +117,25 @@ void ts_order_free(ts_order *o) {
 ts_status ts_order_put(ts_order *o, int64_t t, const ts_blob *b, int *placed, ts_error *err) {
   *placed = 1;
   if (t != o->next) {
-    for (int i = 0; i < o->nslots; i++)
-      if (o->slots[i].task < 0) {
-        o->slots[i].b.size = 0;
-        if (ts_blob_append(&o->slots[i].b, b->p, b->size))
-          return ts_fail(err, TS_ERR_NOMEM, "out of memory for a pending result");
-        o->slots[i].task = t;
-        return TS_OK;
-      }
-    *placed = 0;
+    struct ts_order_slot *s = &o->slots[t % o->nslots];
+    if (s->task >= 0) {
+      *placed = 0;
+      return TS_OK;
+    }
+    s->b.size = 0;
+    if (ts_blob_append(&s->b, b->p, b->size))
+      return ts_fail(err, TS_ERR_NOMEM, "out of memory for a pending result");
+    s->task = t;
     return TS_OK;
   }
   ts_status st = store(o, t, b, err);
   o->next++;
-  for (int found = 1; st == TS_OK && found;) { /* then those waiting for it */
-    found = 0;
-    for (int i = 0; i < o->nslots && st == TS_OK; i++)
-      if (o->slots[i].task == o->next) {
-        st = store(o, o->next, &o->slots[i].b, err);
-        o->slots[i].task = -1;
-        o->next++;
-        found = 1;
-      }
+  while (st == TS_OK) { /* then those waiting for it */
+    struct ts_order_slot *s = &o->slots[o->next % o->nslots];
+    if (s->task != o->next) break;
+    st = store(o, o->next, &s->b, err);
+    s->task = -1;
+    o->next++;
   }
   return st;
 }

@@ -26,14 +26,16 @@ void ts_blob_free(ts_blob *b);
 ts_status ts_encode_core(ts_encoder **encs, ts_blob *parts, int n, ts_rect core, int64_t out_tile,
                          const ts_image *out, ts_blob *b, ts_error *err);
 
-/* Ordered store. Not thread-safe: the caller serializes. */
+/* Ordered store. Not thread-safe: the caller serializes. A ring of
+ * `nslots` pending results indexed by task % nslots: tasks in flight lie in
+ * [next, next + nslots), so each has its own slot and a put is O(1). */
 typedef struct ts_order {
   ts_writer *writer;
   const ts_grid *grid;
   int64_t out_tile;
   ts_progress *progress; /* may be NULL */
   int64_t next;          /* the next task to store */
-  int nslots;
+  int64_t nslots;
   struct ts_order_slot {
     int64_t task; /* -1 = free */
     ts_blob b;
@@ -41,11 +43,11 @@ typedef struct ts_order {
 } ts_order;
 
 ts_status ts_order_init(ts_order *o, ts_writer *w, const ts_grid *g, int64_t out_tile,
-                        ts_progress *progress, int nslots, ts_error *err);
+                        ts_progress *progress, int64_t nslots, ts_error *err);
 void ts_order_free(ts_order *o);
 /* Hand over task t's blob: stored now if it is next (then every waiting
- * one that follows), else copied into a free slot. *placed = 0 means all
- * slots are full: call again after another put. */
+ * one that follows), else copied into its slot. *placed = 0 means its slot
+ * is still taken (t is too far ahead): call again after another put. */
 ts_status ts_order_put(ts_order *o, int64_t t, const ts_blob *b, int *placed, ts_error *err);
 
 #endif

@@ -1,9 +1,12 @@
 /* The messages between rank 0 and the workers. Every message is bytes: a
- * fixed header, then a payload. Rank 0 -> worker on TAG_WORK: a task (its
- * input pixels follow with --io root) or STOP. Worker -> rank 0 on
- * TAG_DONE: a result (the encoded output tiles follow), an error (the
- * message follows) or FINAL (the worker's figures follow). One tag each
- * way keeps a worker's messages in the order it sent them. */
+ * fixed header, then for tasks and results an index of `count` items (task
+ * number and payload bytes), then the payloads back to back. Rank 0 ->
+ * worker on TAG_WORK: a batch of tasks (input pixels with --io root) or
+ * STOP. Worker -> rank 0 on TAG_DONE: the batch's results (encoded output
+ * tiles), an error (the message follows) or FINAL (the worker's figures
+ * follow). Batches make small tasks cheap: rank 0 sizes them so a message
+ * carries about 2 ms of work. One tag each way keeps a worker's messages
+ * in the order it sent them. */
 #ifndef TS_SCHED_PROTOCOL_H
 #define TS_SCHED_PROTOCOL_H
 
@@ -16,12 +19,22 @@ enum { TAG_WORK = 101, TAG_DONE = 102 };
 enum { MSG_TASK = 1, MSG_STOP = 2, MSG_RESULT = 3, MSG_ERROR = 4, MSG_FINAL = 5 };
 
 typedef struct ts_msg {
-  int64_t task;
+  int64_t count; /* tasks in the batch */
   int32_t kind;
   int32_t status; /* MSG_STOP: the job's final status; MSG_ERROR: the code */
-  double seconds; /* MSG_RESULT: compute time */
-  int64_t payload;
+  double seconds; /* MSG_RESULT: compute time of the batch */
+  int64_t payload; /* bytes after the header */
 } ts_msg;
+
+typedef struct ts_item {
+  int64_t task, bytes;
+} ts_item;
+
+/* Batches hold at most this many tasks, and at most max(one task's input,
+ * TS_BATCH_BYTES) bytes of pixels, so workers can pre-post receives. */
+#define TS_BATCH_TASKS 256
+#define TS_BATCH_BYTES (4 << 20)
+#define TS_BATCH_SECONDS 0.002
 
 /* What rank 0 broadcasts after validating the job: everything a worker
  * needs, so it reads no file of the job's itself (strings follow). */
@@ -31,6 +44,7 @@ typedef struct ts_setup {
   int64_t out_tile;
   int32_t in_dtype, in_channels;
   int32_t boundary, io, threads, credits;
+  int64_t task_bytes; /* the largest task's input */
   double cval;
   int32_t len_input, len_output, len_pipeline;
 } ts_setup;
@@ -39,7 +53,7 @@ typedef struct ts_setup {
  * backoff from 10 us to 1 ms. Adds the time slept to *idle. */
 void ts_wait_gently(MPI_Request *req, MPI_Status *status, double *idle);
 
-ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, int credits,
+ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_setup *su,
                     ts_run_stats *stats, FILE *log, ts_error *err);
 ts_status ts_worker(const ts_setup *su, const char *input, const char *output, const char *pipeline,
                     MPI_Comm comm, ts_rank_stats *mine, ts_error *err);

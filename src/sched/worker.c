@@ -1,8 +1,10 @@
-/* A worker rank: receive a task (the next one is already on its way while
- * this one computes), run the pipeline with every thread on bands of rows,
- * encode the output tiles in parallel, send them back (the previous send
- * overlaps this compute). Waits sleep instead of spinning, so ranks that
- * outnumber cores do not steal them from each other. */
+/* A worker rank: receive a batch of tasks (the next batch is already on
+ * its way while this one computes), compute it, send the encoded results
+ * back (the previous send overlaps this compute). A batch with at least as
+ * many tasks as threads runs one task per thread; a smaller one runs each
+ * task with every thread on bands of rows. Both give the same bytes.
+ * Waits sleep instead of spinning, so ranks that outnumber cores do not
+ * steal them from each other. */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +18,11 @@ typedef struct worker {
   ts_pipeline *pipe;
   ts_reader *reader; /* --io direct */
   int threads;
-  ts_scratch **scratch;
-  ts_encoder **encs;
-  ts_blob *parts;
-  void *inbuf, *outbuf, *fetch;
+  ts_scratch **scratch; /* per thread */
+  ts_encoder **encs;    /* per thread */
+  ts_blob *parts;       /* per thread (band mode encoding) */
+  void **inbuf, **outbuf, **fetch; /* per thread */
+  ts_blob results[TS_BATCH_TASKS]; /* per task of a batch */
 } worker;
 
 static void worker_free(worker *w) {
@@ -27,7 +30,11 @@ static void worker_free(worker *w) {
     if (w->scratch) ts_scratch_free(&w->scratch[i]);
     if (w->encs) ts_encoder_free(&w->encs[i]);
     if (w->parts) ts_blob_free(&w->parts[i]);
+    if (w->inbuf) free(w->inbuf[i]);
+    if (w->outbuf) free(w->outbuf[i]);
+    if (w->fetch) free(w->fetch[i]);
   }
+  for (int i = 0; i < TS_BATCH_TASKS; i++) ts_blob_free(&w->results[i]);
   free(w->scratch);
   free(w->encs);
   free(w->parts);
@@ -51,13 +58,23 @@ static ts_status prepare(worker *w, const ts_setup *su, const char *input, const
   w->scratch = calloc((size_t)w->threads, sizeof *w->scratch);
   w->encs = calloc((size_t)w->threads, sizeof *w->encs);
   w->parts = calloc((size_t)w->threads, sizeof *w->parts);
-  if (!w->scratch || !w->encs || !w->parts) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  w->inbuf = calloc((size_t)w->threads, sizeof *w->inbuf);
+  w->outbuf = calloc((size_t)w->threads, sizeof *w->outbuf);
+  w->fetch = calloc((size_t)w->threads, sizeof *w->fetch);
+  if (!w->scratch || !w->encs || !w->parts || !w->inbuf || !w->outbuf || !w->fetch)
+    return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  ts_rect big = {0, 0, T + 2 * H, T + 2 * H};
   for (int i = 0; i < w->threads; i++) {
     if (!(w->scratch[i] = ts_scratch_new())) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
     if ((st = ts_encoder_new(output, &su->wopts, &w->encs[i], err))) return st;
+    w->outbuf[i] = malloc((size_t)ts_image_bytes(T, T, w->pipe->out_channels, w->pipe->out_dtype));
+    if (!w->outbuf[i]) return ts_fail(err, TS_ERR_NOMEM, "out of memory for the output tile");
+    if (su->io == TS_IO_DIRECT) {
+      w->inbuf[i] = malloc((size_t)su->task_bytes);
+      w->fetch[i] = malloc(ts_fetch_scratch_bytes(big));
+      if (!w->inbuf[i] || !w->fetch[i]) return ts_fail(err, TS_ERR_NOMEM, "out of memory for the input tile");
+    }
   }
-  w->outbuf = malloc((size_t)ts_image_bytes(T, T, w->pipe->out_channels, w->pipe->out_dtype));
-  if (!w->outbuf) return ts_fail(err, TS_ERR_NOMEM, "out of memory for the output tile");
   if (su->io == TS_IO_DIRECT) {
     if ((st = ts_reader_open(input, &w->reader, err))) return st;
     const ts_image_info *i = &w->reader->info;
@@ -66,31 +83,60 @@ static ts_status prepare(worker *w, const ts_setup *su, const char *input, const
       return ts_fail(err, TS_ERR_FORMAT, "%s: is not the image rank 0 sees (%lldx%lld %s x%d here)",
                      input, (long long)i->w, (long long)i->h, ts_dtype_name(i->dtype), i->channels);
     ts_plan_size_cache(w->reader, &su->grid);
-    ts_rect big = {0, 0, T + 2 * H, T + 2 * H};
-    w->inbuf = malloc((size_t)ts_image_bytes(T + 2 * H, T + 2 * H, su->in_channels, (ts_dtype)su->in_dtype));
-    w->fetch = malloc(ts_fetch_scratch_bytes(big));
-    if (!w->inbuf || !w->fetch) return ts_fail(err, TS_ERR_NOMEM, "out of memory for the input tile");
   }
   return TS_OK;
 }
 
-/* Compute task t whose input pixels are at `pixels` (--io root) or read
- * here (--io direct); append the encoded tiles to `out`. */
-static ts_status compute(worker *w, int64_t t, const void *pixels, ts_blob *out, ts_error *err) {
+/* Compute task t on thread slot `me` with `nthreads` threads for bands;
+ * its input is at `pixels` (--io root) or read here (--io direct). The
+ * encoded tiles go to `out`. */
+static ts_status compute(worker *w, int64_t t, const void *pixels, int me, int nthreads, ts_blob *out,
+                         ts_error *err) {
   const ts_setup *su = w->su;
   ts_rect core = ts_grid_core(&su->grid, t), in = ts_grid_input(&su->grid, t);
   ts_image src;
   if (su->io == TS_IO_DIRECT) {
-    src = ts_image_packed(w->inbuf, in.w, in.h, su->in_channels, (ts_dtype)su->in_dtype);
-    ts_status st = ts_fetch_rect(w->reader, in, (ts_boundary)su->boundary, su->cval, &src, w->fetch, err);
+    ts_status st;
+    src = ts_image_packed(w->inbuf[me], in.w, in.h, su->in_channels, (ts_dtype)su->in_dtype);
+#pragma omp critical(ts_worker_reader)
+    st = ts_fetch_rect(w->reader, in, (ts_boundary)su->boundary, su->cval, &src, w->fetch[me], err);
     if (st) return st;
   } else {
     src = ts_image_packed((void *)pixels, in.w, in.h, su->in_channels, (ts_dtype)su->in_dtype);
   }
-  ts_image dst = ts_image_packed(w->outbuf, core.w, core.h, w->pipe->out_channels, w->pipe->out_dtype);
-  ts_status st = ts_pipeline_run_bands(w->pipe, &src, &dst, w->scratch, w->threads, err);
+  ts_image dst = ts_image_packed(w->outbuf[me], core.w, core.h, w->pipe->out_channels, w->pipe->out_dtype);
+  ts_status st = nthreads > 1 ? ts_pipeline_run_bands(w->pipe, &src, &dst, w->scratch, nthreads, err)
+                              : ts_pipeline_run(w->pipe, &src, &dst, w->scratch[me], err);
   if (st) return st;
-  return ts_encode_core(w->encs, w->parts, w->threads, core, su->out_tile, &dst, out, err);
+  out->size = 0;
+  return ts_encode_core(nthreads > 1 ? w->encs : &w->encs[me], w->parts, nthreads, core,
+                        su->out_tile, &dst, out, err);
+}
+
+/* Compute a batch (index `items`, pixels after it) into w->results. */
+static ts_status compute_batch(worker *w, const ts_item *items, int64_t n, const unsigned char *pixels,
+                               ts_error *err) {
+  const unsigned char *at[TS_BATCH_TASKS];
+  for (int64_t i = 0; i < n; i++) {
+    at[i] = pixels;
+    pixels += items[i].bytes;
+  }
+  ts_status st = TS_OK;
+  if (n < w->threads || w->threads == 1) {
+    for (int64_t i = 0; i < n && st == TS_OK; i++)
+      st = compute(w, items[i].task, at[i], 0, w->threads, &w->results[i], err);
+    return st;
+  }
+#pragma omp parallel for num_threads(w->threads) schedule(dynamic, 1)
+  for (int64_t i = 0; i < n; i++) {
+    ts_error e = {0};
+    ts_status s = compute(w, items[i].task, at[i], omp_get_thread_num(), 1, &w->results[i], &e);
+    if (s) {
+#pragma omp critical(ts_batch_error)
+      if (st == TS_OK) st = ts_fail(err, s, "%s", e.msg);
+    }
+  }
+  return st;
 }
 
 ts_status ts_worker(const ts_setup *su, const char *input, const char *output, const char *pipeline,
@@ -107,11 +153,10 @@ ts_status ts_worker(const ts_setup *su, const char *input, const char *output, c
   gethostname(mine->host, sizeof mine->host - 1);
   double t_start = MPI_Wtime();
 
-  /* two receive buffers (the next task arrives during this one) and two
+  /* two receive buffers (the next batch arrives during this one) and two
    * result buffers (the last send drains during this compute) */
-  const int64_t T = su->grid.tile, H = su->grid.halo;
-  size_t in_max = sizeof(ts_msg) + (su->io == TS_IO_ROOT ? (size_t)ts_image_bytes(T + 2 * H, T + 2 * H,
-                                                        su->in_channels, (ts_dtype)su->in_dtype) : 0);
+  size_t in_max = sizeof(ts_msg) + TS_BATCH_TASKS * sizeof(ts_item) +
+                  (su->io == TS_IO_ROOT ? (size_t)(su->task_bytes > TS_BATCH_BYTES ? su->task_bytes : TS_BATCH_BYTES) : 0);
   unsigned char *rbuf[2] = {malloc(in_max), malloc(in_max)};
   ts_blob res[2] = {{0}, {0}};
   MPI_Request rreq[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL}, sreq[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
@@ -120,8 +165,7 @@ ts_status ts_worker(const ts_setup *su, const char *input, const char *output, c
   int32_t final_status = TS_OK;
   MPI_Irecv(rbuf[0], (int)in_max, MPI_BYTE, 0, TAG_WORK, comm, &rreq[0]);
   for (;;) {
-    double idle = 0;
-    ts_wait_gently(&rreq[cur], NULL, &idle);
+    ts_wait_gently(&rreq[cur], NULL, NULL);
     ts_msg m;
     memcpy(&m, rbuf[cur], sizeof m);
     if (m.kind == MSG_STOP) {
@@ -131,33 +175,34 @@ ts_status ts_worker(const ts_setup *su, const char *input, const char *output, c
     MPI_Irecv(rbuf[!cur], (int)in_max, MPI_BYTE, 0, TAG_WORK, comm, &rreq[!cur]);
     mine->bytes_received += (int64_t)sizeof m + m.payload;
     double t0 = MPI_Wtime();
+    const ts_item *items = (const ts_item *)(rbuf[cur] + sizeof m);
     ts_blob *out = &res[cur];
+    ts_msg r = {.count = m.count, .kind = MSG_RESULT};
+    ts_error e = {0};
+    if (!failed) st = compute_batch(&w, items, m.count, rbuf[cur] + sizeof m + (size_t)m.count * sizeof(ts_item), &e);
     ts_wait_gently(&sreq[cur], NULL, NULL); /* this buffer's last send */
     out->size = 0;
-    ts_msg r = {.task = m.task, .kind = MSG_RESULT};
-    ts_blob_append(out, &r, sizeof r);
-    if (!failed) {
-      ts_error e = {0};
-      st = compute(&w, m.task, rbuf[cur] + sizeof m, out, &e);
-      if (st) { /* report once; rank 0 stops everyone */
-        failed = 1;
-        out->size = 0;
-        r.kind = MSG_ERROR;
-        r.status = st;
-        ts_blob_append(out, &r, sizeof r);
-        ts_blob_append(out, e.msg, strlen(e.msg) + 1);
-      }
-    } else {
-      out->size = 0; /* after a failure, only acknowledge */
+    if (failed || st) { /* report once; rank 0 stops everyone */
       r.kind = MSG_ERROR;
-      r.status = TS_ERR_INTERNAL;
+      r.count = 0;
+      r.status = failed ? TS_ERR_INTERNAL : st;
       ts_blob_append(out, &r, sizeof r);
+      if (!failed) ts_blob_append(out, e.msg, strlen(e.msg) + 1);
+      failed = 1;
+    } else {
+      int ok = ts_blob_append(out, &r, sizeof r) == 0;
+      for (int64_t i = 0; i < m.count; i++) {
+        ts_item it = {items[i].task, (int64_t)w.results[i].size};
+        ok &= ts_blob_append(out, &it, sizeof it) == 0;
+      }
+      for (int64_t i = 0; i < m.count; i++) ok &= ts_blob_append(out, w.results[i].p, w.results[i].size) == 0;
+      if (!ok) MPI_Abort(comm, 1); /* the result cannot even be reported */
+      mine->tasks += m.count;
     }
     r.seconds = MPI_Wtime() - t0;
     r.payload = (int64_t)(out->size - sizeof r);
     memcpy(out->p, &r, sizeof r);
     mine->busy += r.seconds;
-    mine->tasks += r.kind == MSG_RESULT;
     mine->bytes_sent += (int64_t)out->size;
     MPI_Isend(out->p, (int)out->size, MPI_BYTE, 0, TAG_DONE, comm, &sreq[cur]);
     cur = !cur;
