@@ -31,7 +31,9 @@ typedef struct ts_job {
   int force;
   int progress;         /* print progress to the log stream */
   ts_io_mode io;        /* MPI runs: who reads the input */
-  int credits;          /* MPI runs: tasks in flight per worker; 0 = auto */
+  int credits;          /* MPI runs: batches in flight per worker; 0 = auto (3) */
+  int root_compute;     /* MPI runs: rank 0 computes tasks when idle: 1 yes, 0 no,
+                           -1 auto (yes with at most 2 workers) */
 } ts_job;
 
 /* Defaults: tile 1024, reflect, all cores, no compression, quality 90. */

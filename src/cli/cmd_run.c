@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include "tessera/sched.h"
 #include "cli/cli.h"
+#include "core/params.h"
 #include "cli/job_opts.h"
 
 static const char help[] =
@@ -23,7 +24,9 @@ static const char help[] =
     "  --cval V              the value outside the image for --boundary constant (0)\n"
     "  --io MODE             under mpirun: root (default: rank 0 reads and sends the\n"
     "                        pixels, no shared filesystem needed) or direct (workers\n"
-    "                        read the input themselves from a shared filesystem)\n" TS_JOB_OPTIONS_HELP
+    "                        read the input themselves from a shared filesystem)\n"
+    "  --root-compute WHEN   under mpirun: auto|yes|no: rank 0 computes tasks when\n"
+    "                        no worker needs it (auto: with at most 2 workers)\n" TS_JOB_OPTIONS_HELP
     "\n"
     "exit status: 0 success, 1 the job failed (message names the file), 2 bad\n"
     "command line, pipeline, or existing output without --force\n";
@@ -38,6 +41,7 @@ static int parse(int argc, char **argv, ts_job *job, int *quiet) {
       {"boundary", required_argument, NULL, OPT_BOUNDARY},
       {"cval", required_argument, NULL, OPT_CVAL},
       {"io", required_argument, NULL, OPT_IO},
+      {"root-compute", required_argument, NULL, OPT_ROOT_COMPUTE},
       TS_JOB_LONG_OPTIONS,
       {NULL, 0, NULL, 0},
   };
@@ -59,6 +63,13 @@ static int parse(int argc, char **argv, ts_job *job, int *quiet) {
         else if (!strcmp(optarg, "direct")) job->io = TS_IO_DIRECT;
         else {
           ts_cli_error("--io %s: expected root or direct", optarg);
+          return TS_EXIT_USAGE;
+        }
+        break;
+      case OPT_ROOT_COMPUTE:
+        if (!strcmp(optarg, "auto")) job->root_compute = -1;
+        else if (ts_parse_bool(optarg, &job->root_compute)) {
+          ts_cli_error("--root-compute %s: expected auto, yes or no", optarg);
           return TS_EXIT_USAGE;
         }
         break;

@@ -100,6 +100,7 @@ void ts_job_init(ts_job *job) {
   job->boundary = TS_BOUNDARY_REFLECT;
   job->compression = TS_COMPRESS_NONE;
   job->quality = 90;
+  job->root_compute = -1;
 }
 
 ts_status ts_run_local(const ts_job *job, ts_run_stats *stats, FILE *log, ts_error *err) {

@@ -4,10 +4,15 @@
  * any order and stores them in task order. Batches grow until a message
  * carries about TS_BATCH_SECONDS of work, measured from the workers'
  * reports, and shrink toward the end so the tail stays balanced. Rank 0
- * waits by sleeping with a backoff, never by spinning, so it costs little
- * on a machine whose cores the workers use. On any failure it stops
+ * never spins: when no message waits it computes the next task itself
+ * (unless --root-compute no), and when there is nothing left to hand out
+ * it sleeps with a backoff. On a 2-core workstation a rank 0 that only
+ * dispatched left ~25% of the machine to I/O that competed with the
+ * workers; computing in its idle time wins that back (docs/architecture.md
+ * has the figures). On any failure it stops
  * handing out work, tells every worker to stop, and drains their last
  * messages: no rank is left waiting. */
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -33,6 +38,12 @@ typedef struct master {
   double task_seconds; /* running mean of a task's compute time; 0 = unknown */
   double idle;
   ts_rank_stats *ranks;
+  /* rank 0's own compute (idle time): buffers allocated once */
+  int threads;
+  ts_scratch **scratch;
+  ts_encoder **encs;
+  ts_blob *parts, own;
+  void *inbuf, *outbuf;
 } master;
 
 /* Sleep a little more each time nothing happened (10 us .. 1 ms). */
@@ -78,8 +89,8 @@ static ts_status send_batch(master *m, int r, ts_error *err) {
   const ts_image_info *info = &p->reader->info;
   const int64_t k = batch_size(m);
   ts_msg h = {.count = k, .kind = MSG_TASK};
-  size_t index = sizeof h + (size_t)k * sizeof(ts_item), at = index;
-  size_t total = index + (m->job->io == TS_IO_ROOT ? (size_t)(k * m->task_bytes) : 0);
+  size_t at = ts_payload_offset(k);
+  size_t total = at + (m->job->io == TS_IO_ROOT ? (size_t)(k * m->task_bytes) : 0);
   if (ts_blob_reserve(&s->b, total)) return ts_fail(err, TS_ERR_NOMEM, "out of memory for task buffers");
   for (int64_t i = 0; i < k; i++) {
     ts_item it = {.task = m->next + i};
@@ -101,8 +112,9 @@ static ts_status send_batch(master *m, int r, ts_error *err) {
   return TS_OK;
 }
 
-/* Receive the next worker message into rb, sleeping while there is none. */
-static int receive(master *m, ts_blob *rb, ts_msg *h) {
+/* Receive the next worker message into rb, if there is one (wait = 0) or
+ * sleeping until there is (wait = 1). Returns the source rank or -1. */
+static int receive(master *m, ts_blob *rb, ts_msg *h, int wait) {
   long ns = 10000;
   for (;;) {
     int flag = 0;
@@ -119,14 +131,72 @@ static int receive(master *m, ts_blob *rb, ts_msg *h) {
       m->ranks[0].bytes_received += n;
       return status.MPI_SOURCE;
     }
+    if (!wait) return -1;
     backoff(&ns, &m->idle);
   }
+}
+
+/* Set up rank 0's own compute: the plan's pipeline, per-thread scratch
+ * and encoders, one input and one output buffer. */
+static ts_status own_init(master *m, ts_error *err) {
+  const ts_plan *p = m->plan;
+  const int64_t T = p->grid.tile, H = p->grid.halo;
+  const ts_image_info *info = &p->reader->info;
+  m->threads = m->job->threads > 0 ? m->job->threads : omp_get_max_threads();
+  m->scratch = calloc((size_t)m->threads, sizeof *m->scratch);
+  m->encs = calloc((size_t)m->threads, sizeof *m->encs);
+  m->parts = calloc((size_t)m->threads, sizeof *m->parts);
+  m->inbuf = malloc((size_t)ts_image_bytes(T + 2 * H, T + 2 * H, info->channels, info->dtype));
+  m->outbuf = malloc((size_t)ts_image_bytes(T, T, p->pipe->out_channels, p->pipe->out_dtype));
+  if (!m->scratch || !m->encs || !m->parts || !m->inbuf || !m->outbuf)
+    return ts_fail(err, TS_ERR_NOMEM, "out of memory for rank 0's buffers");
+  for (int i = 0; i < m->threads; i++) {
+    if (!(m->scratch[i] = ts_scratch_new())) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+    ts_status st = ts_encoder_new(m->job->output, &p->wopts, &m->encs[i], err);
+    if (st) return st;
+  }
+  return TS_OK;
+}
+
+static void own_free(master *m) {
+  for (int i = 0; i < m->threads; i++) {
+    if (m->scratch) ts_scratch_free(&m->scratch[i]);
+    if (m->encs) ts_encoder_free(&m->encs[i]);
+    if (m->parts) ts_blob_free(&m->parts[i]);
+  }
+  free(m->scratch);
+  free(m->encs);
+  free(m->parts);
+  free(m->inbuf);
+  free(m->outbuf);
+  ts_blob_free(&m->own);
+}
+
+/* Compute the next task on rank 0 and store it. */
+static ts_status own_task(master *m, ts_order *order, ts_error *err) {
+  const ts_plan *p = m->plan;
+  const ts_image_info *info = &p->reader->info;
+  const int64_t t = m->next++;
+  ts_rect core = ts_grid_core(&p->grid, t), in = ts_grid_input(&p->grid, t);
+  ts_image src = ts_image_packed(m->inbuf, in.w, in.h, info->channels, info->dtype);
+  ts_image dst = ts_image_packed(m->outbuf, core.w, core.h, p->pipe->out_channels, p->pipe->out_dtype);
+  double t0 = MPI_Wtime();
+  ts_status st = ts_fetch_rect(p->reader, in, m->job->boundary, m->job->cval, &src, m->fetch, err);
+  if (st == TS_OK) st = ts_pipeline_run_bands(p->pipe, &src, &dst, m->scratch, m->threads, err);
+  m->own.size = 0;
+  if (st == TS_OK)
+    st = ts_encode_core(m->encs, m->parts, m->threads, core, p->out_tile, &dst, &m->own, err);
+  int placed;
+  if (st == TS_OK) st = ts_order_put(order, t, &m->own, &placed, err);
+  m->ranks[0].tasks++;
+  m->ranks[0].busy += MPI_Wtime() - t0;
+  return st;
 }
 
 /* Store every result of a batch. */
 static ts_status store_batch(master *m, ts_order *order, const ts_blob *rb, const ts_msg *h,
                              ts_error *err) {
-  const unsigned char *index = rb->p + sizeof *h, *data = index + (size_t)h->count * sizeof(ts_item);
+  const unsigned char *index = rb->p + sizeof *h, *data = rb->p + ts_payload_offset(h->count);
   for (int64_t i = 0; i < h->count; i++) {
     ts_item it;
     memcpy(&it, index + (size_t)i * sizeof it, sizeof it);
@@ -172,9 +242,23 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_se
   for (int k = 0; k < m.credits && st == TS_OK; k++)
     for (int r = 1; r <= m.workers && st == TS_OK && m.next < plan->grid.ntasks; r++)
       st = send_batch(&m, r, err);
+  /* rank 0 computing delays its answers by one task: cheap with a few
+   * workers (and it wins back the cores a small machine has), costly when
+   * many workers wait on it */
+  const int own = job->root_compute > 0 || (job->root_compute < 0 && m.workers <= 2);
+  if (st == TS_OK && own) st = own_init(&m, err);
+  long ns = 10000;
   while (st == TS_OK && order.next < plan->grid.ntasks) {
     ts_msg h;
-    int src = receive(&m, &rb, &h);
+    int src = receive(&m, &rb, &h, 0);
+    if (src < 0) { /* nothing to answer: compute, or sleep */
+      if (own && m.next < plan->grid.ntasks)
+        st = own_task(&m, &order, err);
+      else
+        backoff(&ns, &m.idle);
+      continue;
+    }
+    ns = 10000;
     if (h.kind == MSG_ERROR) {
       st = ts_fail(err, (ts_status)h.status, "%s", (char *)rb.p + sizeof h);
       break;
@@ -191,7 +275,7 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_se
   for (int r = 1; r <= m.workers; r++) MPI_Send(&stop, (int)sizeof stop, MPI_BYTE, r, TAG_WORK, comm);
   for (int finals = 0; finals < m.workers;) {
     ts_msg h;
-    int src = receive(&m, &rb, &h);
+    int src = receive(&m, &rb, &h, 1);
     if (h.kind == MSG_FINAL) {
       memcpy(&m.ranks[src], rb.p + sizeof h, sizeof *m.ranks);
       finals++;
@@ -204,8 +288,11 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_se
     ts_blob_free(&m.sends[i].b);
   }
   double wall = MPI_Wtime() - t0;
+  int64_t own_tasks = m.ranks[0].tasks;
   m.ranks[0].busy = wall - m.idle;
-  m.ranks[0].threads = 1;
+  m.ranks[0].tasks = own_tasks;
+  m.ranks[0].threads = own ? m.threads : 1;
+  own_free(&m);
   gethostname(m.ranks[0].host, sizeof m.ranks[0].host - 1);
   stats->seconds = wall;
   stats->tasks = plan->grid.ntasks;

@@ -36,6 +36,12 @@ typedef struct ts_item {
 #define TS_BATCH_BYTES (4 << 20)
 #define TS_BATCH_SECONDS 0.002
 
+/* Payloads start 64-byte aligned (the kernels' vector loads like it). */
+static inline size_t ts_payload_offset(int64_t count) {
+  size_t at = sizeof(ts_msg) + (size_t)count * sizeof(ts_item);
+  return (at + 63) & ~(size_t)63;
+}
+
 /* What rank 0 broadcasts after validating the job: everything a worker
  * needs, so it reads no file of the job's itself (strings follow). */
 typedef struct ts_setup {

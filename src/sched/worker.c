@@ -157,10 +157,12 @@ ts_status ts_worker(const ts_setup *su, const char *input, const char *output, c
    * result buffers (the last send drains during this compute) */
   size_t in_max = sizeof(ts_msg) + TS_BATCH_TASKS * sizeof(ts_item) +
                   (su->io == TS_IO_ROOT ? (size_t)(su->task_bytes > TS_BATCH_BYTES ? su->task_bytes : TS_BATCH_BYTES) : 0);
-  unsigned char *rbuf[2] = {malloc(in_max), malloc(in_max)};
+  in_max += 64; /* the payload's alignment padding */
+  unsigned char *rbuf[2] = {NULL, NULL};
+  if (posix_memalign((void **)&rbuf[0], 64, in_max) || posix_memalign((void **)&rbuf[1], 64, in_max))
+    MPI_Abort(comm, 1); /* cannot even receive STOP */
   ts_blob res[2] = {{0}, {0}};
   MPI_Request rreq[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL}, sreq[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
-  if (!rbuf[0] || !rbuf[1]) MPI_Abort(comm, 1); /* cannot even receive STOP */
   int cur = 0, failed = 0;
   int32_t final_status = TS_OK;
   MPI_Irecv(rbuf[0], (int)in_max, MPI_BYTE, 0, TAG_WORK, comm, &rreq[0]);
@@ -179,7 +181,7 @@ ts_status ts_worker(const ts_setup *su, const char *input, const char *output, c
     ts_blob *out = &res[cur];
     ts_msg r = {.count = m.count, .kind = MSG_RESULT};
     ts_error e = {0};
-    if (!failed) st = compute_batch(&w, items, m.count, rbuf[cur] + sizeof m + (size_t)m.count * sizeof(ts_item), &e);
+    if (!failed) st = compute_batch(&w, items, m.count, rbuf[cur] + ts_payload_offset(m.count), &e);
     ts_wait_gently(&sreq[cur], NULL, NULL); /* this buffer's last send */
     out->size = 0;
     if (failed || st) { /* report once; rank 0 stops everyone */
@@ -190,10 +192,12 @@ ts_status ts_worker(const ts_setup *su, const char *input, const char *output, c
       if (!failed) ts_blob_append(out, e.msg, strlen(e.msg) + 1);
       failed = 1;
     } else {
-      int ok = ts_blob_append(out, &r, sizeof r) == 0;
-      for (int64_t i = 0; i < m.count; i++) {
+      int ok = ts_blob_reserve(out, ts_payload_offset(m.count)) == 0;
+      if (ok) memset(out->p, 0, ts_payload_offset(m.count));
+      out->size = ts_payload_offset(m.count);
+      for (int64_t i = 0; ok && i < m.count; i++) {
         ts_item it = {items[i].task, (int64_t)w.results[i].size};
-        ok &= ts_blob_append(out, &it, sizeof it) == 0;
+        memcpy(out->p + sizeof r + (size_t)i * sizeof it, &it, sizeof it);
       }
       for (int64_t i = 0; i < m.count; i++) ok &= ts_blob_append(out, w.results[i].p, w.results[i].size) == 0;
       if (!ok) MPI_Abort(comm, 1); /* the result cannot even be reported */
