@@ -73,6 +73,7 @@ struct ts_kernel {
   int in_channels, out_channels;
   float *weights; /* prepared 1-D or 2-D weights, if any (owned) */
   int64_t nweights;
+  int rank;       /* the MPI rank running it (0 in one process): diagnostics only */
 };
 
 /* The registry: NULL-terminated array of every kernel, sorted by name. */

@@ -30,6 +30,9 @@ typedef struct ts_pipeline {
 TS_API ts_status ts_pipeline_parse(const char *text, ts_dtype dtype, int channels,
                                    ts_pipeline **out, ts_error *err);
 TS_API void ts_pipeline_free(ts_pipeline **p);
+/* Tell the kernels which MPI rank runs them (only the `delay` diagnostic
+ * kernel looks). */
+TS_API void ts_pipeline_set_rank(ts_pipeline *p, int rank);
 
 /* Run the pipeline on `in` (out.w + 2 halo by out.h + 2 halo) into `out`.
  * Single-threaded; uses `scratch` for intermediates (slots 8..15 are the

@@ -26,8 +26,10 @@ int ts_cli_exit(ts_status st);
 int ts_opt_int(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out);
 int ts_opt_double(const char *opt, const char *s, double *out);
 /* Run the job (progress on stderr unless quiet), print the error or the
- * summary; returns the exit status. */
-int ts_cli_run_job(ts_job *job, int quiet);
+ * summary, write --stats if asked; returns the exit status. */
+int ts_cli_run_job(ts_job *job, int quiet, const char *stats_path);
+/* Write the run's figures as JSON (--stats); -1 with a message on error. */
+int ts_cli_write_stats(const char *path, const ts_job *job, const ts_run_stats *st);
 /* Print the job summary line to stdout. */
 void ts_cli_summary(const char *output, const ts_run_stats *st);
 

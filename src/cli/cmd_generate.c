@@ -53,5 +53,5 @@ int ts_cmd_generate(int argc, char **argv) {
   char input[96];
   snprintf(input, sizeof input, "synth:%lldx%lld:%s:%lld", w, h, dtype, (long long)channels);
   job.input = input;
-  return ts_cli_run_job(&job, quiet);
+  return ts_cli_run_job(&job, quiet, NULL);
 }

@@ -26,13 +26,17 @@ static const char help[] =
     "                        pixels, no shared filesystem needed) or direct (workers\n"
     "                        read the input themselves from a shared filesystem)\n"
     "  --root-compute WHEN   under mpirun: auto|yes|no: rank 0 computes tasks when\n"
-    "                        no worker needs it (auto: with at most 2 workers)\n" TS_JOB_OPTIONS_HELP
+    "                        no worker needs it (auto: with at most 2 workers)\n"
+    "  --stats FILE          write the run's figures (time, MPix/s, per rank: tasks,\n"
+    "                        busy fraction, bytes sent and received) as JSON\n" TS_JOB_OPTIONS_HELP
     "\n"
     "exit status: 0 success, 1 the job failed (message names the file), 2 bad\n"
     "command line, pipeline, or existing output without --force\n";
 
 /* Parse the command line into job-> Returns -1 to go on, else the exit
  * status to return with. */
+static const char *stats_path;
+
 static int parse(int argc, char **argv, ts_job *job, int *quiet) {
   static const struct option longopts[] = {
       {"input", required_argument, NULL, 'i'},
@@ -42,6 +46,7 @@ static int parse(int argc, char **argv, ts_job *job, int *quiet) {
       {"cval", required_argument, NULL, OPT_CVAL},
       {"io", required_argument, NULL, OPT_IO},
       {"root-compute", required_argument, NULL, OPT_ROOT_COMPUTE},
+      {"stats", required_argument, NULL, OPT_STATS},
       TS_JOB_LONG_OPTIONS,
       {NULL, 0, NULL, 0},
   };
@@ -65,6 +70,9 @@ static int parse(int argc, char **argv, ts_job *job, int *quiet) {
           ts_cli_error("--io %s: expected root or direct", optarg);
           return TS_EXIT_USAGE;
         }
+        break;
+      case OPT_STATS:
+        stats_path = optarg;
         break;
       case OPT_ROOT_COMPUTE:
         if (!strcmp(optarg, "auto")) job->root_compute = -1;
@@ -106,7 +114,7 @@ int ts_cmd_run(int argc, char **argv) {
   int quiet = 0;
   if (!under_launcher()) {
     int code = parse(argc, argv, &job, &quiet);
-    return code >= 0 ? code : ts_cli_run_job(&job, quiet);
+    return code >= 0 ? code : ts_cli_run_job(&job, quiet, stats_path);
   }
   int provided, rank, code = -1;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
@@ -126,7 +134,7 @@ int ts_cmd_run(int argc, char **argv) {
       code = ts_cli_exit(st);
     } else {
       if (!quiet) ts_cli_summary(job.output, &stats);
-      code = TS_EXIT_OK;
+      code = stats_path && ts_cli_write_stats(stats_path, &job, &stats) ? TS_EXIT_ERROR : TS_EXIT_OK;
     }
     ts_run_stats_free(&stats);
   } else {

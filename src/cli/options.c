@@ -36,7 +36,7 @@ int ts_opt_double(const char *opt, const char *s, double *out) {
   return 0;
 }
 
-int ts_cli_run_job(ts_job *job, int quiet) {
+int ts_cli_run_job(ts_job *job, int quiet, const char *stats_path) {
   job->progress = !quiet;
   ts_error err = {0};
   ts_run_stats stats;
@@ -46,6 +46,7 @@ int ts_cli_run_job(ts_job *job, int quiet) {
     return ts_cli_exit(st);
   }
   if (!quiet) ts_cli_summary(job->output, &stats);
+  if (stats_path && ts_cli_write_stats(stats_path, job, &stats)) return TS_EXIT_ERROR;
   return TS_EXIT_OK;
 }
 

@@ -228,3 +228,7 @@ void ts_pipeline_free(ts_pipeline **pp) {
   free(p);
   *pp = NULL;
 }
+
+void ts_pipeline_set_rank(ts_pipeline *p, int rank) {
+  for (int i = 0; i < p->n; i++) p->k[i].rank = rank;
+}

@@ -35,7 +35,7 @@ typedef struct master {
   void *fetch;
   int64_t next;        /* next task to hand out */
   int64_t task_bytes;  /* the largest task's input (--io root) */
-  double task_seconds; /* running mean of a task's compute time; 0 = unknown */
+  double *task_seconds; /* per worker: running mean of a task's compute time; 0 = unknown */
   double idle;
   ts_rank_stats *ranks;
   /* rank 0's own compute (idle time): buffers allocated once */
@@ -67,10 +67,11 @@ static send_slot *free_send(master *m) {
   }
 }
 
-/* How many tasks the next batch carries. */
-static int64_t batch_size(const master *m) {
+/* How many tasks worker r's next batch carries: about TS_BATCH_SECONDS of
+ * that worker's measured work, so a slow worker gets small batches. */
+static int64_t batch_size(const master *m, int r) {
   int64_t left = m->plan->grid.ntasks - m->next, k = 1;
-  if (m->task_seconds > 0) k = (int64_t)(TS_BATCH_SECONDS / m->task_seconds) + 1;
+  if (m->task_seconds[r] > 0) k = (int64_t)(TS_BATCH_SECONDS / m->task_seconds[r]) + 1;
   if (k > TS_BATCH_TASKS) k = TS_BATCH_TASKS;
   if (m->job->io == TS_IO_ROOT) {
     int64_t fit = TS_BATCH_BYTES / (m->task_bytes > 0 ? m->task_bytes : 1);
@@ -87,7 +88,7 @@ static ts_status send_batch(master *m, int r, ts_error *err) {
   send_slot *s = free_send(m);
   const ts_plan *p = m->plan;
   const ts_image_info *info = &p->reader->info;
-  const int64_t k = batch_size(m);
+  const int64_t k = batch_size(m, r);
   ts_msg h = {.count = k, .kind = MSG_TASK};
   size_t at = ts_payload_offset(k);
   size_t total = at + (m->job->io == TS_IO_ROOT ? (size_t)(k * m->task_bytes) : 0);
@@ -194,7 +195,7 @@ static ts_status own_task(master *m, ts_order *order, ts_error *err) {
 }
 
 /* Store every result of a batch. */
-static ts_status store_batch(master *m, ts_order *order, const ts_blob *rb, const ts_msg *h,
+static ts_status store_batch(master *m, int src, ts_order *order, const ts_blob *rb, const ts_msg *h,
                              ts_error *err) {
   const unsigned char *index = rb->p + sizeof *h, *data = rb->p + ts_payload_offset(h->count);
   for (int64_t i = 0; i < h->count; i++) {
@@ -208,8 +209,8 @@ static ts_status store_batch(master *m, ts_order *order, const ts_blob *rb, cons
     data += it.bytes;
   }
   if (h->count > 0) { /* running mean of the compute time per task */
-    double per = h->seconds / (double)h->count;
-    m->task_seconds = m->task_seconds > 0 ? 0.8 * m->task_seconds + 0.2 * per : per;
+    double per = h->seconds / (double)h->count, *mean = &m->task_seconds[src];
+    *mean = *mean > 0 ? 0.8 * *mean + 0.2 * per : per;
   }
   return TS_OK;
 }
@@ -227,11 +228,12 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_se
   m.sends = calloc((size_t)m.nsend, sizeof *m.sends);
   m.fetch = malloc(ts_fetch_scratch_bytes(big));
   m.ranks = calloc((size_t)size, sizeof *m.ranks);
+  m.task_seconds = calloc((size_t)size, sizeof *m.task_seconds);
   ts_progress progress;
   ts_order order = {0};
   ts_blob rb = {0};
   ts_status st = TS_OK;
-  if (!m.sends || !m.fetch || !m.ranks) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  if (!m.sends || !m.fetch || !m.ranks || !m.task_seconds) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
   for (int i = 0; m.sends && i < m.nsend; i++) m.sends[i].req = MPI_REQUEST_NULL;
   ts_progress_init(&progress, job->progress ? log : NULL, plan->grid.ntasks, ts_now());
   if (st == TS_OK) /* every task in flight has its own slot */
@@ -263,7 +265,7 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_se
       st = ts_fail(err, (ts_status)h.status, "%s", (char *)rb.p + sizeof h);
       break;
     }
-    st = store_batch(&m, &order, &rb, &h, err);
+    st = store_batch(&m, src, &order, &rb, &h, err);
     if (st == TS_OK && m.next < plan->grid.ntasks) st = send_batch(&m, src, err);
   }
   ts_progress_done(&progress);
@@ -307,5 +309,6 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_se
   ts_blob_free(&rb);
   free(m.sends);
   free(m.fetch);
+  free(m.task_seconds);
   return st;
 }

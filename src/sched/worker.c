@@ -48,12 +48,15 @@ static void worker_free(worker *w) {
 /* Everything a worker needs before its first task; any failure here is
  * reported to rank 0 through ts_agree, naming this rank and host. */
 static ts_status prepare(worker *w, const ts_setup *su, const char *input, const char *output,
-                         const char *pipeline, ts_error *err) {
+                         const char *pipeline, MPI_Comm comm, ts_error *err) {
   memset(w, 0, sizeof *w);
   w->su = su;
   w->threads = su->threads > 0 ? su->threads : omp_get_max_threads();
   ts_status st = ts_pipeline_parse(pipeline, (ts_dtype)su->in_dtype, su->in_channels, &w->pipe, err);
   if (st) return st;
+  int rank;
+  MPI_Comm_rank(comm, &rank);
+  ts_pipeline_set_rank(w->pipe, rank);
   const int64_t T = su->grid.tile, H = su->grid.halo;
   w->scratch = calloc((size_t)w->threads, sizeof *w->scratch);
   w->encs = calloc((size_t)w->threads, sizeof *w->encs);
@@ -143,7 +146,7 @@ ts_status ts_worker(const ts_setup *su, const char *input, const char *output, c
                     MPI_Comm comm, ts_rank_stats *mine, ts_error *err) {
   worker w;
   ts_error local = {0};
-  ts_status st = prepare(&w, su, input, output, pipeline, &local);
+  ts_status st = prepare(&w, su, input, output, pipeline, comm, &local);
   if ((st = ts_agree(st, &local, comm, err))) {
     worker_free(&w);
     return st;

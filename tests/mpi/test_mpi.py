@@ -120,3 +120,22 @@ def test_direct_io_worker_without_the_input(tmp_path):
                        timeout=60, env=ENV)
     assert p.returncode == 0, p.stderr
     np.testing.assert_array_equal(tifffile.imread(out), 255 - tifffile.imread(here / "in.tif"))
+
+
+def test_slow_worker_takes_fewer_tasks(tmp_path):
+    """Dynamic scheduling: `delay ms=20 rank=1` slows worker 1 only. A static
+    split (32 tasks each) would take >= 32 x 20 ms = 640 ms; on demand, the
+    fast worker takes most tasks and the run ends much sooner."""
+    import json
+    src = tmp_path / "in.tif"
+    write_tiff(src, make_image(256, 256, "u8", 1), tile=32)
+    stats = tmp_path / "stats.json"
+    mpirun(3, "run", "-i", src, "-o", tmp_path / "o.tif", "-p", "delay ms=20 rank=1 | invert",
+           "--tile", 32, "--threads", 1, "--root-compute", "no", "--stats", stats, "--quiet")
+    s = json.loads(stats.read_text())
+    tasks = {r["rank"]: r["tasks"] for r in s["ranks"]}
+    assert tasks[0] == 0 and tasks[1] + tasks[2] == 64, s
+    assert tasks[2] > 3 * tasks[1], tasks  # the slow worker took far fewer
+    assert s["seconds"] < 0.64, s["seconds"]  # faster than any static split
+    assert s["ranks"][1]["busy_fraction"] > 0.5  # the slow one was kept busy too
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "o.tif"), 255 - tifffile.imread(src))
