@@ -32,6 +32,7 @@ typedef struct ts_job {
   int progress;         /* print progress to the log stream */
   ts_io_mode io;        /* MPI runs: who reads the input */
   int credits;          /* MPI runs: batches in flight per worker; 0 = auto (3) */
+  int trace;            /* record task-phase events into the stats */
   int root_compute;     /* MPI runs: rank 0 computes tasks when idle: 1 yes, 0 no,
                            -1 auto (yes with at most 2 workers) */
 } ts_job;
@@ -40,6 +41,17 @@ typedef struct ts_job {
 TS_API void ts_job_init(ts_job *job);
 
 struct ts_rank_stats;
+
+/* One phase of one task, for --trace (seconds from the run's start). */
+typedef enum ts_trace_phase {
+  TS_PHASE_READ = 0, TS_PHASE_SEND, TS_PHASE_COMPUTE, TS_PHASE_RECEIVE, TS_PHASE_WRITE
+} ts_trace_phase;
+
+typedef struct ts_trace_event {
+  int64_t task;
+  double start, dur;
+  int32_t rank, thread, phase;
+} ts_trace_event;
 
 typedef struct ts_run_stats {
   double seconds;
@@ -50,6 +62,8 @@ typedef struct ts_run_stats {
   int64_t out_tile;
   int nranks;                   /* MPI runs, rank 0: per-rank figures */
   struct ts_rank_stats *ranks;
+  int64_t nevents;              /* job->trace: every rank's events (rank 0) */
+  ts_trace_event *events;
 } ts_run_stats;
 
 /* Free what a run allocated in stats. */

@@ -21,13 +21,15 @@ int ts_cmd_generate(int argc, char **argv);
 void ts_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Map a library status to an exit status. */
 int ts_cli_exit(ts_status st);
-/* Option value parsers: print a message naming the option and return -1
- * on a bad value. */
-int ts_opt_int(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out);
-int ts_opt_double(const char *opt, const char *s, double *out);
-/* Run the job (progress on stderr unless quiet), print the error or the
- * summary, write --stats if asked; returns the exit status. */
-int ts_cli_run_job(ts_job *job, int quiet, const char *stats_path);
+/* Run the job in this process (progress on stderr unless quiet), then
+ * ts_cli_report; returns the exit status. */
+int ts_cli_run_job(ts_job *job, int quiet, const char *stats_path, const char *trace_path);
+/* Print the error, or the summary and --stats / --trace files; returns
+ * the exit status. */
+int ts_cli_report(const ts_job *job, ts_status st, const ts_error *err, const ts_run_stats *stats,
+                  int quiet, const char *stats_path, const char *trace_path);
+/* Write the run's trace events as Chrome trace-event JSON (--trace). */
+int ts_cli_write_trace(const char *path, const ts_run_stats *st);
 /* Write the run's figures as JSON (--stats); -1 with a message on error. */
 int ts_cli_write_stats(const char *path, const ts_job *job, const ts_run_stats *st);
 /* Print the job summary line to stdout. */

@@ -1,20 +1,27 @@
-/* tessera run: a pipeline over one image, tile by tile. */
+/* tessera run: a pipeline over one image, tile by tile; in one process,
+ * or under mpirun/srun with rank 0 dispatching to worker ranks. */
+#include <mpi.h>
 #include <stdio.h>
-#include <string.h>
 #include <stdlib.h>
-#include <unistd.h>
-#include "tessera/sched.h"
 #include "cli/cli.h"
-#include "core/params.h"
 #include "cli/job_opts.h"
+#include "tessera/sched.h"
 
 static const char help[] =
-    "usage: tessera run --input IN.tif --output OUT.tif --pipeline \"K p=v | K ...\" [options]\n"
+    "usage: tessera run [JOB.ini] --input IN.tif --output OUT.tif --pipeline \"K p=v | K ...\"\n"
+    "                   [options]\n"
     "\n"
     "Run a pipeline of kernels over a TIFF image of any size, tile by tile: each\n"
     "tile is read with a halo wide enough for the whole pipeline, so the output\n"
     "equals processing the whole image at once. The output is a tiled BigTIFF,\n"
-    "written as OUT.tif.partial and renamed when complete.\n"
+    "written as OUT.tif.partial and renamed when complete. Under mpirun or srun,\n"
+    "rank 0 plans, reads, dispatches and writes; the other ranks compute.\n"
+    "\n"
+    "A job file (INI) sets the same options: [input] input, [output] output,\n"
+    "compression, jpeg_quality, force, [pipeline] pipeline, boundary, cval,\n"
+    "[partition] tile, out_tile, [run] threads, io, root_compute, credits, stats,\n"
+    "trace, quiet. Options on the command line win. Relative paths in a job\n"
+    "file are relative to the file.\n"
     "\n"
     "  -i, --input PATH      input TIFF or BigTIFF (or synth:WxH[:dtype[:channels]])\n"
     "  -o, --output PATH     output .tif / .tiff\n"
@@ -22,85 +29,30 @@ static const char help[] =
     "  --boundary MODE       reflect|mirror|nearest|constant|wrap (default reflect),\n"
     "                        applied at the image border only, as scipy.ndimage\n"
     "  --cval V              the value outside the image for --boundary constant (0)\n"
-    "  --io MODE             under mpirun: root (default: rank 0 reads and sends the\n"
-    "                        pixels, no shared filesystem needed) or direct (workers\n"
-    "                        read the input themselves from a shared filesystem)\n"
-    "  --root-compute WHEN   under mpirun: auto|yes|no: rank 0 computes tasks when\n"
-    "                        no worker needs it (auto: with at most 2 workers)\n"
+    "  --tile N              task tile size, a multiple of 16 (default 1024)\n"
+    "  --out-tile N          output TIFF tile size; a multiple of 16 dividing --tile\n"
+    "                        (default: the largest of 256, 128, 64, 32, 16 that does)\n"
+    "  --threads N           OpenMP threads per rank (default: all cores, or\n"
+    "                        OMP_NUM_THREADS)\n"
+    "  --compression C       none|deflate|lzw|zstd|jpeg (default none; jpeg: u8 with\n"
+    "                        1 or 3 channels)\n"
+    "  --jpeg-quality Q      1..100 (default 90)\n"
+    "  --force               replace an existing output\n"
+    "  --quiet               no progress and no summary lines\n"
     "  --stats FILE          write the run's figures (time, MPix/s, per rank: tasks,\n"
-    "                        busy fraction, bytes sent and received) as JSON\n" TS_JOB_OPTIONS_HELP
+    "                        busy fraction, bytes sent and received) as JSON\n"
+    "  --trace FILE          write a Chrome trace-event JSON of every task phase per\n"
+    "                        rank and thread (open in Perfetto or chrome://tracing)\n"
+    "under mpirun:\n"
+    "  --io MODE             root (default: rank 0 reads and sends the pixels, no\n"
+    "                        shared filesystem needed) or direct (workers read the\n"
+    "                        input themselves from a shared filesystem)\n"
+    "  --root-compute WHEN   auto|yes|no: rank 0 computes tasks when no worker needs\n"
+    "                        it (auto: with at most 2 workers)\n"
+    "  --credits N           batches of tasks in flight per worker (default 3)\n"
     "\n"
     "exit status: 0 success, 1 the job failed (message names the file), 2 bad\n"
-    "command line, pipeline, or existing output without --force\n";
-
-/* Parse the command line into job-> Returns -1 to go on, else the exit
- * status to return with. */
-static const char *stats_path;
-
-static int parse(int argc, char **argv, ts_job *job, int *quiet) {
-  static const struct option longopts[] = {
-      {"input", required_argument, NULL, 'i'},
-      {"output", required_argument, NULL, 'o'},
-      {"pipeline", required_argument, NULL, 'p'},
-      {"boundary", required_argument, NULL, OPT_BOUNDARY},
-      {"cval", required_argument, NULL, OPT_CVAL},
-      {"io", required_argument, NULL, OPT_IO},
-      {"root-compute", required_argument, NULL, OPT_ROOT_COMPUTE},
-      {"stats", required_argument, NULL, OPT_STATS},
-      TS_JOB_LONG_OPTIONS,
-      {NULL, 0, NULL, 0},
-  };
-  int c, r;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "i:o:p:", longopts, NULL)) != -1) {
-    switch (c) {
-      case 'i': job->input = optarg; break;
-      case 'o': job->output = optarg; break;
-      case 'p': job->pipeline = optarg; break;
-      case OPT_BOUNDARY:
-        if (ts_boundary_parse(optarg, &job->boundary)) {
-          ts_cli_error("--boundary %s: expected reflect, mirror, nearest, constant or wrap", optarg);
-          return TS_EXIT_USAGE;
-        }
-        break;
-      case OPT_IO:
-        if (!strcmp(optarg, "root")) job->io = TS_IO_ROOT;
-        else if (!strcmp(optarg, "direct")) job->io = TS_IO_DIRECT;
-        else {
-          ts_cli_error("--io %s: expected root or direct", optarg);
-          return TS_EXIT_USAGE;
-        }
-        break;
-      case OPT_STATS:
-        stats_path = optarg;
-        break;
-      case OPT_ROOT_COMPUTE:
-        if (!strcmp(optarg, "auto")) job->root_compute = -1;
-        else if (ts_parse_bool(optarg, &job->root_compute)) {
-          ts_cli_error("--root-compute %s: expected auto, yes or no", optarg);
-          return TS_EXIT_USAGE;
-        }
-        break;
-      case OPT_CVAL:
-        if (ts_opt_double("--cval", optarg, &job->cval)) return TS_EXIT_USAGE;
-        break;
-      case OPT_HELP: fputs(help, stdout); return TS_EXIT_OK;
-      default:
-        if ((r = ts_job_option(c, optarg, job, quiet)) == 1) break;
-        if (r == 0) fputs(help, stderr);
-        return TS_EXIT_USAGE;
-    }
-  }
-  if (optind < argc) {
-    ts_cli_error("run: unexpected argument '%s'", argv[optind]);
-    return TS_EXIT_USAGE;
-  }
-  if (!job->input || !job->output) {
-    ts_cli_error("run: --input and --output are required (see tessera run --help)");
-    return TS_EXIT_USAGE;
-  }
-  return -1;
-}
+    "command line, job file, pipeline, or existing output without --force\n";
 
 /* Launched by mpirun or srun? Then MPI is initialized; otherwise tessera
  * runs in one process without touching MPI at all. */
@@ -108,38 +60,48 @@ static int under_launcher(void) {
   return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK");
 }
 
-int ts_cmd_run(int argc, char **argv) {
-  ts_job job;
-  ts_job_init(&job);
-  int quiet = 0;
-  if (!under_launcher()) {
-    int code = parse(argc, argv, &job, &quiet);
-    return code >= 0 ? code : ts_cli_run_job(&job, quiet, stats_path);
+/* Rank 0's (or the only process's) checks after parsing. */
+static int complete(const ts_cli_opts *o) {
+  if (!o->job.input || !o->job.output) {
+    ts_cli_error("run: --input and --output are required (see tessera run --help)");
+    return TS_EXIT_USAGE;
   }
-  int provided, rank, code = -1;
+  return -1;
+}
+
+int ts_cmd_run(int argc, char **argv) {
+  ts_cli_opts o;
+  ts_cli_opts_init(&o);
+  int code;
+  if (!under_launcher()) {
+    code = ts_cli_parse(argc, argv, TS_CMD_RUN, help, &o);
+    if (code < 0) code = complete(&o);
+    if (code < 0) code = ts_cli_run_job(&o.job, o.quiet, o.stats, o.trace);
+    ts_cli_opts_free(&o);
+    return code;
+  }
+  int provided, rank;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  /* rank 0 alone reads the command line (and job file); the others get
-   * the validated job from it, so they need no access to its files */
-  if (rank == 0) code = parse(argc, argv, &job, &quiet);
-  job.progress = !quiet;
+  /* rank 0 alone reads the command line and job file; the others get the
+   * validated job from it, so they need no access to its files */
+  code = -1;
+  if (rank == 0) {
+    code = ts_cli_parse(argc, argv, TS_CMD_RUN, help, &o);
+    if (code < 0) code = complete(&o);
+    o.job.progress = !o.quiet;
+    o.job.trace = o.trace != NULL;
+  }
   ts_error err = {0};
   ts_run_stats stats;
-  ts_status st = ts_run_mpi(rank == 0 && code < 0 ? &job : NULL, MPI_COMM_WORLD, &stats, stderr, &err);
+  ts_status st = ts_run_mpi(rank == 0 && code < 0 ? &o.job : NULL, MPI_COMM_WORLD, &stats, stderr, &err);
   if (rank == 0) {
-    if (code >= 0) {
-      st = TS_OK; /* --help, or a bad command line already reported */
-    } else if (st) {
-      ts_cli_error("%s", err.msg);
-      code = ts_cli_exit(st);
-    } else {
-      if (!quiet) ts_cli_summary(job.output, &stats);
-      code = stats_path && ts_cli_write_stats(stats_path, &job, &stats) ? TS_EXIT_ERROR : TS_EXIT_OK;
-    }
+    if (code < 0) code = ts_cli_report(&o.job, st, &err, &stats, o.quiet, o.stats, o.trace);
     ts_run_stats_free(&stats);
   } else {
     code = ts_cli_exit(st);
   }
+  ts_cli_opts_free(&o);
   MPI_Finalize();
   return code;
 }

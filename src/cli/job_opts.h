@@ -1,38 +1,32 @@
-/* Options shared by the subcommands that write an image (run, generate). */
+/* Options of the commands that write an image (run, generate), in one
+ * table: the command line and job files (INI: [input], [output],
+ * [pipeline], [partition], [run]) set them through the same setters, so
+ * every job-file key is also a command-line option, spelled the same
+ * (`out_tile` or `out-tile`), and the command line wins. */
 #ifndef TS_CLI_JOB_OPTS_H
 #define TS_CLI_JOB_OPTS_H
 
-#include <getopt.h>
+#include <stdint.h>
 #include "tessera/tessera.h"
 
-enum {
-  OPT_TILE = 256, OPT_OUT_TILE, OPT_BOUNDARY, OPT_CVAL, OPT_THREADS, OPT_COMPRESSION,
-  OPT_QUALITY, OPT_FORCE, OPT_QUIET, OPT_HELP, OPT_IO, OPT_ROOT_COMPUTE, OPT_STATS
-};
+enum { TS_CMD_RUN = 1, TS_CMD_GENERATE = 2 };
 
-#define TS_JOB_LONG_OPTIONS                                              \
-  {"tile", required_argument, NULL, OPT_TILE},                           \
-      {"out-tile", required_argument, NULL, OPT_OUT_TILE},               \
-      {"threads", required_argument, NULL, OPT_THREADS},                 \
-      {"compression", required_argument, NULL, OPT_COMPRESSION},         \
-      {"jpeg-quality", required_argument, NULL, OPT_QUALITY},            \
-      {"force", no_argument, NULL, OPT_FORCE},                           \
-      {"quiet", no_argument, NULL, OPT_QUIET},                           \
-      {"help", no_argument, NULL, OPT_HELP}
+typedef struct ts_cli_opts {
+  ts_job job;
+  int quiet;
+  const char *stats, *trace;
+  const char *size, *dtype; /* generate */
+  int64_t channels;         /* generate */
+  char *owned[64];          /* strings from job files */
+  int nowned;
+} ts_cli_opts;
 
-#define TS_JOB_OPTIONS_HELP                                                            \
-  "  --tile N              task tile size, a multiple of 16 (default 1024)\n"         \
-  "  --out-tile N          output TIFF tile size; a multiple of 16 dividing --tile\n" \
-  "                        (default: the largest of 256, 128, 64, 32, 16 that does)\n" \
-  "  --threads N           OpenMP threads (default: all cores, or OMP_NUM_THREADS)\n" \
-  "  --compression C       none|deflate|lzw|zstd|jpeg (default none; jpeg: u8 with\n" \
-  "                        1 or 3 channels)\n"                                        \
-  "  --jpeg-quality Q      1..100 (default 90)\n"                                    \
-  "  --force               replace an existing output\n"                             \
-  "  --quiet               no progress and no summary line\n"
+void ts_cli_opts_init(ts_cli_opts *o);
+void ts_cli_opts_free(ts_cli_opts *o);
 
-/* Apply a shared option to the job; returns 1 if handled, 0 if not one of
- * them, -1 on a bad value (message printed). */
-int ts_job_option(int code, const char *arg, ts_job *job, int *quiet);
+/* Parse argv for command `cmd` (TS_CMD_*): options go into o after the job
+ * file (run's one positional argument) is loaded. Returns -1 to go on, or
+ * the exit status (help printed, or an error reported). */
+int ts_cli_parse(int argc, char **argv, int cmd, const char *help, ts_cli_opts *o);
 
 #endif

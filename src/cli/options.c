@@ -20,34 +20,27 @@ int ts_cli_exit(ts_status st) {
                                                                              : TS_EXIT_ERROR;
 }
 
-int ts_opt_int(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out) {
-  if (ts_parse_int64(s, out) || *out < lo || *out > hi) {
-    ts_cli_error("%s %s: expected an integer from %lld to %lld", opt, s, (long long)lo, (long long)hi);
-    return -1;
+int ts_cli_report(const ts_job *job, ts_status st, const ts_error *err, const ts_run_stats *stats,
+                  int quiet, const char *stats_path, const char *trace_path) {
+  if (st) {
+    ts_cli_error("%s", err->msg);
+    return ts_cli_exit(st);
   }
-  return 0;
+  if (!quiet) ts_cli_summary(job->output, stats);
+  if (stats_path && ts_cli_write_stats(stats_path, job, stats)) return TS_EXIT_ERROR;
+  if (trace_path && ts_cli_write_trace(trace_path, stats)) return TS_EXIT_ERROR;
+  return TS_EXIT_OK;
 }
 
-int ts_opt_double(const char *opt, const char *s, double *out) {
-  if (ts_parse_double(s, out)) {
-    ts_cli_error("%s %s: expected a number", opt, s);
-    return -1;
-  }
-  return 0;
-}
-
-int ts_cli_run_job(ts_job *job, int quiet, const char *stats_path) {
+int ts_cli_run_job(ts_job *job, int quiet, const char *stats_path, const char *trace_path) {
   job->progress = !quiet;
+  job->trace = trace_path != NULL;
   ts_error err = {0};
   ts_run_stats stats;
   ts_status st = ts_run_local(job, &stats, stderr, &err);
-  if (st) {
-    ts_cli_error("%s", err.msg);
-    return ts_cli_exit(st);
-  }
-  if (!quiet) ts_cli_summary(job->output, &stats);
-  if (stats_path && ts_cli_write_stats(stats_path, job, &stats)) return TS_EXIT_ERROR;
-  return TS_EXIT_OK;
+  int code = ts_cli_report(job, st, &err, &stats, quiet, stats_path, trace_path);
+  ts_run_stats_free(&stats);
+  return code;
 }
 
 void ts_cli_summary(const char *output, const ts_run_stats *st) {

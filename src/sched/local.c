@@ -13,6 +13,7 @@
 #include "sched/fetch.h"
 #include "sched/output.h"
 #include "sched/plan.h"
+#include "sched/trace.h"
 
 enum { SLOT_IN = 10, SLOT_OUT = 11, SLOT_FETCH = 12 };
 
@@ -25,6 +26,8 @@ typedef struct engine {
   int failed;         /* write_lock; read racily as a hint to stop early */
   ts_error err;       /* write_lock: first failure */
   ts_progress progress;
+  double t0;          /* the run's start, for trace times */
+  ts_trace trace;     /* write_lock: every thread's events, merged at exit */
 } engine;
 
 static void fail(engine *e, const ts_error *err) {
@@ -58,6 +61,8 @@ static void worker(engine *e) {
   ts_scratch *s = ts_scratch_new();
   ts_encoder *enc = NULL;
   ts_blob encoded = {0};
+  ts_trace tr = {.on = pl->job->trace};
+  const int me = omp_get_thread_num();
   ts_status st = s ? ts_encoder_new(pl->job->output, &pl->wopts, &enc, &err)
                    : ts_fail(&err, TS_ERR_NOMEM, "out of memory");
   /* buffers sized for the largest task, allocated once per thread */
@@ -70,6 +75,7 @@ static void worker(engine *e) {
                  (long long)(T + 2 * H));
   while (st == TS_OK && !e->failed) {
     pthread_mutex_lock(&e->read_lock);
+    double t_read = ts_now() - e->t0;
     int64_t t = e->next_task < pl->grid.ntasks ? e->next_task++ : -1;
     ts_rect core = {0}, in = {0};
     ts_image src = {0};
@@ -81,13 +87,22 @@ static void worker(engine *e) {
     }
     pthread_mutex_unlock(&e->read_lock);
     if (t < 0 || st) break;
+    double t_compute = ts_now() - e->t0;
+    ts_trace_add(&tr, TS_PHASE_READ, t, t_read, t_compute, 0, me);
     ts_image dst = ts_image_packed(outbuf, core.w, core.h, p->out_channels, p->out_dtype);
     st = ts_pipeline_run(p, &src, &dst, s, &err);
     encoded.size = 0;
     if (st == TS_OK) st = ts_encode_core(&enc, NULL, 1, core, pl->out_tile, &dst, &encoded, &err);
+    double t_write = ts_now() - e->t0;
+    ts_trace_add(&tr, TS_PHASE_COMPUTE, t, t_compute, t_write, 0, me);
     if (st == TS_OK) st = deliver(e, t, &encoded, &err);
+    ts_trace_add(&tr, TS_PHASE_WRITE, t, t_write, ts_now() - e->t0, 0, me);
   }
   if (st) fail(e, &err);
+  pthread_mutex_lock(&e->write_lock);
+  ts_trace_merge(&e->trace, &tr);
+  pthread_mutex_unlock(&e->write_lock);
+  ts_trace_free(&tr);
   ts_blob_free(&encoded);
   ts_encoder_free(&enc);
   ts_scratch_free(&s);
@@ -107,6 +122,8 @@ ts_status ts_run_local(const ts_job *job, ts_run_stats *stats, FILE *log, ts_err
   ts_plan plan;
   engine e = {.plan = &plan};
   double t0 = ts_now();
+  e.t0 = t0;
+  e.trace.on = job->trace;
   memset(stats, 0, sizeof *stats);
   ts_status st = ts_plan_open(&plan, job, err);
   if (st) return st;
@@ -140,6 +157,8 @@ ts_status ts_run_local(const ts_job *job, ts_run_stats *stats, FILE *log, ts_err
   stats->in_h = plan.grid.h;
   stats->threads = threads;
   stats->out_tile = plan.out_tile;
+  stats->nevents = e.trace.n;
+  stats->events = e.trace.ev; /* ownership moves to stats */
   ts_plan_close(&plan);
   return st;
 }

@@ -20,6 +20,7 @@
 #include "sched/fetch.h"
 #include "sched/output.h"
 #include "sched/protocol.h"
+#include "sched/trace.h"
 
 typedef struct send_slot {
   MPI_Request req;
@@ -44,6 +45,8 @@ typedef struct master {
   ts_encoder **encs;
   ts_blob *parts, own;
   void *inbuf, *outbuf;
+  ts_trace trace; /* every rank's events */
+  double t0;      /* the run's start (after a barrier) */
 } master;
 
 /* Sleep a little more each time nothing happened (10 us .. 1 ms). */
@@ -98,7 +101,9 @@ static ts_status send_batch(master *m, int r, ts_error *err) {
     if (m->job->io == TS_IO_ROOT) {
       ts_rect in = ts_grid_input(&p->grid, it.task);
       ts_image dst = ts_image_packed(s->b.p + at, in.w, in.h, info->channels, info->dtype);
+      double t_read = MPI_Wtime() - m->t0;
       ts_status st = ts_fetch_rect(p->reader, in, m->job->boundary, m->job->cval, &dst, m->fetch, err);
+      ts_trace_add(&m->trace, TS_PHASE_READ, it.task, t_read, MPI_Wtime() - m->t0, 0, 0);
       if (st) return st;
       it.bytes = ts_image_bytes(in.w, in.h, info->channels, info->dtype);
       at += (size_t)it.bytes;
@@ -107,7 +112,9 @@ static ts_status send_batch(master *m, int r, ts_error *err) {
   }
   h.payload = (int64_t)(at - sizeof h);
   memcpy(s->b.p, &h, sizeof h);
+  double t_send = MPI_Wtime() - m->t0;
   MPI_Isend(s->b.p, (int)at, MPI_BYTE, r, TAG_WORK, m->comm, &s->req);
+  ts_trace_add(&m->trace, TS_PHASE_SEND, m->next, t_send, MPI_Wtime() - m->t0, 0, 0);
   m->ranks[0].bytes_sent += (int64_t)at;
   m->next += k;
   return TS_OK;
@@ -126,9 +133,15 @@ static int receive(master *m, ts_blob *rb, ts_msg *h, int wait) {
       int n = 0;
       MPI_Get_count(&status, MPI_BYTE, &n);
       if (ts_blob_reserve(rb, (size_t)n)) MPI_Abort(m->comm, 1); /* cannot drain: no way on */
+      double t_recv = MPI_Wtime() - m->t0;
       MPI_Mrecv(rb->p, n, MPI_BYTE, &msg, MPI_STATUS_IGNORE);
       rb->size = (size_t)n;
       memcpy(h, rb->p, sizeof *h);
+      if (h->kind == MSG_RESULT && h->count > 0) {
+        int64_t first;
+        memcpy(&first, rb->p + sizeof *h, sizeof first);
+        ts_trace_add(&m->trace, TS_PHASE_RECEIVE, first, t_recv, MPI_Wtime() - m->t0, 0, 0);
+      }
       m->ranks[0].bytes_received += n;
       return status.MPI_SOURCE;
     }
@@ -183,12 +196,17 @@ static ts_status own_task(master *m, ts_order *order, ts_error *err) {
   ts_image dst = ts_image_packed(m->outbuf, core.w, core.h, p->pipe->out_channels, p->pipe->out_dtype);
   double t0 = MPI_Wtime();
   ts_status st = ts_fetch_rect(p->reader, in, m->job->boundary, m->job->cval, &src, m->fetch, err);
+  double t1 = MPI_Wtime();
+  ts_trace_add(&m->trace, TS_PHASE_READ, t, t0 - m->t0, t1 - m->t0, 0, 0);
   if (st == TS_OK) st = ts_pipeline_run_bands(p->pipe, &src, &dst, m->scratch, m->threads, err);
   m->own.size = 0;
   if (st == TS_OK)
     st = ts_encode_core(m->encs, m->parts, m->threads, core, p->out_tile, &dst, &m->own, err);
+  double t2 = MPI_Wtime();
+  ts_trace_add(&m->trace, TS_PHASE_COMPUTE, t, t1 - m->t0, t2 - m->t0, 0, 0);
   int placed;
   if (st == TS_OK) st = ts_order_put(order, t, &m->own, &placed, err);
+  ts_trace_add(&m->trace, TS_PHASE_WRITE, t, t2 - m->t0, MPI_Wtime() - m->t0, 0, 0);
   m->ranks[0].tasks++;
   m->ranks[0].busy += MPI_Wtime() - t0;
   return st;
@@ -203,7 +221,9 @@ static ts_status store_batch(master *m, int src, ts_order *order, const ts_blob 
     memcpy(&it, index + (size_t)i * sizeof it, sizeof it);
     ts_blob one = {.p = (unsigned char *)data, .size = (size_t)it.bytes};
     int placed;
+    double t_write = MPI_Wtime() - m->t0;
     ts_status st = ts_order_put(order, it.task, &one, &placed, err);
+    ts_trace_add(&m->trace, TS_PHASE_WRITE, it.task, t_write, MPI_Wtime() - m->t0, 0, 0);
     if (st) return st;
     if (!placed) return ts_fail(err, TS_ERR_INTERNAL, "result of task %lld has no slot", (long long)it.task);
     data += it.bytes;
@@ -217,11 +237,12 @@ static ts_status store_batch(master *m, int src, ts_order *order, const ts_blob 
 
 ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_setup *su,
                     ts_run_stats *stats, FILE *log, ts_error *err) {
+  MPI_Barrier(comm); /* the run's common start, for trace times */
   double t0 = MPI_Wtime();
   int size;
   MPI_Comm_size(comm, &size);
   master m = {.job = job, .plan = plan, .comm = comm, .workers = size - 1, .credits = su->credits,
-              .task_bytes = su->task_bytes};
+              .task_bytes = su->task_bytes, .t0 = t0, .trace = {.on = job->trace}};
   const int64_t T = plan->grid.tile, H = plan->grid.halo;
   ts_rect big = {0, 0, T + 2 * H, T + 2 * H};
   m.nsend = m.credits * m.workers;
@@ -280,6 +301,8 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_se
     int src = receive(&m, &rb, &h, 1);
     if (h.kind == MSG_FINAL) {
       memcpy(&m.ranks[src], rb.p + sizeof h, sizeof *m.ranks);
+      ts_trace theirs = {.ev = (ts_trace_event *)(rb.p + sizeof h + sizeof *m.ranks), .n = h.count};
+      ts_trace_merge(&m.trace, &theirs);
       finals++;
     } else if (h.kind == MSG_ERROR && st == TS_OK) {
       st = ts_fail(err, (ts_status)h.status, "%s", (char *)rb.p + sizeof h);
@@ -305,6 +328,8 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_se
   stats->out_tile = plan->out_tile;
   stats->nranks = size;
   stats->ranks = m.ranks;
+  stats->nevents = m.trace.n;
+  stats->events = m.trace.ev; /* ownership moves to stats */
   ts_order_free(&order);
   ts_blob_free(&rb);
   free(m.sends);

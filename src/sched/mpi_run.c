@@ -10,8 +10,11 @@
 
 void ts_run_stats_free(ts_run_stats *stats) {
   free(stats->ranks);
+  free(stats->events);
   stats->ranks = NULL;
+  stats->events = NULL;
   stats->nranks = 0;
+  stats->nevents = 0;
 }
 
 void ts_wait_gently(MPI_Request *req, MPI_Status *status, double *idle) {
@@ -97,6 +100,7 @@ ts_status ts_run_mpi(const ts_job *job, MPI_Comm comm, ts_run_stats *stats, FILE
       su.boundary = job->boundary;
       su.io = job->io;
       su.threads = job->threads;
+      su.trace = job->trace;
       su.cval = job->cval;
       su.len_input = (int32_t)strlen(job->input);
       su.len_output = (int32_t)strlen(job->output);

@@ -49,7 +49,7 @@ typedef struct ts_setup {
   ts_writer_options wopts; /* description is not sent */
   int64_t out_tile;
   int32_t in_dtype, in_channels;
-  int32_t boundary, io, threads, credits;
+  int32_t boundary, io, threads, credits, trace;
   int64_t task_bytes; /* the largest task's input */
   double cval;
   int32_t len_input, len_output, len_pipeline;

@@ -12,6 +12,7 @@
 #include "sched/fetch.h"
 #include "sched/output.h"
 #include "sched/protocol.h"
+#include "sched/trace.h"
 
 typedef struct worker {
   const ts_setup *su;
@@ -23,6 +24,9 @@ typedef struct worker {
   ts_blob *parts;       /* per thread (band mode encoding) */
   void **inbuf, **outbuf, **fetch; /* per thread */
   ts_blob results[TS_BATCH_TASKS]; /* per task of a batch */
+  ts_trace *trace; /* per thread */
+  int rank;
+  double t0; /* the run's start (after a barrier), for trace times */
 } worker;
 
 static void worker_free(worker *w) {
@@ -35,6 +39,8 @@ static void worker_free(worker *w) {
     if (w->fetch) free(w->fetch[i]);
   }
   for (int i = 0; i < TS_BATCH_TASKS; i++) ts_blob_free(&w->results[i]);
+  for (int i = 0; w->trace && i < w->threads; i++) ts_trace_free(&w->trace[i]);
+  free(w->trace);
   free(w->scratch);
   free(w->encs);
   free(w->parts);
@@ -54,9 +60,8 @@ static ts_status prepare(worker *w, const ts_setup *su, const char *input, const
   w->threads = su->threads > 0 ? su->threads : omp_get_max_threads();
   ts_status st = ts_pipeline_parse(pipeline, (ts_dtype)su->in_dtype, su->in_channels, &w->pipe, err);
   if (st) return st;
-  int rank;
-  MPI_Comm_rank(comm, &rank);
-  ts_pipeline_set_rank(w->pipe, rank);
+  MPI_Comm_rank(comm, &w->rank);
+  ts_pipeline_set_rank(w->pipe, w->rank);
   const int64_t T = su->grid.tile, H = su->grid.halo;
   w->scratch = calloc((size_t)w->threads, sizeof *w->scratch);
   w->encs = calloc((size_t)w->threads, sizeof *w->encs);
@@ -64,7 +69,9 @@ static ts_status prepare(worker *w, const ts_setup *su, const char *input, const
   w->inbuf = calloc((size_t)w->threads, sizeof *w->inbuf);
   w->outbuf = calloc((size_t)w->threads, sizeof *w->outbuf);
   w->fetch = calloc((size_t)w->threads, sizeof *w->fetch);
-  if (!w->scratch || !w->encs || !w->parts || !w->inbuf || !w->outbuf || !w->fetch)
+  w->trace = calloc((size_t)w->threads, sizeof *w->trace);
+  for (int i = 0; w->trace && i < w->threads; i++) w->trace[i].on = su->trace;
+  if (!w->trace || !w->scratch || !w->encs || !w->parts || !w->inbuf || !w->outbuf || !w->fetch)
     return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   ts_rect big = {0, 0, T + 2 * H, T + 2 * H};
   for (int i = 0; i < w->threads; i++) {
@@ -98,6 +105,7 @@ static ts_status compute(worker *w, int64_t t, const void *pixels, int me, int n
   const ts_setup *su = w->su;
   ts_rect core = ts_grid_core(&su->grid, t), in = ts_grid_input(&su->grid, t);
   ts_image src;
+  double t_start = MPI_Wtime() - w->t0;
   if (su->io == TS_IO_DIRECT) {
     ts_status st;
     src = ts_image_packed(w->inbuf[me], in.w, in.h, su->in_channels, (ts_dtype)su->in_dtype);
@@ -112,8 +120,10 @@ static ts_status compute(worker *w, int64_t t, const void *pixels, int me, int n
                               : ts_pipeline_run(w->pipe, &src, &dst, w->scratch[me], err);
   if (st) return st;
   out->size = 0;
-  return ts_encode_core(nthreads > 1 ? w->encs : &w->encs[me], w->parts, nthreads, core,
-                        su->out_tile, &dst, out, err);
+  st = ts_encode_core(nthreads > 1 ? w->encs : &w->encs[me], w->parts, nthreads, core,
+                      su->out_tile, &dst, out, err);
+  ts_trace_add(&w->trace[me], TS_PHASE_COMPUTE, t, t_start, MPI_Wtime() - w->t0, w->rank, me);
+  return st;
 }
 
 /* Compute a batch (index `items`, pixels after it) into w->results. */
@@ -154,7 +164,9 @@ ts_status ts_worker(const ts_setup *su, const char *input, const char *output, c
   memset(mine, 0, sizeof *mine);
   mine->threads = w.threads;
   gethostname(mine->host, sizeof mine->host - 1);
+  MPI_Barrier(comm); /* the run's common start, for trace times */
   double t_start = MPI_Wtime();
+  w.t0 = t_start;
 
   /* two receive buffers (the next batch arrives during this one) and two
    * result buffers (the last send drains during this compute) */
@@ -170,9 +182,15 @@ ts_status ts_worker(const ts_setup *su, const char *input, const char *output, c
   int32_t final_status = TS_OK;
   MPI_Irecv(rbuf[0], (int)in_max, MPI_BYTE, 0, TAG_WORK, comm, &rreq[0]);
   for (;;) {
+    double t_wait = MPI_Wtime() - t_start;
     ts_wait_gently(&rreq[cur], NULL, NULL);
     ts_msg m;
     memcpy(&m, rbuf[cur], sizeof m);
+    if (m.kind == MSG_TASK) {
+      int64_t first;
+      memcpy(&first, rbuf[cur] + sizeof m, sizeof first);
+      ts_trace_add(&w.trace[0], TS_PHASE_RECEIVE, first, t_wait, MPI_Wtime() - t_start, w.rank, 0);
+    }
     if (m.kind == MSG_STOP) {
       final_status = m.status;
       break;
@@ -211,16 +229,24 @@ ts_status ts_worker(const ts_setup *su, const char *input, const char *output, c
     memcpy(out->p, &r, sizeof r);
     mine->busy += r.seconds;
     mine->bytes_sent += (int64_t)out->size;
+    double t_send = MPI_Wtime() - t_start;
     MPI_Isend(out->p, (int)out->size, MPI_BYTE, 0, TAG_DONE, comm, &sreq[cur]);
+    if (m.count > 0)
+      ts_trace_add(&w.trace[0], TS_PHASE_SEND, items[0].task, t_send, MPI_Wtime() - t_start, w.rank, 0);
     cur = !cur;
   }
   MPI_Waitall(2, sreq, MPI_STATUSES_IGNORE);
-  /* FINAL: this rank's figures for rank 0's summary */
-  ts_msg f = {.kind = MSG_FINAL, .payload = sizeof *mine, .seconds = MPI_Wtime() - t_start};
-  unsigned char fin[sizeof f + sizeof *mine];
-  memcpy(fin, &f, sizeof f);
-  memcpy(fin + sizeof f, mine, sizeof *mine);
-  MPI_Send(fin, (int)sizeof fin, MPI_BYTE, 0, TAG_DONE, comm);
+  /* FINAL: this rank's figures and trace events for rank 0 */
+  for (int i = 1; i < w.threads; i++) ts_trace_merge(&w.trace[0], &w.trace[i]);
+  ts_msg f = {.kind = MSG_FINAL, .count = w.trace[0].n, .seconds = MPI_Wtime() - t_start};
+  ts_blob fin = {0};
+  if (ts_blob_append(&fin, &f, sizeof f) || ts_blob_append(&fin, mine, sizeof *mine) ||
+      ts_blob_append(&fin, w.trace[0].ev, (size_t)w.trace[0].n * sizeof *w.trace[0].ev))
+    MPI_Abort(comm, 1); /* rank 0 waits for this message */
+  f.payload = (int64_t)(fin.size - sizeof f);
+  memcpy(fin.p, &f, sizeof f);
+  MPI_Send(fin.p, (int)fin.size, MPI_BYTE, 0, TAG_DONE, comm);
+  ts_blob_free(&fin);
   free(rbuf[0]);
   free(rbuf[1]);
   ts_blob_free(&res[0]);

@@ -139,3 +139,27 @@ def test_slow_worker_takes_fewer_tasks(tmp_path):
     assert s["seconds"] < 0.64, s["seconds"]  # faster than any static split
     assert s["ranks"][1]["busy_fraction"] > 0.5  # the slow one was kept busy too
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "o.tif"), 255 - tifffile.imread(src))
+
+
+def test_job_file_only_on_rank_0(tmp_path):
+    """Workers need neither the job file nor the input (--io root): rank 0
+    runs where both are, the workers in an empty directory."""
+    import json
+    here, there = tmp_path / "a", tmp_path / "b"
+    here.mkdir()
+    there.mkdir()
+    write_tiff(here / "img.tif", make_image(200, 300, "u8", 1))
+    (here / "job.ini").write_text("[input]\ninput = img.tif\n[output]\noutput = o.tif\n"
+                                  "[pipeline]\npipeline = gaussian sigma=1 | sobel\n[partition]\ntile = 64\n"
+                                  "[run]\ntrace = t.json\nquiet = true\n")
+    cmd = [MPIEXEC, "--oversubscribe", "-np", "1", "--wdir", str(here), TESSERA, "run", "job.ini", ":",
+           "-np", "2", "--wdir", str(there), TESSERA, "run", "job.ini"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=ENV)
+    assert p.returncode == 0, p.stderr
+    run("run", "-i", here / "img.tif", "-o", tmp_path / "ref.tif", "-p", "gaussian sigma=1 | sobel",
+        "--tile", 64, "--quiet")
+    assert (here / "o.tif").read_bytes() == (tmp_path / "ref.tif").read_bytes()
+    ev = [e for e in json.loads((here / "t.json").read_text())["traceEvents"] if e["ph"] == "X"]
+    assert {e["pid"] for e in ev} == {0, 1, 2}
+    computed = sorted(e["args"]["task"] for e in ev if e["name"] == "compute")
+    assert computed == list(range(4 * 5))  # each task computed once, somewhere
