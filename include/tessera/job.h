@@ -62,6 +62,7 @@ typedef struct ts_run_stats {
   int64_t out_tile;
   int nranks;                   /* MPI runs, rank 0: per-rank figures */
   struct ts_rank_stats *ranks;
+  char resolved[512];           /* global kernels' values: "threshold value=123; ..." */
   int64_t nevents;              /* job->trace: every rank's events (rank 0) */
   ts_trace_event *events;
 } ts_run_stats;

@@ -21,7 +21,8 @@ typedef enum ts_param_type {
 
 enum {
   TS_PARAM_ODD = 1u << 0,     /* integer must be odd */
-  TS_PARAM_MIN_OPEN = 1u << 1 /* value must be > min (not >=) */
+  TS_PARAM_MIN_OPEN = 1u << 1, /* value must be > min (not >=) */
+  TS_PARAM_OPTIONAL = 1u << 2  /* no default, not required: `given` says if set */
 };
 
 typedef struct ts_param_def {
@@ -40,6 +41,7 @@ typedef struct ts_value {
   double num;    /* INT, FLOAT, BOOL (0/1), CHOICE (index) */
   double *list;  /* LIST: owned by the kernel instance */
   int64_t count; /* LIST: number of elements */
+  int given;     /* set in the pipeline text (not a default) */
 } ts_value;
 
 typedef struct ts_kernel ts_kernel;
@@ -62,6 +64,19 @@ typedef struct ts_kernel_def {
    * out: caller-allocated, out_dtype/out_channels. Single-threaded, pure. */
   ts_status (*apply)(const ts_kernel *k, const ts_image *in, ts_image *out,
                      ts_scratch *scratch, ts_error *err);
+  /* Global kernels, whose output depends on a statistic of the whole image
+   * (Otsu, normalize, equalize). stages() says how many statistics passes
+   * this instance needs (0: it is not global; NULL: never). Each stage: a
+   * partial of stats_size() doubles, zeroed by stats_init(), accumulated
+   * over each task's core (the input this kernel sees there), merged by
+   * adding or min/max (exact, so any order gives the same bits), and
+   * resolved into the kernel's parameters once merged. */
+  int (*stages)(const ts_kernel *k);
+  int64_t (*stats_size)(const ts_kernel *k, int stage);
+  void (*stats_init)(const ts_kernel *k, int stage, double *partial);
+  void (*accumulate)(const ts_kernel *k, int stage, const ts_image *im, double *partial);
+  void (*merge)(const ts_kernel *k, int stage, double *into, const double *from);
+  ts_status (*resolve)(ts_kernel *k, int stage, const double *merged, ts_error *err);
 } ts_kernel_def;
 
 /* A kernel instance: a def, its parameter values and prepared state. */
@@ -74,7 +89,14 @@ struct ts_kernel {
   float *weights; /* prepared 1-D or 2-D weights, if any (owned) */
   int64_t nweights;
   int rank;       /* the MPI rank running it (0 in one process): diagnostics only */
+  double g[4];    /* global kernels: values resolved from the statistics */
+  char resolved[128]; /* global kernels: "value=123" once resolved, for the summary */
 };
+
+/* Global-kernel stages of k (0 for an ordinary kernel). */
+static inline int ts_kernel_stages(const ts_kernel *k) {
+  return k->def->stages ? k->def->stages(k) : 0;
+}
 
 /* The registry: NULL-terminated array of every kernel, sorted by name. */
 TS_API const ts_kernel_def *const *ts_kernel_registry(void);

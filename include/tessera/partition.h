@@ -45,5 +45,7 @@ TS_API ts_rect ts_grid_core(const ts_grid *g, int64_t t);
 /* The input rect of task t: the core grown by the halo (may pass the image
  * border; the boundary mode fills that part). */
 TS_API ts_rect ts_grid_input(const ts_grid *g, int64_t t);
+/* The same with another halo (a statistics pass runs part of the pipeline). */
+TS_API ts_rect ts_grid_input_halo(const ts_grid *g, int64_t t, int64_t halo);
 
 #endif

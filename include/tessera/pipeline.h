@@ -40,6 +40,13 @@ TS_API void ts_pipeline_set_rank(ts_pipeline *p, int rank);
 TS_API ts_status ts_pipeline_run(const ts_pipeline *p, const ts_image *in, ts_image *out,
                                  ts_scratch *scratch, ts_error *err);
 
+/* The first n kernels only (the input carries their halo), with bands over
+ * nthreads (1: in this thread). For a global kernel's statistics pass. */
+TS_API ts_status ts_pipeline_run_upto(const ts_pipeline *p, int n, const ts_image *in, ts_image *out,
+                                      ts_scratch **scratch, int nthreads, ts_error *err);
+/* The halo of the first n kernels. */
+TS_API int64_t ts_pipeline_halo_upto(const ts_pipeline *p, int n);
+
 /* The same, with one task's rows split into bands over `nthreads` OpenMP
  * threads (scratch[i] per thread; intermediates live in scratch[0]). The
  * output bytes do not depend on nthreads. */

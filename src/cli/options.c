@@ -48,6 +48,7 @@ void ts_cli_summary(const char *output, const ts_run_stats *st) {
          (long long)st->in_w, (long long)st->in_h, (long long)st->tasks, st->threads,
          st->nranks > 1 ? " per worker" : "", st->seconds,
          st->seconds > 0 ? (double)st->pixels / st->seconds / 1e6 : 0.0);
+  if (st->resolved[0]) printf("  global kernels: %s\n", st->resolved);
   for (int r = 0; r < st->nranks; r++) {
     const ts_rank_stats *k = &st->ranks[r];
     printf("  rank %d (%s): %lld tasks, busy %.0f%%, sent %.1f MB, received %.1f MB\n", r, k->host,

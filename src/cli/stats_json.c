@@ -34,6 +34,9 @@ int ts_cli_write_stats(const char *path, const ts_job *job, const ts_run_stats *
   json_string(f, job->pipeline);
   fprintf(f, ",\n  \"width\": %lld,\n  \"height\": %lld,\n  \"tasks\": %lld,\n  \"tile\": %lld,\n",
           (long long)st->in_w, (long long)st->in_h, (long long)st->tasks, (long long)job->tile);
+  fprintf(f, "  \"resolved\": ");
+  json_string(f, st->resolved);
+  fprintf(f, ",\n");
   fprintf(f, "  \"seconds\": %.6f,\n  \"mpix_per_second\": %.3f,\n", st->seconds,
           st->seconds > 0 ? (double)st->pixels / st->seconds / 1e6 : 0.0);
   fprintf(f, "  \"ranks\": [");

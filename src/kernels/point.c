@@ -3,6 +3,7 @@
  * saturation. */
 #include "kernels/common.h"
 #include "kernels/defs.h"
+#include "kernels/global.h"
 
 /* Run `op` over each row as floats: in row -> f, op(f), f -> out row. */
 typedef void (*ts_point_op)(const ts_kernel *k, float *restrict f, int64_t n);
@@ -20,9 +21,11 @@ static ts_status point_rows(const ts_kernel *k, const ts_image *in, ts_image *ou
   return TS_OK;
 }
 
-/* threshold: x > value -> max of the dtype (1.0 for f32), else 0 */
+/* threshold: x > t -> max of the dtype (1.0 for f32), else 0; t is
+ * `value`, or with method=otsu the Otsu threshold of the whole image
+ * (skimage.filters.threshold_otsu), resolved from its histogram. */
 static void threshold_op(const ts_kernel *k, float *restrict f, int64_t n) {
-  const double v = k->v[0].num;
+  const double v = (int)k->v[1].num == 1 ? k->g[0] : k->v[0].num;
   const float hi = ts_dtype_max(k->in_dtype);
   for (int64_t i = 0; i < n; i++) f[i] = (double)f[i] > v ? hi : 0.f;
 }
@@ -99,9 +102,20 @@ static ts_status grayscale_prepare(ts_kernel *k, ts_error *err) {
   return TS_OK;
 }
 
+static ts_status threshold_prepare(ts_kernel *k, ts_error *err) {
+  int otsu = (int)k->v[1].num == 1;
+  if (!otsu && !k->v[0].given)
+    return ts_fail(err, TS_ERR_PIPELINE, "threshold: parameter 'value' is required (or method=otsu)");
+  if (otsu && k->v[0].given)
+    return ts_fail(err, TS_ERR_PIPELINE, "threshold: method=otsu computes the value; do not give value=");
+  return TS_OK;
+}
+
 static const ts_param_def threshold_params[] = {
-    {"value", TS_PARAM_FLOAT, NULL, -1e30, 1e30, 0, NULL,
+    {"value", TS_PARAM_FLOAT, NULL, -1e30, 1e30, TS_PARAM_OPTIONAL, NULL,
      "pixels above it become the dtype's max (1.0 for f32), others 0"},
+    {"method", TS_PARAM_CHOICE, "value", 0, 0, 0, "value|otsu",
+     "otsu: the value is skimage's threshold_otsu of the whole image"},
 };
 static const ts_param_def scale_params[] = {
     {"factor", TS_PARAM_FLOAT, "1", -1e30, 1e30, 0, NULL, "multiplier"},
@@ -111,13 +125,20 @@ static const ts_param_def scale_params[] = {
 
 const ts_kernel_def ts_kernel_threshold = {
     .name = "threshold",
-    .summary = "binary threshold: x > value -> max of dtype, else 0",
+    .summary = "binary threshold: x > value -> max of dtype, else 0; method=otsu is global",
     .params = threshold_params,
-    .nparams = 1,
+    .nparams = 2,
     .dtypes = TS_DTYPES_ALL,
     .channels = TS_CHANNELS_ANY,
     .halo_doc = "0",
+    .prepare = threshold_prepare,
     .apply = threshold_apply,
+    .stages = ts_otsu_stages,
+    .stats_size = ts_g_stats_size,
+    .stats_init = ts_g_stats_init,
+    .accumulate = ts_g_accumulate,
+    .merge = ts_g_merge,
+    .resolve = ts_otsu_resolve,
 };
 
 const ts_kernel_def ts_kernel_invert = {

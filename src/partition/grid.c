@@ -36,11 +36,13 @@ ts_rect ts_grid_core(const ts_grid *g, int64_t t) {
   return r;
 }
 
-ts_rect ts_grid_input(const ts_grid *g, int64_t t) {
+ts_rect ts_grid_input_halo(const ts_grid *g, int64_t t, int64_t halo) {
   ts_rect r = ts_grid_core(g, t);
-  r.x -= g->halo;
-  r.y -= g->halo;
-  r.w += 2 * g->halo;
-  r.h += 2 * g->halo;
+  r.x -= halo;
+  r.y -= halo;
+  r.w += 2 * halo;
+  r.h += 2 * halo;
   return r;
 }
+
+ts_rect ts_grid_input(const ts_grid *g, int64_t t) { return ts_grid_input_halo(g, t, g->halo); }

@@ -119,9 +119,10 @@ static ts_status parse_stage(char *stage, ts_kernel *k, ts_error *err) {
       return ts_fail(err, TS_ERR_PIPELINE, "%s: parameter '%s' given twice", d->name, tok);
     ts_status st = parse_value(d, &d->params[i], eq + 1, &k->v[i], err);
     if (st) return st;
+    k->v[i].given = 1;
   }
   for (int i = 0; i < d->nparams; i++) {
-    if (seen[i]) continue;
+    if (seen[i] || (d->params[i].flags & TS_PARAM_OPTIONAL)) continue;
     if (!d->params[i].def)
       return ts_fail(err, TS_ERR_PIPELINE, "%s: parameter '%s' is required (%s)", d->name,
                      d->params[i].name, d->params[i].summary);
@@ -139,6 +140,7 @@ static void describe(const ts_kernel *k, char *text, size_t cap) {
   for (int i = 0; i < k->def->nparams && n < cap; i++) {
     const ts_param_def *p = &k->def->params[i];
     const ts_value *v = &k->v[i];
+    if ((p->flags & TS_PARAM_OPTIONAL) && !v->given) continue;
     n += (size_t)snprintf(text + n, cap - n, " %s=", p->name);
     if (p->type == TS_PARAM_CHOICE)
       n += (size_t)snprintf(text + n, cap - n, "%s", ts_choice_name(p->choices, (int)v->num, c, sizeof c));

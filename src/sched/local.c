@@ -12,6 +12,7 @@
 #include <string.h>
 #include "sched/fetch.h"
 #include "sched/output.h"
+#include "sched/passes.h"
 #include "sched/plan.h"
 #include "sched/trace.h"
 
@@ -108,6 +109,66 @@ static void worker(engine *e) {
   ts_scratch_free(&s);
 }
 
+/* One statistics pass: each thread runs the kernels before the global one
+ * on whole tasks and accumulates its own partial. */
+static void stats_worker(engine *e, const ts_pass *ps, double *partial) {
+  ts_error err = {0};
+  const ts_plan *pl = e->plan;
+  const ts_kernel *g = &pl->pipe->k[ps->kernel];
+  const ts_image_info *info = &pl->reader->info;
+  const int64_t T = pl->grid.tile, H = ts_pipeline_halo_upto(pl->pipe, ps->kernel);
+  ts_scratch *s = ts_scratch_new();
+  ts_rect biggest = {0, 0, T + 2 * H, T + 2 * H};
+  void *inbuf = s ? ts_scratch_get(s, SLOT_IN, (size_t)ts_image_bytes(T + 2 * H, T + 2 * H, info->channels, info->dtype)) : NULL;
+  void *outbuf = s ? ts_scratch_get(s, SLOT_OUT, (size_t)ts_image_bytes(T, T, g->in_channels, g->in_dtype)) : NULL;
+  void *fetch = s ? ts_scratch_get(s, SLOT_FETCH, ts_fetch_scratch_bytes(biggest)) : NULL;
+  ts_status st = inbuf && outbuf && fetch ? TS_OK : ts_fail(&err, TS_ERR_NOMEM, "out of memory");
+  while (st == TS_OK && !e->failed) {
+    pthread_mutex_lock(&e->read_lock);
+    int64_t t = e->next_task < pl->grid.ntasks ? e->next_task++ : -1;
+    ts_rect core = {0}, in = {0};
+    ts_image src = {0};
+    if (t >= 0) {
+      core = ts_grid_core(&pl->grid, t);
+      in = ts_grid_input_halo(&pl->grid, t, H);
+      src = ts_image_packed(inbuf, in.w, in.h, info->channels, info->dtype);
+      st = ts_fetch_rect(pl->reader, in, pl->job->boundary, pl->job->cval, &src, fetch, &err);
+    }
+    pthread_mutex_unlock(&e->read_lock);
+    if (t < 0 || st) break;
+    ts_image dst = ts_image_packed(outbuf, core.w, core.h, g->in_channels, g->in_dtype);
+    st = ts_pipeline_run_upto(pl->pipe, ps->kernel, &src, &dst, &s, 1, &err);
+    if (st == TS_OK) g->def->accumulate(g, ps->stage, &dst, partial);
+    pthread_mutex_lock(&e->write_lock);
+    ts_progress_tick(&e->progress, core.w * core.h);
+    pthread_mutex_unlock(&e->write_lock);
+  }
+  if (st) fail(e, &err);
+  ts_scratch_free(&s);
+}
+
+/* Run every statistics pass, resolving the global kernels in turn. */
+static ts_status stats_passes(engine *e, int threads, ts_error *err) {
+  ts_pass passes[TS_MAX_PASSES];
+  int n = ts_passes(e->plan->pipe, passes);
+  for (int i = 0; i < n && !e->failed; i++) {
+    ts_kernel *g = &e->plan->pipe->k[passes[i].kernel];
+    int64_t len = g->def->stats_size(g, passes[i].stage);
+    double *partials = malloc((size_t)(threads * len) * sizeof *partials);
+    if (!partials) return ts_fail(err, TS_ERR_NOMEM, "out of memory for statistics");
+    for (int t = 0; t < threads; t++) g->def->stats_init(g, passes[i].stage, partials + t * len);
+    e->next_task = 0;
+#pragma omp parallel num_threads(threads)
+    stats_worker(e, &passes[i], partials + omp_get_thread_num() * len);
+    for (int t = 1; t < threads; t++) g->def->merge(g, passes[i].stage, partials, partials + t * len);
+    ts_status st = e->failed ? TS_OK : g->def->resolve(g, passes[i].stage, partials, err);
+    free(partials);
+    if (st) return st;
+  }
+  e->next_task = 0;
+  return TS_OK;
+}
+
 void ts_job_init(ts_job *job) {
   memset(job, 0, sizeof *job);
   job->pipeline = "";
@@ -129,7 +190,9 @@ ts_status ts_run_local(const ts_job *job, ts_run_stats *stats, FILE *log, ts_err
   if (st) return st;
   int threads = job->threads > 0 ? job->threads : omp_get_max_threads();
   if (threads > plan.grid.ntasks) threads = (int)plan.grid.ntasks;
-  ts_progress_init(&e.progress, job->progress ? log : NULL, plan.grid.ntasks, t0);
+  ts_pass passes[TS_MAX_PASSES];
+  int npasses = ts_passes(plan.pipe, passes);
+  ts_progress_init(&e.progress, job->progress ? log : NULL, plan.grid.ntasks * (npasses + 1), t0);
   if ((st = ts_order_init(&e.order, plan.writer, &plan.grid, plan.out_tile, &e.progress, threads, err))) {
     ts_plan_close(&plan);
     return st;
@@ -138,8 +201,11 @@ ts_status ts_run_local(const ts_job *job, ts_run_stats *stats, FILE *log, ts_err
   pthread_mutex_init(&e.write_lock, NULL);
   pthread_cond_init(&e.written, NULL);
 
+  st = stats_passes(&e, threads, err);
+  if (st == TS_OK) {
 #pragma omp parallel num_threads(threads)
-  worker(&e);
+    worker(&e);
+  }
 
   ts_progress_done(&e.progress);
   pthread_mutex_destroy(&e.read_lock);
@@ -148,8 +214,9 @@ ts_status ts_run_local(const ts_job *job, ts_run_stats *stats, FILE *log, ts_err
   ts_order_free(&e.order);
   if (e.failed)
     st = ts_fail(err, e.err.code, "%s", e.err.msg);
-  else
+  else if (st == TS_OK)
     st = ts_writer_finish(&plan.writer, err);
+  ts_passes_describe(plan.pipe, stats->resolved, sizeof stats->resolved);
   stats->seconds = ts_now() - t0;
   stats->tasks = plan.grid.ntasks;
   stats->pixels = plan.grid.w * plan.grid.h;

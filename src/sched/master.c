@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include "sched/fetch.h"
 #include "sched/output.h"
+#include "sched/passes.h"
 #include "sched/protocol.h"
 #include "sched/trace.h"
 
@@ -47,6 +48,12 @@ typedef struct master {
   void *inbuf, *outbuf;
   ts_trace trace; /* every rank's events */
   double t0;      /* the run's start (after a barrier) */
+  /* the pass under way */
+  const ts_pass *pass; /* NULL: the apply pass */
+  int64_t halo;        /* its tasks' input halo */
+  double *merged;      /* a statistics pass's merged partial */
+  int64_t done;        /* a statistics pass's tasks merged */
+  ts_progress *progress;
 } master;
 
 /* Sleep a little more each time nothing happened (10 us .. 1 ms). */
@@ -99,7 +106,7 @@ static ts_status send_batch(master *m, int r, ts_error *err) {
   for (int64_t i = 0; i < k; i++) {
     ts_item it = {.task = m->next + i};
     if (m->job->io == TS_IO_ROOT) {
-      ts_rect in = ts_grid_input(&p->grid, it.task);
+      ts_rect in = ts_grid_input_halo(&p->grid, it.task, m->halo);
       ts_image dst = ts_image_packed(s->b.p + at, in.w, in.h, info->channels, info->dtype);
       double t_read = MPI_Wtime() - m->t0;
       ts_status st = ts_fetch_rect(p->reader, in, m->job->boundary, m->job->cval, &dst, m->fetch, err);
@@ -161,7 +168,7 @@ static ts_status own_init(master *m, ts_error *err) {
   m->encs = calloc((size_t)m->threads, sizeof *m->encs);
   m->parts = calloc((size_t)m->threads, sizeof *m->parts);
   m->inbuf = malloc((size_t)ts_image_bytes(T + 2 * H, T + 2 * H, info->channels, info->dtype));
-  m->outbuf = malloc((size_t)ts_image_bytes(T, T, p->pipe->out_channels, p->pipe->out_dtype));
+  m->outbuf = malloc((size_t)ts_image_bytes(T, T, TS_MAX_CHANNELS, TS_F32)); /* any kernel's output */
   if (!m->scratch || !m->encs || !m->parts || !m->inbuf || !m->outbuf)
     return ts_fail(err, TS_ERR_NOMEM, "out of memory for rank 0's buffers");
   for (int i = 0; i < m->threads; i++) {
@@ -191,13 +198,25 @@ static ts_status own_task(master *m, ts_order *order, ts_error *err) {
   const ts_plan *p = m->plan;
   const ts_image_info *info = &p->reader->info;
   const int64_t t = m->next++;
-  ts_rect core = ts_grid_core(&p->grid, t), in = ts_grid_input(&p->grid, t);
+  ts_rect core = ts_grid_core(&p->grid, t), in = ts_grid_input_halo(&p->grid, t, m->halo);
   ts_image src = ts_image_packed(m->inbuf, in.w, in.h, info->channels, info->dtype);
-  ts_image dst = ts_image_packed(m->outbuf, core.w, core.h, p->pipe->out_channels, p->pipe->out_dtype);
   double t0 = MPI_Wtime();
   ts_status st = ts_fetch_rect(p->reader, in, m->job->boundary, m->job->cval, &src, m->fetch, err);
   double t1 = MPI_Wtime();
   ts_trace_add(&m->trace, TS_PHASE_READ, t, t0 - m->t0, t1 - m->t0, 0, 0);
+  if (m->pass) { /* statistics: the kernels before the global one, then accumulate */
+    const ts_kernel *g = &p->pipe->k[m->pass->kernel];
+    ts_image dst = ts_image_packed(m->outbuf, core.w, core.h, g->in_channels, g->in_dtype);
+    if (st == TS_OK) st = ts_pipeline_run_upto(p->pipe, m->pass->kernel, &src, &dst, m->scratch, m->threads, err);
+    if (st == TS_OK) g->def->accumulate(g, m->pass->stage, &dst, m->merged);
+    ts_trace_add(&m->trace, TS_PHASE_COMPUTE, t, t1 - m->t0, MPI_Wtime() - m->t0, 0, 0);
+    m->done++;
+    ts_progress_tick(m->progress, 0);
+    m->ranks[0].tasks++;
+    m->ranks[0].busy += MPI_Wtime() - t0;
+    return st;
+  }
+  ts_image dst = ts_image_packed(m->outbuf, core.w, core.h, p->pipe->out_channels, p->pipe->out_dtype);
   if (st == TS_OK) st = ts_pipeline_run_bands(p->pipe, &src, &dst, m->scratch, m->threads, err);
   m->own.size = 0;
   if (st == TS_OK)
@@ -212,9 +231,28 @@ static ts_status own_task(master *m, ts_order *order, ts_error *err) {
   return st;
 }
 
-/* Store every result of a batch. */
+/* Store every result of a batch (a statistics pass: merge its partial). */
 static ts_status store_batch(master *m, int src, ts_order *order, const ts_blob *rb, const ts_msg *h,
                              ts_error *err) {
+  if (m->pass) {
+    const ts_kernel *g = &m->plan->pipe->k[m->pass->kernel];
+    int64_t len = g->def->stats_size(g, m->pass->stage);
+    if (h->payload != len * (int64_t)sizeof(double))
+      return ts_fail(err, TS_ERR_INTERNAL, "statistics of %lld bytes, expected %lld", (long long)h->payload,
+                     (long long)(len * (int64_t)sizeof(double)));
+    double *partial = malloc((size_t)h->payload);
+    if (!partial) return ts_fail(err, TS_ERR_NOMEM, "out of memory for statistics");
+    memcpy(partial, rb->p + sizeof *h, (size_t)h->payload); /* aligned copy */
+    g->def->merge(g, m->pass->stage, m->merged, partial);
+    free(partial);
+    m->done += h->count;
+    for (int64_t i = 0; i < h->count; i++) ts_progress_tick(m->progress, 0);
+    if (h->count > 0) {
+      double per = h->seconds / (double)h->count, *mean = &m->task_seconds[src];
+      *mean = *mean > 0 ? 0.8 * *mean + 0.2 * per : per;
+    }
+    return TS_OK;
+  }
   const unsigned char *index = rb->p + sizeof *h, *data = rb->p + ts_payload_offset(h->count);
   for (int64_t i = 0; i < h->count; i++) {
     ts_item it;
@@ -256,39 +294,82 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_se
   ts_status st = TS_OK;
   if (!m.sends || !m.fetch || !m.ranks || !m.task_seconds) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
   for (int i = 0; m.sends && i < m.nsend; i++) m.sends[i].req = MPI_REQUEST_NULL;
-  ts_progress_init(&progress, job->progress ? log : NULL, plan->grid.ntasks, ts_now());
+  ts_pass counted[TS_MAX_PASSES];
+  ts_progress_init(&progress, job->progress ? log : NULL,
+                   plan->grid.ntasks * (ts_passes(plan->pipe, counted) + 1), ts_now());
+  m.progress = &progress;
   if (st == TS_OK) /* every task in flight has its own slot */
     st = ts_order_init(&order, plan->writer, &plan->grid, plan->out_tile, &progress,
                        (int64_t)m.nsend * TS_BATCH_TASKS + 1, err);
 
-  /* fill every worker's credits, then one new batch per result */
-  for (int k = 0; k < m.credits && st == TS_OK; k++)
-    for (int r = 1; r <= m.workers && st == TS_OK && m.next < plan->grid.ntasks; r++)
-      st = send_batch(&m, r, err);
   /* rank 0 computing delays its answers by one task: cheap with a few
    * workers (and it wins back the cores a small machine has), costly when
    * many workers wait on it */
   const int own = job->root_compute > 0 || (job->root_compute < 0 && m.workers <= 2);
   if (st == TS_OK && own) st = own_init(&m, err);
-  long ns = 10000;
-  while (st == TS_OK && order.next < plan->grid.ntasks) {
-    ts_msg h;
-    int src = receive(&m, &rb, &h, 0);
-    if (src < 0) { /* nothing to answer: compute, or sleep */
-      if (own && m.next < plan->grid.ntasks)
-        st = own_task(&m, &order, err);
-      else
-        backoff(&ns, &m.idle);
-      continue;
+  ts_pass passes[TS_MAX_PASSES];
+  int npasses = st == TS_OK ? ts_passes(plan->pipe, passes) : 0;
+  int64_t prev_kernel = -1, prev_stage = -1, prev_len = 0;
+  for (int i = 0; i <= npasses && st == TS_OK; i++) {
+    m.pass = i < npasses ? &passes[i] : NULL;
+    m.halo = m.pass ? ts_pipeline_halo_upto(plan->pipe, m.pass->kernel) : plan->grid.halo;
+    m.next = m.done = 0;
+    /* announce the pass, with the last pass's statistics to resolve */
+    if (npasses > 0) {
+      ts_msg a = {.count = m.pass ? m.pass->kernel : -1, .kind = MSG_PASS, .status = m.pass ? m.pass->stage : 0};
+      ts_blob ann = {0};
+      int64_t hdr[2] = {prev_kernel, prev_stage};
+      a.payload = (int64_t)(sizeof hdr + (size_t)prev_len * sizeof(double));
+      if (ts_blob_append(&ann, &a, sizeof a) || ts_blob_append(&ann, hdr, sizeof hdr) ||
+          (prev_len > 0 && ts_blob_append(&ann, m.merged, (size_t)prev_len * sizeof(double))))
+        MPI_Abort(comm, 1); /* workers wait for this */
+      for (int r = 1; r <= m.workers; r++) MPI_Send(ann.p, (int)ann.size, MPI_BYTE, r, TAG_WORK, comm);
+      ts_blob_free(&ann);
     }
-    ns = 10000;
-    if (h.kind == MSG_ERROR) {
-      st = ts_fail(err, (ts_status)h.status, "%s", (char *)rb.p + sizeof h);
-      break;
+    free(m.merged);
+    m.merged = NULL;
+    if (m.pass) {
+      const ts_kernel *g = &plan->pipe->k[m.pass->kernel];
+      prev_len = g->def->stats_size(g, m.pass->stage);
+      m.merged = malloc((size_t)prev_len * sizeof(double));
+      if (!m.merged) {
+        st = ts_fail(err, TS_ERR_NOMEM, "out of memory for statistics");
+        break;
+      }
+      g->def->stats_init(g, m.pass->stage, m.merged);
     }
-    st = store_batch(&m, src, &order, &rb, &h, err);
-    if (st == TS_OK && m.next < plan->grid.ntasks) st = send_batch(&m, src, err);
+    /* fill every worker's credits, then one new batch per result */
+    for (int k = 0; k < m.credits && st == TS_OK; k++)
+      for (int r = 1; r <= m.workers && st == TS_OK && m.next < plan->grid.ntasks; r++)
+        st = send_batch(&m, r, err);
+    long ns = 10000;
+    while (st == TS_OK && (m.pass ? m.done : order.next) < plan->grid.ntasks) {
+      ts_msg h;
+      int src = receive(&m, &rb, &h, 0);
+      if (src < 0) { /* nothing to answer: compute, or sleep */
+        if (own && m.next < plan->grid.ntasks)
+          st = own_task(&m, &order, err);
+        else
+          backoff(&ns, &m.idle);
+        continue;
+      }
+      ns = 10000;
+      if (h.kind == MSG_ERROR) {
+        st = ts_fail(err, (ts_status)h.status, "%s", (char *)rb.p + sizeof h);
+        break;
+      }
+      st = store_batch(&m, src, &order, &rb, &h, err);
+      if (st == TS_OK && m.next < plan->grid.ntasks) st = send_batch(&m, src, err);
+    }
+    if (st == TS_OK && m.pass) { /* resolve on rank 0 too, for its own compute */
+      ts_kernel *g = &plan->pipe->k[m.pass->kernel];
+      st = g->def->resolve(g, m.pass->stage, m.merged, err);
+      prev_kernel = m.pass->kernel;
+      prev_stage = m.pass->stage;
+    }
   }
+  free(m.merged);
+  m.merged = NULL;
   ts_progress_done(&progress);
   if (st == TS_OK) st = ts_writer_finish(&plan->writer, err);
 
@@ -328,6 +409,7 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_se
   stats->out_tile = plan->out_tile;
   stats->nranks = size;
   stats->ranks = m.ranks;
+  ts_passes_describe(plan->pipe, stats->resolved, sizeof stats->resolved);
   stats->nevents = m.trace.n;
   stats->events = m.trace.ev; /* ownership moves to stats */
   ts_order_free(&order);

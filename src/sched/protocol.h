@@ -16,7 +16,14 @@
 
 enum { TAG_WORK = 101, TAG_DONE = 102 };
 
-enum { MSG_TASK = 1, MSG_STOP = 2, MSG_RESULT = 3, MSG_ERROR = 4, MSG_FINAL = 5 };
+enum { MSG_TASK = 1, MSG_STOP = 2, MSG_RESULT = 3, MSG_ERROR = 4, MSG_FINAL = 5, MSG_PASS = 6 };
+
+/* MSG_PASS (rank 0 -> workers, before each pass): count = the global
+ * kernel of the statistics pass now starting (-1: the apply pass), status
+ * = its stage; the payload carries the previous pass's merged statistics
+ * for the workers to resolve as rank 0 did: [int64 kernel][int64 stage]
+ * [doubles] (kernel -1: none). In a statistics pass a RESULT's payload is
+ * the batch's partial (doubles) instead of encoded tiles. */
 
 typedef struct ts_msg {
   int64_t count; /* tasks in the batch */

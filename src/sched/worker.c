@@ -27,6 +27,11 @@ typedef struct worker {
   ts_trace *trace; /* per thread */
   int rank;
   double t0; /* the run's start (after a barrier), for trace times */
+  /* the pass under way (MSG_PASS): kernel -1 = apply */
+  int pass_kernel, pass_stage;
+  int64_t halo;
+  double *partials; /* a statistics pass: one partial per thread */
+  int64_t stats_len;
 } worker;
 
 static void worker_free(worker *w) {
@@ -41,6 +46,7 @@ static void worker_free(worker *w) {
   for (int i = 0; i < TS_BATCH_TASKS; i++) ts_blob_free(&w->results[i]);
   for (int i = 0; w->trace && i < w->threads; i++) ts_trace_free(&w->trace[i]);
   free(w->trace);
+  free(w->partials);
   free(w->scratch);
   free(w->encs);
   free(w->parts);
@@ -61,6 +67,8 @@ static ts_status prepare(worker *w, const ts_setup *su, const char *input, const
   ts_status st = ts_pipeline_parse(pipeline, (ts_dtype)su->in_dtype, su->in_channels, &w->pipe, err);
   if (st) return st;
   MPI_Comm_rank(comm, &w->rank);
+  w->pass_kernel = -1;
+  w->halo = su->grid.halo;
   ts_pipeline_set_rank(w->pipe, w->rank);
   const int64_t T = su->grid.tile, H = su->grid.halo;
   w->scratch = calloc((size_t)w->threads, sizeof *w->scratch);
@@ -77,7 +85,7 @@ static ts_status prepare(worker *w, const ts_setup *su, const char *input, const
   for (int i = 0; i < w->threads; i++) {
     if (!(w->scratch[i] = ts_scratch_new())) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
     if ((st = ts_encoder_new(output, &su->wopts, &w->encs[i], err))) return st;
-    w->outbuf[i] = malloc((size_t)ts_image_bytes(T, T, w->pipe->out_channels, w->pipe->out_dtype));
+    w->outbuf[i] = malloc((size_t)ts_image_bytes(T, T, TS_MAX_CHANNELS, TS_F32)); /* any kernel's output */
     if (!w->outbuf[i]) return ts_fail(err, TS_ERR_NOMEM, "out of memory for the output tile");
     if (su->io == TS_IO_DIRECT) {
       w->inbuf[i] = malloc((size_t)su->task_bytes);
@@ -103,7 +111,7 @@ static ts_status prepare(worker *w, const ts_setup *su, const char *input, const
 static ts_status compute(worker *w, int64_t t, const void *pixels, int me, int nthreads, ts_blob *out,
                          ts_error *err) {
   const ts_setup *su = w->su;
-  ts_rect core = ts_grid_core(&su->grid, t), in = ts_grid_input(&su->grid, t);
+  ts_rect core = ts_grid_core(&su->grid, t), in = ts_grid_input_halo(&su->grid, t, w->halo);
   ts_image src;
   double t_start = MPI_Wtime() - w->t0;
   if (su->io == TS_IO_DIRECT) {
@@ -114,6 +122,15 @@ static ts_status compute(worker *w, int64_t t, const void *pixels, int me, int n
     if (st) return st;
   } else {
     src = ts_image_packed((void *)pixels, in.w, in.h, su->in_channels, (ts_dtype)su->in_dtype);
+  }
+  if (w->pass_kernel >= 0) { /* statistics: the kernels before the global one */
+    const ts_kernel *g = &w->pipe->k[w->pass_kernel];
+    ts_image dst = ts_image_packed(w->outbuf[me], core.w, core.h, g->in_channels, g->in_dtype);
+    ts_status st = ts_pipeline_run_upto(w->pipe, w->pass_kernel, &src, &dst,
+                                        nthreads > 1 ? w->scratch : &w->scratch[me], nthreads, err);
+    if (st == TS_OK) g->def->accumulate(g, w->pass_stage, &dst, w->partials + me * w->stats_len);
+    ts_trace_add(&w->trace[me], TS_PHASE_COMPUTE, t, t_start, MPI_Wtime() - w->t0, w->rank, me);
+    return st;
   }
   ts_image dst = ts_image_packed(w->outbuf[me], core.w, core.h, w->pipe->out_channels, w->pipe->out_dtype);
   ts_status st = nthreads > 1 ? ts_pipeline_run_bands(w->pipe, &src, &dst, w->scratch, nthreads, err)
@@ -126,6 +143,35 @@ static ts_status compute(worker *w, int64_t t, const void *pixels, int me, int n
   return st;
 }
 
+/* MSG_PASS: resolve the last pass's statistics as rank 0 did, then set up
+ * the pass now starting. */
+static ts_status start_pass(worker *w, const ts_msg *m, const unsigned char *payload, ts_error *err) {
+  int64_t hdr[2];
+  memcpy(hdr, payload, sizeof hdr);
+  if (hdr[0] >= 0) {
+    ts_kernel *g = &w->pipe->k[hdr[0]];
+    int64_t len = g->def->stats_size(g, (int)hdr[1]);
+    double *merged = malloc((size_t)len * sizeof *merged);
+    if (!merged) return ts_fail(err, TS_ERR_NOMEM, "out of memory for statistics");
+    memcpy(merged, payload + sizeof hdr, (size_t)len * sizeof *merged);
+    ts_status st = g->def->resolve(g, (int)hdr[1], merged, err);
+    free(merged);
+    if (st) return st;
+  }
+  w->pass_kernel = (int)m->count;
+  w->pass_stage = m->status;
+  w->halo = w->pass_kernel >= 0 ? ts_pipeline_halo_upto(w->pipe, w->pass_kernel) : w->su->grid.halo;
+  free(w->partials);
+  w->partials = NULL;
+  if (w->pass_kernel >= 0) {
+    const ts_kernel *g = &w->pipe->k[w->pass_kernel];
+    w->stats_len = g->def->stats_size(g, w->pass_stage);
+    w->partials = malloc((size_t)(w->threads * w->stats_len) * sizeof *w->partials);
+    if (!w->partials) return ts_fail(err, TS_ERR_NOMEM, "out of memory for statistics");
+  }
+  return TS_OK;
+}
+
 /* Compute a batch (index `items`, pixels after it) into w->results. */
 static ts_status compute_batch(worker *w, const ts_item *items, int64_t n, const unsigned char *pixels,
                                ts_error *err) {
@@ -135,11 +181,16 @@ static ts_status compute_batch(worker *w, const ts_item *items, int64_t n, const
     pixels += items[i].bytes;
   }
   ts_status st = TS_OK;
+  if (w->pass_kernel >= 0) {
+    const ts_kernel *g = &w->pipe->k[w->pass_kernel];
+    for (int i = 0; i < w->threads; i++) g->def->stats_init(g, w->pass_stage, w->partials + i * w->stats_len);
+  }
   if (n < w->threads || w->threads == 1) {
     for (int64_t i = 0; i < n && st == TS_OK; i++)
       st = compute(w, items[i].task, at[i], 0, w->threads, &w->results[i], err);
     return st;
   }
+  /* one task per thread (statistics go to each thread's partial) */
 #pragma omp parallel for num_threads(w->threads) schedule(dynamic, 1)
   for (int64_t i = 0; i < n; i++) {
     ts_error e = {0};
@@ -196,6 +247,22 @@ ts_status ts_worker(const ts_setup *su, const char *input, const char *output, c
       break;
     }
     MPI_Irecv(rbuf[!cur], (int)in_max, MPI_BYTE, 0, TAG_WORK, comm, &rreq[!cur]);
+    if (m.kind == MSG_PASS) {
+      ts_error e = {0};
+      if (!failed && (st = start_pass(&w, &m, rbuf[cur] + sizeof m, &e))) {
+        failed = 1; /* report now: rank 0 stops everyone */
+        ts_msg r = {.kind = MSG_ERROR, .status = st};
+        ts_blob *out = &res[cur];
+        ts_wait_gently(&sreq[cur], NULL, NULL);
+        out->size = 0;
+        ts_blob_append(out, &r, sizeof r);
+        ts_blob_append(out, e.msg, strlen(e.msg) + 1);
+        ((ts_msg *)out->p)->payload = (int64_t)(out->size - sizeof r);
+        MPI_Isend(out->p, (int)out->size, MPI_BYTE, 0, TAG_DONE, comm, &sreq[cur]);
+      }
+      cur = !cur;
+      continue;
+    }
     mine->bytes_received += (int64_t)sizeof m + m.payload;
     double t0 = MPI_Wtime();
     const ts_item *items = (const ts_item *)(rbuf[cur] + sizeof m);
@@ -212,6 +279,13 @@ ts_status ts_worker(const ts_setup *su, const char *input, const char *output, c
       ts_blob_append(out, &r, sizeof r);
       if (!failed) ts_blob_append(out, e.msg, strlen(e.msg) + 1);
       failed = 1;
+    } else if (w.pass_kernel >= 0) { /* statistics: the batch's merged partial */
+      const ts_kernel *g = &w.pipe->k[w.pass_kernel];
+      for (int i = 1; i < w.threads; i++) g->def->merge(g, w.pass_stage, w.partials, w.partials + i * w.stats_len);
+      if (ts_blob_append(out, &r, sizeof r) ||
+          ts_blob_append(out, w.partials, (size_t)w.stats_len * sizeof(double)))
+        MPI_Abort(comm, 1); /* the result cannot even be reported */
+      mine->tasks += m.count;
     } else {
       int ok = ts_blob_reserve(out, ts_payload_offset(m.count)) == 0;
       if (ok) memset(out->p, 0, ts_payload_offset(m.count));
