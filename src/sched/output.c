@@ -15,6 +15,7 @@ int ts_blob_reserve(ts_blob *b, size_t n) {
 }
 
 int ts_blob_append(ts_blob *b, const void *data, size_t n) {
+  if (n == 0) return 0; /* data may be NULL then */
   if (ts_blob_reserve(b, b->size + n)) return -1;
   memcpy(b->p + b->size, data, n);
   b->size += n;
