@@ -56,6 +56,13 @@ typedef struct master {
   ts_progress *progress;
 } master;
 
+/* CPU seconds this process has used (all its threads). */
+static double cpu_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* Sleep a little more each time nothing happened (10 us .. 1 ms). */
 static void backoff(long *ns, double *idle) {
   struct timespec ts = {0, *ns};
@@ -276,7 +283,7 @@ static ts_status store_batch(master *m, int src, ts_order *order, const ts_blob 
 ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_setup *su,
                     ts_run_stats *stats, FILE *log, ts_error *err) {
   MPI_Barrier(comm); /* the run's common start, for trace times */
-  double t0 = MPI_Wtime();
+  double t0 = MPI_Wtime(), cpu0 = cpu_seconds();
   int size;
   MPI_Comm_size(comm, &size);
   master m = {.job = job, .plan = plan, .comm = comm, .workers = size - 1, .credits = su->credits,
@@ -395,7 +402,9 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_se
   }
   double wall = MPI_Wtime() - t0;
   int64_t own_tasks = m.ranks[0].tasks;
-  m.ranks[0].busy = wall - m.idle;
+  /* rank 0's busy time is the CPU it used: on a loaded machine a woken
+   * rank 0 may wait for a core, which wall time would count as busy */
+  m.ranks[0].busy = cpu_seconds() - cpu0;
   m.ranks[0].tasks = own_tasks;
   m.ranks[0].threads = own ? m.threads : 1;
   own_free(&m);
