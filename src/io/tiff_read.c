@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <tiffio.h>
 #include "io/backends.h"
+#include "io/tiff_util.h"
 
 /* Strips larger than this are read as bands of scanlines instead. */
 #define TS_MAX_STRIP_BYTES (8 << 20)
@@ -36,16 +37,6 @@ typedef struct tiff_reader {
   int64_t cap, n;
   uint64_t clock;
 } tiff_reader;
-
-static int on_error(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap) {
-  tiff_reader *r = user;
-  if (r && r->msg[0] == '\0') vsnprintf(r->msg, sizeof r->msg, fmt, ap);
-  return 1;
-}
-
-static int on_warning(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap) {
-  return 1; /* unknown tags and the like: not the user's problem */
-}
 
 static const char *libtiff_msg(tiff_reader *r) { return r->msg[0] ? r->msg : "libtiff error"; }
 
@@ -111,9 +102,7 @@ static ts_status tiff_open(const char *path, void **ctx, ts_image_info *info, ts
     return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   }
   *ctx = r;
-  TIFFOpenOptions *opts = TIFFOpenOptionsAlloc();
-  TIFFOpenOptionsSetErrorHandlerExtR(opts, on_error, r);
-  TIFFOpenOptionsSetWarningHandlerExtR(opts, on_warning, r);
+  TIFFOpenOptions *opts = ts_tiff_options(r->msg);
   /* a hostile header cannot make libtiff allocate more than this at once */
   TIFFOpenOptionsSetMaxSingleMemAlloc(opts, (tmsize_t)1 << 31);
   r->tif = TIFFOpenExt(path, "rm", opts) /* m: no mmap, RSS stays small */;

@@ -10,6 +10,7 @@
 #include <tiffio.h>
 #include <unistd.h>
 #include "io/backends.h"
+#include "io/tiff_util.h"
 #include "tessera/tessera.h"
 
 typedef struct tiff_writer {
@@ -35,23 +36,6 @@ struct ts_encoder_state {
   void *tile; /* the staged (zero-padded) tile; predictors encode in place */
   char msg[512];
 };
-
-static int on_error(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap) {
-  char *msg = user; /* the msg[512] of a writer or an encoder */
-  if (msg && msg[0] == '\0') vsnprintf(msg, 512, fmt, ap);
-  return 1;
-}
-
-static int on_warning(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap) {
-  return 1;
-}
-
-static TIFFOpenOptions *open_options(char *msg) {
-  TIFFOpenOptions *opts = TIFFOpenOptionsAlloc();
-  TIFFOpenOptionsSetErrorHandlerExtR(opts, on_error, msg);
-  TIFFOpenOptionsSetWarningHandlerExtR(opts, on_warning, msg);
-  return opts;
-}
 
 /* The tags of an output of w x h: the file itself, and the one-tile
  * in-memory handles that encode tiles with exactly the same settings. */
@@ -126,7 +110,7 @@ static ts_status tiff_wopen(const char *path, const ts_writer_options *o, void *
     writer_free(w);
     return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   }
-  TIFFOpenOptions *opts = open_options(w->msg);
+  TIFFOpenOptions *opts = ts_tiff_options(w->msg);
   w->tif = TIFFOpenExt(path, "w8", opts); /* w8: BigTIFF */
   TIFFOpenOptionsFree(opts);
   if (!w->tif) {
@@ -220,7 +204,7 @@ static ts_status tiff_encode(ts_encoder_state *e, ts_rect r, const void *src, in
   e->msg[0] = '\0';
   if (!e->t) {
     e->m.size = e->m.pos = 0;
-    TIFFOpenOptions *opts = open_options(e->msg);
+    TIFFOpenOptions *opts = ts_tiff_options(e->msg);
     e->t = TIFFClientOpenExt("tile", "w", &e->m, mem_read, mem_write, mem_seek, mem_close,
                              mem_size, mem_map, mem_unmap, opts);
     TIFFOpenOptionsFree(opts);

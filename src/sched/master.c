@@ -63,15 +63,6 @@ static double cpu_seconds(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Sleep a little more each time nothing happened (10 us .. 1 ms). */
-static void backoff(long *ns, double *idle) {
-  struct timespec ts = {0, *ns};
-  double t = MPI_Wtime();
-  nanosleep(&ts, NULL);
-  *idle += MPI_Wtime() - t; /* the real sleep: timer slack adds ~50 us */
-  if (*ns < 1000000) *ns *= 2;
-}
-
 static send_slot *free_send(master *m) {
   long ns = 10000;
   for (;;) {
@@ -80,7 +71,7 @@ static send_slot *free_send(master *m) {
       if (m->sends[i].req != MPI_REQUEST_NULL) MPI_Test(&m->sends[i].req, &done, MPI_STATUS_IGNORE);
       if (done) return &m->sends[i];
     }
-    backoff(&ns, &m->idle);
+    ts_backoff(&ns, &m->idle);
   }
 }
 
@@ -160,7 +151,7 @@ static int receive(master *m, ts_blob *rb, ts_msg *h, int wait) {
       return status.MPI_SOURCE;
     }
     if (!wait) return -1;
-    backoff(&ns, &m->idle);
+    ts_backoff(&ns, &m->idle);
   }
 }
 
@@ -357,7 +348,7 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_se
         if (own && m.next < plan->grid.ntasks)
           st = own_task(&m, &order, err);
         else
-          backoff(&ns, &m.idle);
+          ts_backoff(&ns, &m.idle);
         continue;
       }
       ns = 10000;

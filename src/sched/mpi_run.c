@@ -17,17 +17,21 @@ void ts_run_stats_free(ts_run_stats *stats) {
   stats->nevents = 0;
 }
 
+void ts_backoff(long *ns, double *idle) {
+  struct timespec ts = {0, *ns};
+  double t = MPI_Wtime();
+  nanosleep(&ts, NULL);
+  if (idle) *idle += MPI_Wtime() - t; /* the real sleep: timer slack adds ~50 us */
+  if (*ns < 1000000) *ns *= 2;
+}
+
 void ts_wait_gently(MPI_Request *req, MPI_Status *status, double *idle) {
   long ns = 10000;
   for (;;) {
     int done = 0;
     MPI_Test(req, &done, status ? status : MPI_STATUS_IGNORE);
     if (done) return;
-    struct timespec ts = {0, ns};
-    double t = MPI_Wtime();
-    nanosleep(&ts, NULL);
-    if (idle) *idle += MPI_Wtime() - t; /* the real sleep: timer slack adds ~50 us */
-    if (ns < 1000000) ns *= 2;
+    ts_backoff(&ns, idle);
   }
 }
 

@@ -62,8 +62,10 @@ typedef struct ts_setup {
   int32_t len_input, len_output, len_pipeline;
 } ts_setup;
 
-/* Wait for a request without spinning a core: test, then sleep with a
- * backoff from 10 us to 1 ms. Adds the time slept to *idle. */
+/* Sleep *ns (starting at 10 us), doubling it up to 1 ms for next time;
+ * adds the time really slept to *idle (may be NULL). */
+void ts_backoff(long *ns, double *idle);
+/* Wait for a request without spinning a core: test, then ts_backoff. */
 void ts_wait_gently(MPI_Request *req, MPI_Status *status, double *idle);
 
 ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_setup *su,
