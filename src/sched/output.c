@@ -111,8 +111,28 @@ ts_status ts_order_init(ts_order *o, ts_writer *w, const ts_grid *g, int64_t out
 
 void ts_order_free(ts_order *o) {
   for (int64_t i = 0; o->slots && i < o->nslots; i++) ts_blob_free(&o->slots[i].b);
+  for (int64_t i = 0; i < o->npool; i++) ts_blob_free(&o->pool[i]);
   free(o->slots);
+  free(o->pool);
   o->slots = NULL;
+  o->pool = NULL;
+  o->npool = o->cappool = 0;
+}
+
+/* A slot's buffer goes back to the pool once stored. */
+static void recycle(ts_order *o, struct ts_order_slot *s) {
+  if (o->npool == o->cappool) {
+    int64_t cap = o->cappool ? 2 * o->cappool : 8;
+    ts_blob *pool = realloc(o->pool, (size_t)cap * sizeof *pool);
+    if (!pool) { /* cannot keep it: let it go */
+      ts_blob_free(&s->b);
+      return;
+    }
+    o->pool = pool;
+    o->cappool = cap;
+  }
+  o->pool[o->npool++] = s->b;
+  memset(&s->b, 0, sizeof s->b);
 }
 
 ts_status ts_order_put(ts_order *o, int64_t t, const ts_blob *b, int *placed, ts_error *err) {
@@ -123,6 +143,7 @@ ts_status ts_order_put(ts_order *o, int64_t t, const ts_blob *b, int *placed, ts
       *placed = 0;
       return TS_OK;
     }
+    if (!s->b.p && o->npool > 0) s->b = o->pool[--o->npool]; /* a warm buffer */
     s->b.size = 0;
     if (ts_blob_append(&s->b, b->p, b->size))
       return ts_fail(err, TS_ERR_NOMEM, "out of memory for a pending result");
@@ -136,6 +157,7 @@ ts_status ts_order_put(ts_order *o, int64_t t, const ts_blob *b, int *placed, ts
     if (s->task != o->next) break;
     st = store(o, o->next, &s->b, err);
     s->task = -1;
+    recycle(o, s);
     o->next++;
   }
   return st;

@@ -28,7 +28,10 @@ ts_status ts_encode_core(ts_encoder **encs, ts_blob *parts, int n, ts_rect core,
 
 /* Ordered store. Not thread-safe: the caller serializes. A ring of
  * `nslots` pending results indexed by task % nslots: tasks in flight lie in
- * [next, next + nslots), so each has its own slot and a put is O(1). */
+ * [next, next + nslots), so each has its own slot and a put is O(1). The
+ * slots' buffers come from a pool and go back to it once stored, so the
+ * memory held is that of the results actually waiting, and it is reused
+ * (warm) rather than first-touched again. */
 typedef struct ts_order {
   ts_writer *writer;
   const ts_grid *grid;
@@ -40,6 +43,8 @@ typedef struct ts_order {
     int64_t task; /* -1 = free */
     ts_blob b;
   } *slots;
+  ts_blob *pool; /* free buffers */
+  int64_t npool, cappool;
 } ts_order;
 
 ts_status ts_order_init(ts_order *o, ts_writer *w, const ts_grid *g, int64_t out_tile,
