@@ -44,11 +44,11 @@ def main():
     mpix = 16384 * 16384 / 1e6
     configs = [
         ("1 process, 2 threads", [t, *run, "-i", big, "-p", "gaussian sigma=2", "--threads", "2"]),
-        ("mpirun -np 2, --threads 1", [*mpi, "-np", "2", t, *run, "-i", big, "-p",
+        ("mpirun -np 2, --threads 1 (recommended)", [*mpi, "-np", "2", t, *run, "-i", big, "-p",
                                                      "gaussian sigma=2", "--threads", "1"]),
         ("mpirun -np 2, --threads 2", [*mpi, "-np", "2", t, *run, "-i", big, "-p", "gaussian sigma=2",
                                        "--threads", "2"]),
-        ("mpirun -np 3, --threads 1, passive (recommended)", [*mpi, "-x", "OMP_WAIT_POLICY=passive", "-np", "3", t, *run,
+        ("mpirun -np 3, --threads 1, passive", [*mpi, "-x", "OMP_WAIT_POLICY=passive", "-np", "3", t, *run,
                                                 "-i", big, "-p", "gaussian sigma=2", "--threads", "1"]),
     ]
     print(f"# {os.cpu_count()} cores, best of {a.repeat}")
