@@ -26,6 +26,30 @@ int64_t ts_g_stats_size(const ts_kernel *k, int stage) {
   return k->in_dtype == TS_U8 ? 256 : 65536;
 }
 
+/* Fold every sample of im into p[0] (min) and p[1] (max). */
+static void minmax_rows(const ts_image *im, double *p) {
+  const int64_t n = im->w * im->channels;
+  for (int64_t y = 0; y < im->h; y++) {
+#define TS_MINMAX_ROW(T)                    \
+  {                                         \
+    const T *r = TS_CROW(im, y);            \
+    for (int64_t i = 0; i < n; i++) {       \
+      if (r[i] < p[0]) p[0] = r[i];         \
+      if (r[i] > p[1]) p[1] = r[i];         \
+    }                                       \
+  }
+    if (im->dtype == TS_U8) TS_MINMAX_ROW(uint8_t)
+    else if (im->dtype == TS_U16) TS_MINMAX_ROW(uint16_t)
+    else TS_MINMAX_ROW(float)
+#undef TS_MINMAX_ROW
+  }
+}
+
+static void minmax_merge(const ts_kernel *k, int stage, double *into, const double *from) {
+  if (from[0] < into[0]) into[0] = from[0];
+  if (from[1] > into[1]) into[1] = from[1];
+}
+
 /* Is this stage the min/max one? (f32 stage 0) */
 static int is_minmax(const ts_kernel *k, int stage) { return k->in_dtype == TS_F32 && stage == 0; }
 
@@ -40,8 +64,7 @@ void ts_g_stats_init(const ts_kernel *k, int stage, double *p) {
 
 void ts_g_merge(const ts_kernel *k, int stage, double *into, const double *from) {
   if (is_minmax(k, stage)) {
-    if (from[0] < into[0]) into[0] = from[0];
-    if (from[1] > into[1]) into[1] = from[1];
+    minmax_merge(k, stage, into, from);
     return;
   }
   for (int64_t i = 0, n = ts_g_stats_size(k, stage); i < n; i++) into[i] += from[i];
@@ -74,28 +97,29 @@ static void f32_range(const ts_kernel *k, float *lo, float *hi) {
 }
 
 void ts_g_accumulate(const ts_kernel *k, int stage, const ts_image *im, double *p) {
+  if (is_minmax(k, stage)) {
+    minmax_rows(im, p);
+    return;
+  }
   const int64_t n = im->w * im->channels;
-  for (int64_t y = 0; y < im->h; y++) {
-    const void *row = TS_CROW(im, y);
-    if (im->dtype == TS_U8) {
-      const uint8_t *r = row;
-      for (int64_t i = 0; i < n; i++) p[r[i]] += 1;
-    } else if (im->dtype == TS_U16) {
-      const uint16_t *r = row;
-      for (int64_t i = 0; i < n; i++) p[r[i]] += 1;
-    } else if (is_minmax(k, stage)) {
-      const float *r = row;
-      for (int64_t i = 0; i < n; i++) {
-        if (r[i] < p[0]) p[0] = r[i];
-        if (r[i] > p[1]) p[1] = r[i];
-      }
-    } else {
-      float lo, hi, edges[NBINS_F32 + 1];
-      f32_range(k, &lo, &hi);
-      f32_edges(lo, hi, edges);
-      float norm = (float)((double)NBINS_F32 / (double)(hi - lo));
-      const float *r = row;
+  if (im->dtype == TS_F32) { /* numpy's bins: edges once per call, not per row */
+    float lo, hi, edges[NBINS_F32 + 1];
+    f32_range(k, &lo, &hi);
+    f32_edges(lo, hi, edges);
+    float norm = (float)((double)NBINS_F32 / (double)(hi - lo));
+    for (int64_t y = 0; y < im->h; y++) {
+      const float *r = TS_CROW(im, y);
       for (int64_t i = 0; i < n; i++) p[f32_bin(r[i], lo, norm, edges)] += 1;
+    }
+    return;
+  }
+  for (int64_t y = 0; y < im->h; y++) {
+    if (im->dtype == TS_U8) {
+      const uint8_t *r = TS_CROW(im, y);
+      for (int64_t i = 0; i < n; i++) p[r[i]] += 1;
+    } else {
+      const uint16_t *r = TS_CROW(im, y);
+      for (int64_t i = 0; i < n; i++) p[r[i]] += 1;
     }
   }
 }
@@ -194,21 +218,7 @@ static void minmax_init(const ts_kernel *k, int stage, double *p) {
   p[1] = -INFINITY;
 }
 static void minmax_accumulate(const ts_kernel *k, int stage, const ts_image *im, double *p) {
-  const int64_t n = im->w * im->channels;
-  float *f = malloc((size_t)n * sizeof *f);
-  if (!f) return; /* stats are doubles: a failed malloc leaves +-inf, caught in resolve */
-  for (int64_t y = 0; y < im->h; y++) {
-    ts_row_to_float(im->dtype, TS_CROW(im, y), f, n);
-    for (int64_t i = 0; i < n; i++) {
-      if (f[i] < p[0]) p[0] = f[i];
-      if (f[i] > p[1]) p[1] = f[i];
-    }
-  }
-  free(f);
-}
-static void minmax_merge(const ts_kernel *k, int stage, double *into, const double *from) {
-  if (from[0] < into[0]) into[0] = from[0];
-  if (from[1] > into[1]) into[1] = from[1];
+  minmax_rows(im, p);
 }
 static ts_status normalize_resolve(ts_kernel *k, int stage, const double *m, ts_error *err) {
   if (!(m[0] <= m[1])) return ts_fail(err, TS_ERR_INTERNAL, "normalize: no pixels were seen");
