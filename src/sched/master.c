@@ -41,10 +41,8 @@ typedef struct master {
   double idle;
   ts_rank_stats *ranks;
   /* rank 0's own compute (idle time): buffers allocated once */
-  int threads;
-  ts_scratch **scratch;
-  ts_encoder **encs;
-  ts_blob *parts, own;
+  ts_crew crew;
+  ts_blob own;
   void *inbuf, *outbuf;
   ts_trace trace; /* every rank's events */
   double t0;      /* the run's start (after a barrier) */
@@ -161,31 +159,15 @@ static ts_status own_init(master *m, ts_error *err) {
   const ts_plan *p = m->plan;
   const int64_t T = p->grid.tile, H = p->grid.halo;
   const ts_image_info *info = &p->reader->info;
-  m->threads = m->job->threads > 0 ? m->job->threads : omp_get_max_threads();
-  m->scratch = calloc((size_t)m->threads, sizeof *m->scratch);
-  m->encs = calloc((size_t)m->threads, sizeof *m->encs);
-  m->parts = calloc((size_t)m->threads, sizeof *m->parts);
   m->inbuf = malloc((size_t)ts_image_bytes(T + 2 * H, T + 2 * H, info->channels, info->dtype));
   m->outbuf = malloc((size_t)ts_image_bytes(T, T, TS_MAX_CHANNELS, TS_F32)); /* any kernel's output */
-  if (!m->scratch || !m->encs || !m->parts || !m->inbuf || !m->outbuf)
-    return ts_fail(err, TS_ERR_NOMEM, "out of memory for rank 0's buffers");
-  for (int i = 0; i < m->threads; i++) {
-    if (!(m->scratch[i] = ts_scratch_new())) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
-    ts_status st = ts_encoder_new(m->job->output, &p->wopts, &m->encs[i], err);
-    if (st) return st;
-  }
-  return TS_OK;
+  if (!m->inbuf || !m->outbuf) return ts_fail(err, TS_ERR_NOMEM, "out of memory for rank 0's buffers");
+  int threads = m->job->threads > 0 ? m->job->threads : omp_get_max_threads();
+  return ts_crew_init(&m->crew, threads, m->job->output, &p->wopts, err);
 }
 
 static void own_free(master *m) {
-  for (int i = 0; i < m->threads; i++) {
-    if (m->scratch) ts_scratch_free(&m->scratch[i]);
-    if (m->encs) ts_encoder_free(&m->encs[i]);
-    if (m->parts) ts_blob_free(&m->parts[i]);
-  }
-  free(m->scratch);
-  free(m->encs);
-  free(m->parts);
+  ts_crew_free(&m->crew);
   free(m->inbuf);
   free(m->outbuf);
   ts_blob_free(&m->own);
@@ -205,7 +187,7 @@ static ts_status own_task(master *m, ts_order *order, ts_error *err) {
   if (m->pass) { /* statistics: the kernels before the global one, then accumulate */
     const ts_kernel *g = &p->pipe->k[m->pass->kernel];
     ts_image dst = ts_image_packed(m->outbuf, core.w, core.h, g->in_channels, g->in_dtype);
-    if (st == TS_OK) st = ts_pipeline_run_upto(p->pipe, m->pass->kernel, &src, &dst, m->scratch, m->threads, err);
+    if (st == TS_OK) st = ts_pipeline_run_upto(p->pipe, m->pass->kernel, &src, &dst, m->crew.scratch, m->crew.n, err);
     if (st == TS_OK) g->def->accumulate(g, m->pass->stage, &dst, m->merged);
     ts_trace_add(&m->trace, TS_PHASE_COMPUTE, t, t1 - m->t0, MPI_Wtime() - m->t0, 0, 0);
     m->done++;
@@ -215,10 +197,10 @@ static ts_status own_task(master *m, ts_order *order, ts_error *err) {
     return st;
   }
   ts_image dst = ts_image_packed(m->outbuf, core.w, core.h, p->pipe->out_channels, p->pipe->out_dtype);
-  if (st == TS_OK) st = ts_pipeline_run_bands(p->pipe, &src, &dst, m->scratch, m->threads, err);
+  if (st == TS_OK) st = ts_pipeline_run_bands(p->pipe, &src, &dst, m->crew.scratch, m->crew.n, err);
   m->own.size = 0;
   if (st == TS_OK)
-    st = ts_encode_core(m->encs, m->parts, m->threads, core, p->out_tile, &dst, &m->own, err);
+    st = ts_encode_core(m->crew.encs, m->crew.parts, m->crew.n, core, p->out_tile, &dst, &m->own, err);
   double t2 = MPI_Wtime();
   ts_trace_add(&m->trace, TS_PHASE_COMPUTE, t, t1 - m->t0, t2 - m->t0, 0, 0);
   int placed;
@@ -397,7 +379,7 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_se
    * rank 0 may wait for a core, which wall time would count as busy */
   m.ranks[0].busy = cpu_seconds() - cpu0;
   m.ranks[0].tasks = own_tasks;
-  m.ranks[0].threads = own ? m.threads : 1;
+  m.ranks[0].threads = own ? m.crew.n : 1;
   own_free(&m);
   gethostname(m.ranks[0].host, sizeof m.ranks[0].host - 1);
   stats->seconds = wall;

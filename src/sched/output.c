@@ -27,6 +27,36 @@ void ts_blob_free(ts_blob *b) {
   memset(b, 0, sizeof *b);
 }
 
+ts_status ts_crew_init(ts_crew *c, int n, const char *output, const ts_writer_options *o, ts_error *err) {
+  memset(c, 0, sizeof *c);
+  c->scratch = calloc((size_t)n, sizeof *c->scratch);
+  c->encs = calloc((size_t)n, sizeof *c->encs);
+  c->parts = calloc((size_t)n, sizeof *c->parts);
+  if (!c->scratch || !c->encs || !c->parts) {
+    ts_crew_free(c);
+    return ts_fail(err, TS_ERR_NOMEM, "out of memory for %d threads' buffers", n);
+  }
+  c->n = n;
+  for (int i = 0; i < n; i++) {
+    if (!(c->scratch[i] = ts_scratch_new())) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+    ts_status st = ts_encoder_new(output, o, &c->encs[i], err);
+    if (st) return st;
+  }
+  return TS_OK;
+}
+
+void ts_crew_free(ts_crew *c) {
+  for (int i = 0; i < c->n; i++) {
+    if (c->scratch) ts_scratch_free(&c->scratch[i]);
+    if (c->encs) ts_encoder_free(&c->encs[i]);
+    if (c->parts) ts_blob_free(&c->parts[i]);
+  }
+  free(c->scratch);
+  free(c->encs);
+  free(c->parts);
+  memset(c, 0, sizeof *c);
+}
+
 /* Output tile i (row-major) of a core. */
 static ts_rect out_tile(ts_rect core, int64_t T, int64_t i) {
   const int64_t across = (core.w + T - 1) / T;

@@ -7,6 +7,7 @@
 
 #include "sched/progress.h"
 #include "tessera/io.h"
+#include "tessera/kernel.h"
 #include "tessera/partition.h"
 
 /* Growable bytes. A task's encoded tiles: [uint64 size][bytes] per tile. */
@@ -25,6 +26,19 @@ void ts_blob_free(ts_blob *b);
  * and joined in order: the same bytes for any n. */
 ts_status ts_encode_core(ts_encoder **encs, ts_blob *parts, int n, ts_rect core, int64_t out_tile,
                          const ts_image *out, ts_blob *b, ts_error *err);
+
+/* The per-thread tools of a rank that computes tasks (a worker, or rank 0
+ * when idle): scratch, a tile encoder and an encoding buffer per thread,
+ * allocated once for the run. */
+typedef struct ts_crew {
+  int n;
+  ts_scratch **scratch;
+  ts_encoder **encs;
+  ts_blob *parts;
+} ts_crew;
+
+ts_status ts_crew_init(ts_crew *c, int n, const char *output, const ts_writer_options *o, ts_error *err);
+void ts_crew_free(ts_crew *c);
 
 /* Ordered store. Not thread-safe: the caller serializes. A ring of
  * `nslots` pending results indexed by task % nslots: tasks in flight lie in

@@ -19,9 +19,7 @@ typedef struct worker {
   ts_pipeline *pipe;
   ts_reader *reader; /* --io direct */
   int threads;
-  ts_scratch **scratch; /* per thread */
-  ts_encoder **encs;    /* per thread */
-  ts_blob *parts;       /* per thread (band mode encoding) */
+  ts_crew crew;         /* per thread: scratch, encoder, encoding buffer */
   void **inbuf, **outbuf, **fetch; /* per thread */
   ts_blob results[TS_BATCH_TASKS]; /* per task of a batch */
   ts_trace *trace; /* per thread */
@@ -35,10 +33,8 @@ typedef struct worker {
 } worker;
 
 static void worker_free(worker *w) {
+  ts_crew_free(&w->crew);
   for (int i = 0; i < w->threads; i++) {
-    if (w->scratch) ts_scratch_free(&w->scratch[i]);
-    if (w->encs) ts_encoder_free(&w->encs[i]);
-    if (w->parts) ts_blob_free(&w->parts[i]);
     if (w->inbuf) free(w->inbuf[i]);
     if (w->outbuf) free(w->outbuf[i]);
     if (w->fetch) free(w->fetch[i]);
@@ -47,9 +43,6 @@ static void worker_free(worker *w) {
   for (int i = 0; w->trace && i < w->threads; i++) ts_trace_free(&w->trace[i]);
   free(w->trace);
   free(w->partials);
-  free(w->scratch);
-  free(w->encs);
-  free(w->parts);
   free(w->inbuf);
   free(w->outbuf);
   free(w->fetch);
@@ -71,20 +64,16 @@ static ts_status prepare(worker *w, const ts_setup *su, const char *input, const
   w->halo = su->grid.halo;
   ts_pipeline_set_rank(w->pipe, w->rank);
   const int64_t T = su->grid.tile, H = su->grid.halo;
-  w->scratch = calloc((size_t)w->threads, sizeof *w->scratch);
-  w->encs = calloc((size_t)w->threads, sizeof *w->encs);
-  w->parts = calloc((size_t)w->threads, sizeof *w->parts);
+  if ((st = ts_crew_init(&w->crew, w->threads, output, &su->wopts, err))) return st;
   w->inbuf = calloc((size_t)w->threads, sizeof *w->inbuf);
   w->outbuf = calloc((size_t)w->threads, sizeof *w->outbuf);
   w->fetch = calloc((size_t)w->threads, sizeof *w->fetch);
   w->trace = calloc((size_t)w->threads, sizeof *w->trace);
   for (int i = 0; w->trace && i < w->threads; i++) w->trace[i].on = su->trace;
-  if (!w->trace || !w->scratch || !w->encs || !w->parts || !w->inbuf || !w->outbuf || !w->fetch)
+  if (!w->trace || !w->inbuf || !w->outbuf || !w->fetch)
     return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   ts_rect big = {0, 0, T + 2 * H, T + 2 * H};
   for (int i = 0; i < w->threads; i++) {
-    if (!(w->scratch[i] = ts_scratch_new())) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
-    if ((st = ts_encoder_new(output, &su->wopts, &w->encs[i], err))) return st;
     w->outbuf[i] = malloc((size_t)ts_image_bytes(T, T, TS_MAX_CHANNELS, TS_F32)); /* any kernel's output */
     if (!w->outbuf[i]) return ts_fail(err, TS_ERR_NOMEM, "out of memory for the output tile");
     if (su->io == TS_IO_DIRECT) {
@@ -127,17 +116,17 @@ static ts_status compute(worker *w, int64_t t, const void *pixels, int me, int n
     const ts_kernel *g = &w->pipe->k[w->pass_kernel];
     ts_image dst = ts_image_packed(w->outbuf[me], core.w, core.h, g->in_channels, g->in_dtype);
     ts_status st = ts_pipeline_run_upto(w->pipe, w->pass_kernel, &src, &dst,
-                                        nthreads > 1 ? w->scratch : &w->scratch[me], nthreads, err);
+                                        nthreads > 1 ? w->crew.scratch : &w->crew.scratch[me], nthreads, err);
     if (st == TS_OK) g->def->accumulate(g, w->pass_stage, &dst, w->partials + me * w->stats_len);
     ts_trace_add(&w->trace[me], TS_PHASE_COMPUTE, t, t_start, MPI_Wtime() - w->t0, w->rank, me);
     return st;
   }
   ts_image dst = ts_image_packed(w->outbuf[me], core.w, core.h, w->pipe->out_channels, w->pipe->out_dtype);
-  ts_status st = nthreads > 1 ? ts_pipeline_run_bands(w->pipe, &src, &dst, w->scratch, nthreads, err)
-                              : ts_pipeline_run(w->pipe, &src, &dst, w->scratch[me], err);
+  ts_status st = nthreads > 1 ? ts_pipeline_run_bands(w->pipe, &src, &dst, w->crew.scratch, nthreads, err)
+                              : ts_pipeline_run(w->pipe, &src, &dst, w->crew.scratch[me], err);
   if (st) return st;
   out->size = 0;
-  st = ts_encode_core(nthreads > 1 ? w->encs : &w->encs[me], w->parts, nthreads, core,
+  st = ts_encode_core(nthreads > 1 ? w->crew.encs : &w->crew.encs[me], w->crew.parts, nthreads, core,
                       su->out_tile, &dst, out, err);
   ts_trace_add(&w->trace[me], TS_PHASE_COMPUTE, t, t_start, MPI_Wtime() - w->t0, w->rank, me);
   return st;
