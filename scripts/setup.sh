@@ -12,7 +12,7 @@ PKGS=(
   libjpeg62-turbo-dev libinih-dev
   # tests: independent references and readers
   python3 python3-numpy python3-scipy python3-skimage python3-opencv
-  python3-tifffile python3-pytest libtiff-tools procps
+  python3-tifffile python3-h5py python3-pytest libtiff-tools hdf5-tools procps
   # benchmarks: the peer tool
   libvips-tools
 )

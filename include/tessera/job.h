@@ -35,6 +35,11 @@ typedef struct ts_job {
   int trace;            /* record task-phase events into the stats */
   int root_compute;     /* MPI runs: rank 0 computes tasks when idle: 1 yes, 0 no,
                            -1 auto (yes with at most 2 workers) */
+  /* list mode (input: a directory, @list or FILE.h5:/stack) */
+  const char *glob;     /* directory entries to take (default: image extensions) */
+  int recursive;        /* descend into subdirectories */
+  const char *format;   /* directory output: png|tiff|jpeg */
+  int no_images;        /* HDF5 output: emitted values only, no /images */
 } ts_job;
 
 /* Defaults: tile 1024, reflect, all cores, no compression, quality 90. */
@@ -63,6 +68,8 @@ typedef struct ts_run_stats {
   int nranks;                   /* MPI runs, rank 0: per-rank figures */
   struct ts_rank_stats *ranks;
   char resolved[512];           /* global kernels' values: "threshold value=123; ..." */
+  int64_t nfailed;              /* list mode: inputs that failed */
+  char *failures;               /* list mode: "name: reason" lines, malloc'ed */
   int64_t nevents;              /* job->trace: every rank's events (rank 0) */
   ts_trace_event *events;
 } ts_run_stats;

@@ -16,7 +16,8 @@ typedef enum ts_param_type {
   TS_PARAM_FLOAT,
   TS_PARAM_BOOL,
   TS_PARAM_CHOICE, /* one word of `choices` ("a|b|c") */
-  TS_PARAM_LIST    /* comma-separated floats */
+  TS_PARAM_LIST,   /* comma-separated floats */
+  TS_PARAM_STRING  /* text (a path: blend's with=) */
 } ts_param_type;
 
 enum {
@@ -35,17 +36,44 @@ typedef struct ts_param_def {
   const char *summary;
 } ts_param_def;
 
-#define TS_MAX_PARAMS 8
+#define TS_MAX_PARAMS 12
 
 typedef struct ts_value {
   double num;    /* INT, FLOAT, BOOL (0/1), CHOICE (index) */
   double *list;  /* LIST: owned by the kernel instance */
   int64_t count; /* LIST: number of elements */
   int given;     /* set in the pipeline text (not a default) */
+  char *str;     /* STRING: owned by the kernel instance */
 } ts_value;
 
 typedef struct ts_kernel ts_kernel;
 typedef struct ts_scratch ts_scratch;
+
+/* Kernel flags. */
+enum {
+  TS_KERNEL_WHOLE = 1u << 0 /* needs the whole image (list mode only): its
+                               output size may depend on the input and its
+                               pixels, or it emits values */
+};
+
+/* Values a whole-image kernel emits for one image (Otsu's threshold, a HOG
+ * vector): they go to /results/<name> in the HDF5 output. */
+#define TS_MAX_EMITS 8
+typedef struct ts_emit {
+  char name[32];
+  int64_t n;     /* values */
+  int64_t at;    /* offset into ts_emits.v */
+} ts_emit;
+typedef struct ts_emits {
+  int n;
+  ts_emit e[TS_MAX_EMITS];
+  double *v;     /* every emit's values, back to back */
+  int64_t nv, cap;
+} ts_emits;
+/* Space for n values emitted under `name`; NULL when out of memory or
+ * there are already TS_MAX_EMITS. */
+TS_API double *ts_emit_values(ts_emits *em, const char *name, int64_t n);
+TS_API void ts_emits_free(ts_emits *em);
 
 typedef struct ts_kernel_def {
   const char *name;
@@ -55,6 +83,7 @@ typedef struct ts_kernel_def {
   unsigned dtypes;   /* TS_DTYPE_BIT mask of input dtypes taken */
   unsigned channels; /* mask: bit n set = n channels taken (1..4) */
   const char *halo_doc; /* the halo as a formula of the parameters */
+  unsigned flags;       /* TS_KERNEL_* */
   /* Check the parameter combination against the input (dtype, channels),
    * compute halo, output dtype and channels, and precompute state (weights).
    * Called once per pipeline, never per tile. May be NULL (defaults: halo 0,
@@ -77,6 +106,12 @@ typedef struct ts_kernel_def {
   void (*accumulate)(const ts_kernel *k, int stage, const ts_image *im, double *partial);
   void (*merge)(const ts_kernel *k, int stage, double *into, const double *from);
   ts_status (*resolve)(ts_kernel *k, int stage, const double *merged, ts_error *err);
+  /* Whole-image kernels (TS_KERNEL_WHOLE, list mode): read all of `in`,
+   * take the output's memory with ts_scratch_get(scratch, out_slot, ...)
+   * and set *out to it (or to a view of `in`), and emit values into em.
+   * Kernel-private scratch slots are 0..7 (as for apply) and 15. */
+  ts_status (*apply_image)(const ts_kernel *k, const ts_image *in, ts_image *out, int out_slot,
+                           ts_emits *em, ts_scratch *scratch, ts_error *err);
 } ts_kernel_def;
 
 /* A kernel instance: a def, its parameter values and prepared state. */
@@ -91,6 +126,7 @@ struct ts_kernel {
   int rank;       /* the MPI rank running it (0 in one process): diagnostics only */
   double g[4];    /* global kernels: values resolved from the statistics */
   char resolved[128]; /* global kernels: "value=123" once resolved, for the summary */
+  const ts_image *aux; /* a second input image (blend's with=), set by the engine */
 };
 
 /* Global-kernel stages of k (0 for an ordinary kernel). */

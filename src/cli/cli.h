@@ -9,7 +9,8 @@
 enum {
   TS_EXIT_OK = 0,    /* success */
   TS_EXIT_ERROR = 1, /* the job failed: bad input, I/O error, ... */
-  TS_EXIT_USAGE = 2  /* bad command line or pipeline: nothing was done */
+  TS_EXIT_USAGE = 2,  /* bad command line or pipeline: nothing was done */
+  TS_EXIT_SOME_FAILED = 3 /* list mode: the run completed, but some inputs failed */
 };
 
 int ts_cmd_run(int argc, char **argv);

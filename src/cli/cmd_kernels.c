@@ -5,7 +5,7 @@
 #include "cli/cli.h"
 
 static const char *type_name(ts_param_type t) {
-  static const char *const n[] = {"int", "float", "bool", "choice", "list"};
+  static const char *const n[] = {"int", "float", "bool", "choice", "list", "text"};
   return n[t];
 }
 
@@ -19,6 +19,7 @@ static void dtypes(unsigned mask, char *buf, size_t cap) {
 static void range(const ts_param_def *p, char *buf, size_t cap) {
   if (p->type == TS_PARAM_CHOICE) snprintf(buf, cap, "%s", p->choices);
   else if (p->type == TS_PARAM_BOOL) snprintf(buf, cap, "true|false");
+  else if (p->type == TS_PARAM_STRING) snprintf(buf, cap, "path");
   else
     snprintf(buf, cap, "%s%g, %g]%s", (p->flags & TS_PARAM_MIN_OPEN) ? "(" : "[", p->min, p->max,
              (p->flags & TS_PARAM_ODD) ? " odd" : "");
@@ -54,7 +55,8 @@ int ts_cmd_kernels(int argc, char **argv) {
         range(&k->params[j], rg, sizeof rg);
         printf("%s`%s` %s ", j ? "<br>" : "", k->params[j].name, type_name(k->params[j].type));
         md_cell(rg);
-        printf(", default %s", k->params[j].def ? k->params[j].def : "required");
+        printf(", default %s", k->params[j].def ? k->params[j].def
+                               : (k->params[j].flags & TS_PARAM_OPTIONAL) ? "none" : "required");
       }
       printf("%s | %s | %s | %s |\n", k->nparams ? "" : "none", dt, k->halo_doc, k->summary);
       continue;
@@ -65,7 +67,7 @@ int ts_cmd_kernels(int argc, char **argv) {
       const ts_param_def *p = &k->params[j];
       range(p, rg, sizeof rg);
       printf("           %-10s %-6s %-22s default %-9s %s\n", p->name, type_name(p->type), rg,
-             p->def ? p->def : "(required)", p->summary);
+             p->def ? p->def : (p->flags & TS_PARAM_OPTIONAL) ? "(optional)" : "(required)", p->summary);
     }
   }
   return TS_EXIT_OK;

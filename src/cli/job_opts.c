@@ -27,6 +27,8 @@ static int bad(const char *where, const char *what, const char *v, const char *e
 static int set_input(ts_cli_opts *o, const char *v, const char *w) { o->job.input = v; return 0; }
 static int set_output(ts_cli_opts *o, const char *v, const char *w) { o->job.output = v; return 0; }
 static int set_pipeline(ts_cli_opts *o, const char *v, const char *w) { o->job.pipeline = v; return 0; }
+static int set_glob(ts_cli_opts *o, const char *v, const char *w) { o->job.glob = v; return 0; }
+static int set_format(ts_cli_opts *o, const char *v, const char *w) { o->job.format = v; return 0; }
 static int set_stats(ts_cli_opts *o, const char *v, const char *w) { o->stats = v; return 0; }
 static int set_trace(ts_cli_opts *o, const char *v, const char *w) { o->trace = v; return 0; }
 static int set_size(ts_cli_opts *o, const char *v, const char *w) { o->size = v; return 0; }
@@ -69,6 +71,15 @@ static int set_channels(ts_cli_opts *o, const char *v, const char *w) {
 static int set_bool(int *dst, const char *v, const char *w, const char *name) {
   return ts_parse_bool(v, dst) ? bad(w, name, v, "true or false") : 0;
 }
+static int set_recursive(ts_cli_opts *o, const char *v, const char *w) {
+  return set_bool(&o->job.recursive, v, w, "--recursive");
+}
+static int set_images(ts_cli_opts *o, const char *v, const char *w) {
+  int yes;
+  if (set_bool(&yes, v, w, "--images")) return 1;
+  o->job.no_images = !yes;
+  return 0;
+}
 static int set_force(ts_cli_opts *o, const char *v, const char *w) {
   return set_bool(&o->job.force, v, w, "--force");
 }
@@ -102,7 +113,11 @@ static int set_root_compute(ts_cli_opts *o, const char *v, const char *w) {
 #define G TS_CMD_GENERATE
 static const spec specs[] = {
     {"input", 'i', "input", 0, 1, R, set_input},
+    {"glob", 0, "input", 0, 0, R, set_glob},
+    {"recursive", 0, "input", 1, 0, R, set_recursive},
     {"output", 'o', "output", 0, 1, R | G, set_output},
+    {"format", 0, "output", 0, 0, R, set_format},
+    {"images", 0, "output", 0, 0, R, set_images},
     {"compression", 0, "output", 0, 0, R | G, set_compression},
     {"jpeg-quality", 0, "output", 0, 0, R | G, set_quality},
     {"force", 0, "output", 1, 0, R | G, set_force},
@@ -136,6 +151,27 @@ void ts_cli_opts_init(ts_cli_opts *o) {
 void ts_cli_opts_free(ts_cli_opts *o) {
   for (int i = 0; i < o->nowned; i++) free(o->owned[i]);
   o->nowned = 0;
+}
+
+/* A pipeline line with its relative with=PATH made relative to the job
+ * file's directory; NULL when there is none to change. */
+static char *with_paths(const char *value, const char *dir) {
+  if (!strstr(value, "with=")) return NULL;
+  size_t cap = strlen(value) * 2 + 8 * strlen(dir) + 16, n = 0;
+  char *out = malloc(cap);
+  if (!out) return NULL;
+  for (const char *p = value; *p;) {
+    int start = (p == value || p[-1] == ' ' || p[-1] == '\t');
+    if (start && !strncmp(p, "with=", 5) && p[5] && p[5] != '/' && n + strlen(dir) + 8 < cap) {
+      n += (size_t)snprintf(out + n, cap - n, "with=%s/", dir);
+      p += 5;
+      continue;
+    }
+    if (n + 1 < cap) out[n++] = *p;
+    p++;
+  }
+  out[n] = '\0';
+  return out;
 }
 
 static char *own(ts_cli_opts *o, char *s) {
@@ -186,15 +222,21 @@ static int on_ini(void *user, const char *section, const char *key, const char *
     c->failed = 1;
     return 0;
   }
-  char *v;
+  char *v, *fixed = NULL;
+  if (!strcmp(s->name, "pipeline") && (fixed = with_paths(value, c->dir))) value = own(c->o, fixed);
+  if (!value) {
+    c->failed = 1;
+    return 0;
+  }
   if (!strcmp(s->name, "pipeline") && c->pipeline_lines++) { /* continuation line */
     size_t n = strlen(c->o->job.pipeline) + strlen(value) + 2;
     v = own(c->o, malloc(n));
     if (v) snprintf(v, n, "%s %s", c->o->job.pipeline, value);
   } else if (s->path && value[0] != '/' && strncmp(value, "synth:", 6)) {
+    int at = value[0] == '@'; /* @LIST.txt */
     size_t n = strlen(c->dir) + strlen(value) + 2;
-    v = own(c->o, malloc(n));
-    if (v) snprintf(v, n, "%s/%s", c->dir, value);
+    v = at && value[1] == '/' ? own(c->o, strdup(value)) : own(c->o, malloc(n));
+    if (v && !(at && value[1] == '/')) snprintf(v, n, "%s%s/%s", at ? "@" : "", c->dir, value + at);
   } else {
     v = own(c->o, strdup(value));
   }

@@ -16,20 +16,24 @@ void ts_cli_error(const char *fmt, ...) {
 
 int ts_cli_exit(ts_status st) {
   if (st == TS_OK) return TS_EXIT_OK;
+  if (st == TS_SOME_FAILED) return TS_EXIT_SOME_FAILED;
   return st == TS_ERR_USAGE || st == TS_ERR_PIPELINE || st == TS_ERR_EXISTS ? TS_EXIT_USAGE
                                                                              : TS_EXIT_ERROR;
 }
 
 int ts_cli_report(const ts_job *job, ts_status st, const ts_error *err, const ts_run_stats *stats,
                   int quiet, const char *stats_path, const char *trace_path) {
-  if (st) {
+  if (st && st != TS_SOME_FAILED) {
     ts_cli_error("%s", err->msg);
     return ts_cli_exit(st);
   }
   if (!quiet) ts_cli_summary(job->output, stats);
+  if (stats->nfailed) /* always, even with --quiet: the exit status alone would not say which */
+    fprintf(stderr, "tessera: %lld of %lld inputs failed:\n%s", (long long)stats->nfailed, (long long)stats->tasks,
+            stats->failures ? stats->failures : "");
   if (stats_path && ts_cli_write_stats(stats_path, job, stats)) return TS_EXIT_ERROR;
   if (trace_path && ts_cli_write_trace(trace_path, stats)) return TS_EXIT_ERROR;
-  return TS_EXIT_OK;
+  return ts_cli_exit(st);
 }
 
 int ts_cli_run_job(ts_job *job, int quiet, const char *stats_path, const char *trace_path) {
@@ -44,6 +48,12 @@ int ts_cli_run_job(ts_job *job, int quiet, const char *stats_path, const char *t
 }
 
 void ts_cli_summary(const char *output, const ts_run_stats *st) {
+  if (st->in_w == 0) /* list mode */
+    printf("wrote %s: %lld images (%lld failed), %d threads%s, %.3f s, %.1f images/s, %.1f MPix/s\n", output,
+           (long long)st->tasks, (long long)st->nfailed, st->threads, st->nranks > 1 ? " per worker" : "",
+           st->seconds, st->seconds > 0 ? (double)st->tasks / st->seconds : 0.0,
+           st->seconds > 0 ? (double)st->pixels / st->seconds / 1e6 : 0.0);
+  else
   printf("wrote %s: %lldx%lld, %lld tasks, %d threads%s, %.3f s, %.1f MPix/s\n", output,
          (long long)st->in_w, (long long)st->in_h, (long long)st->tasks, st->threads,
          st->nranks > 1 ? " per worker" : "", st->seconds,

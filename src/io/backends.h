@@ -8,4 +8,9 @@ extern const ts_reader_ops ts_tiff_reader_ops;
 extern const ts_reader_ops ts_synth_reader_ops;
 extern const ts_writer_ops ts_tiff_writer_ops;
 
+/* The TIFF reader over a file's bytes in memory (not copied: they must
+ * outlive the context); close with ts_tiff_reader_ops.close. */
+ts_status ts_tiff_open_memory(const char *name, const void *bytes, size_t n, void **ctx, ts_image_info *info,
+                              ts_error *err);
+
 #endif

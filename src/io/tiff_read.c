@@ -36,6 +36,8 @@ typedef struct tiff_reader {
   block *cache;
   int64_t cap, n;
   uint64_t clock;
+  ts_membuf mem; /* opened from memory: the file's bytes (not owned) */
+  int in_memory;
 } tiff_reader;
 
 static const char *libtiff_msg(tiff_reader *r) { return r->msg[0] ? r->msg : "libtiff error"; }
@@ -78,7 +80,8 @@ static const char *compression_desc(uint16_t c) {
 /* Refuse files whose data runs past their end before any work starts. */
 static ts_status check_extent(tiff_reader *r, ts_error *err) {
   struct stat st;
-  if (fstat(TIFFFileno(r->tif), &st) != 0) return TS_OK;
+  if (r->in_memory) st.st_size = (off_t)r->mem.size;
+  else if (fstat(TIFFFileno(r->tif), &st) != 0) return TS_OK;
   uint32_t n = r->tiled ? TIFFNumberOfTiles(r->tif) : TIFFNumberOfStrips(r->tif);
   for (uint32_t i = 0; i < n; i++) {
     int bad = 0;
@@ -95,7 +98,9 @@ static ts_status check_extent(tiff_reader *r, ts_error *err) {
   return TS_OK;
 }
 
-static ts_status tiff_open(const char *path, void **ctx, ts_image_info *info, ts_error *err) {
+/* Open `path`, or with bytes != NULL the file's n bytes in memory. */
+static ts_status open_tiff(const char *path, const void *bytes, size_t n, void **ctx, ts_image_info *info,
+                           ts_error *err) {
   tiff_reader *r = calloc(1, sizeof *r);
   if (!r || !(r->path = strdup(path))) {
     free(r);
@@ -105,7 +110,13 @@ static ts_status tiff_open(const char *path, void **ctx, ts_image_info *info, ts
   TIFFOpenOptions *opts = ts_tiff_options(r->msg);
   /* a hostile header cannot make libtiff allocate more than this at once */
   TIFFOpenOptionsSetMaxSingleMemAlloc(opts, (tmsize_t)1 << 31);
-  r->tif = TIFFOpenExt(path, "rm", opts) /* m: no mmap, RSS stays small */;
+  if (bytes) {
+    r->in_memory = 1;
+    r->mem = (ts_membuf){.p = (unsigned char *)bytes, .size = n, .readonly = 1};
+    r->tif = ts_tiff_mem_open(path, "rm", &r->mem, opts);
+  } else {
+    r->tif = TIFFOpenExt(path, "rm", opts) /* m: no mmap, RSS stays small */;
+  }
   TIFFOpenOptionsFree(opts);
   if (!r->tif) return ts_fail(err, TS_ERR_FORMAT, "%s: cannot read TIFF: %s", path, libtiff_msg(r));
 
@@ -191,6 +202,15 @@ static ts_status tiff_open(const char *path, void **ctx, ts_image_info *info, ts
   r->info = *info;
   r->cap = 64;
   return check_extent(r, err);
+}
+
+static ts_status tiff_open(const char *path, void **ctx, ts_image_info *info, ts_error *err) {
+  return open_tiff(path, NULL, 0, ctx, info, err);
+}
+
+ts_status ts_tiff_open_memory(const char *name, const void *bytes, size_t n, void **ctx, ts_image_info *info,
+                              ts_error *err) {
+  return open_tiff(name, bytes, n, ctx, info, err);
 }
 
 static void tiff_set_cache(void *ctx, int64_t blocks) {

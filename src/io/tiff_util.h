@@ -9,4 +9,13 @@
  * with TIFFOpenOptionsFree. */
 TIFFOpenOptions *ts_tiff_options(char *msg);
 
+/* A growable in-memory file (an encoder's one-tile TIFF), or a read-only
+ * view of a file's bytes (list mode decodes TIFFs sent by rank 0). */
+typedef struct ts_membuf {
+  unsigned char *p;
+  uint64_t size, cap, pos;
+  int readonly;
+} ts_membuf;
+TIFF *ts_tiff_mem_open(const char *name, const char *mode, ts_membuf *m, TIFFOpenOptions *opts);
+
 #endif

@@ -23,16 +23,11 @@ typedef struct tiff_writer {
   void *tile; /* staging for jpeg, which libtiff encodes from pixels */
 } tiff_writer;
 
-/* A growable in-memory file for the per-thread encoding handles. */
-typedef struct membuf {
-  unsigned char *p;
-  uint64_t size, cap, pos;
-} membuf;
 
 struct ts_encoder_state {
   tiff_writer w; /* a copy of the settings: encoders need no open file */
   TIFF *t;   /* one-tile in-memory TIFF, kept: codec state is costly to build */
-  membuf m;
+  ts_membuf m;
   void *tile; /* the staged (zero-padded) tile; predictors encode in place */
   char msg[512];
 };
@@ -128,38 +123,6 @@ static ts_status tiff_wopen(const char *path, const ts_writer_options *o, void *
   return TS_OK;
 }
 
-/* In-memory file procs for TIFFClientOpen. */
-static tmsize_t mem_read(thandle_t h, void *buf, tmsize_t n) {
-  membuf *m = h;
-  uint64_t left = m->pos < m->size ? m->size - m->pos : 0;
-  if ((uint64_t)n > left) n = (tmsize_t)left;
-  memcpy(buf, m->p + m->pos, (size_t)n);
-  m->pos += (uint64_t)n;
-  return n;
-}
-static tmsize_t mem_write(thandle_t h, void *buf, tmsize_t n) {
-  membuf *m = h;
-  if (m->pos + (uint64_t)n > m->cap) {
-    uint64_t cap = 2 * (m->pos + (uint64_t)n);
-    unsigned char *p = realloc(m->p, (size_t)cap);
-    if (!p) return -1;
-    m->p = p;
-    m->cap = cap;
-  }
-  memcpy(m->p + m->pos, buf, (size_t)n);
-  m->pos += (uint64_t)n;
-  if (m->pos > m->size) m->size = m->pos;
-  return n;
-}
-static toff_t mem_seek(thandle_t h, toff_t off, int whence) {
-  membuf *m = h;
-  m->pos = whence == SEEK_SET ? off : whence == SEEK_CUR ? m->pos + off : m->size + off;
-  return m->pos;
-}
-static int mem_close(thandle_t h) { return 0; }
-static toff_t mem_size(thandle_t h) { return ((membuf *)h)->size; }
-static int mem_map(thandle_t h, void **base, toff_t *size) { return 0; }
-static void mem_unmap(thandle_t h, void *base, toff_t size) {}
 
 static ts_status tiff_encoder_new(const char *path, const ts_writer_options *o,
                                   ts_encoder_state **out, ts_error *err) {
@@ -205,8 +168,7 @@ static ts_status tiff_encode(ts_encoder_state *e, ts_rect r, const void *src, in
   if (!e->t) {
     e->m.size = e->m.pos = 0;
     TIFFOpenOptions *opts = ts_tiff_options(e->msg);
-    e->t = TIFFClientOpenExt("tile", "w", &e->m, mem_read, mem_write, mem_seek, mem_close,
-                             mem_size, mem_map, mem_unmap, opts);
+    e->t = ts_tiff_mem_open("tile", "w", &e->m, opts);
     TIFFOpenOptionsFree(opts);
     if (!e->t)
       return ts_fail(err, TS_ERR_NOMEM, "%s: cannot set up a tile encoder: %s", w->path, e->msg);

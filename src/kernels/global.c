@@ -235,6 +235,27 @@ static ts_status normalize_prepare(ts_kernel *k, ts_error *err) {
     return ts_fail(err, TS_ERR_PIPELINE, "normalize: low=%g must be below high=%g", k->v[0].num, k->v[1].num);
   return TS_OK;
 }
+/* mode=max and round=truncate, in double as numpy computes
+ * img * (255.0 / img.max()) and .astype(uint8) truncates. */
+static ts_status normalize_exact(const ts_kernel *k, const ts_image *in, ts_image *out, float *f, int64_t n) {
+  const double mn = k->g[0], mx = k->g[1], range = mx - mn, lo = k->v[0].num, hi = k->v[1].num;
+  const int by_max = (int)k->v[2].num == 1, trunc_ = (int)k->v[3].num == 1;
+  const double factor = by_max ? hi / mx : 0, top = ts_dtype_max(out->dtype);
+  for (int64_t y = 0; y < in->h; y++) {
+    ts_row_to_float(in->dtype, TS_CROW(in, y), f, n);
+    for (int64_t i = 0; i < n; i++) {
+      double v = by_max ? (mx != 0 ? f[i] * factor : f[i]) : range > 0 ? (f[i] - mn) / range * (hi - lo) + lo : lo;
+      if (out->dtype != TS_F32) {
+        v = v > 0 ? (v < top ? v : top) : 0;
+        v = trunc_ ? trunc(v) : floor(v + 0.5);
+      }
+      f[i] = (float)v;
+    }
+    ts_row_from_float(out->dtype, f, TS_ROW(out, y), n);
+  }
+  return TS_OK;
+}
+
 /* skimage.exposure.rescale_intensity: (x - min) / (max - min) * (high - low) + low */
 static ts_status normalize_apply(const ts_kernel *k, const ts_image *in, ts_image *out, ts_scratch *s,
                                  ts_error *err) {
@@ -242,6 +263,7 @@ static ts_status normalize_apply(const ts_kernel *k, const ts_image *in, ts_imag
   float *f = ts_scratch_get(s, 0, (size_t)n * sizeof(float));
   if (!f) return TS_SCRATCH_OOM(err, k);
   const double mn = k->g[0], range = k->g[1] - k->g[0], lo = k->v[0].num, span = k->v[1].num - lo;
+  if ((int)k->v[2].num == 1 || (int)k->v[3].num == 1) return normalize_exact(k, in, out, f, n);
   for (int64_t y = 0; y < in->h; y++) {
     ts_row_to_float(in->dtype, TS_CROW(in, y), f, n);
     for (int64_t i = 0; i < n; i++) f[i] = (float)(range > 0 ? (f[i] - mn) / range * span + lo : lo);
@@ -322,13 +344,17 @@ static const ts_param_def normalize_params[] = {
      "output for the image's minimum (default 0)"},
     {"high", TS_PARAM_FLOAT, NULL, -1e30, 1e30, TS_PARAM_OPTIONAL, NULL,
      "output for the image's maximum (default: the dtype's max, 1.0 for f32)"},
+    {"mode", TS_PARAM_CHOICE, "range", 0, 0, 0, "range|max",
+     "max: x * high / max (0 stays 0, low is unused), as img * (255.0 / img.max())"},
+    {"round", TS_PARAM_CHOICE, "nearest", 0, 0, 0, "nearest|truncate",
+     "truncate: toward zero, as numpy's astype"},
 };
 
 const ts_kernel_def ts_kernel_normalize = {
     .name = "normalize",
     .summary = "global: min/max of the whole image to [low, high] (skimage rescale_intensity)",
     .params = normalize_params,
-    .nparams = 2,
+    .nparams = 4,
     .dtypes = TS_DTYPES_ALL,
     .channels = TS_CHANNELS_ANY,
     .halo_doc = "0",
@@ -356,3 +382,19 @@ const ts_kernel_def ts_kernel_equalize = {
     .merge = ts_g_merge,
     .resolve = equalize_resolve,
 };
+
+/* ---- one whole image (list mode) ----------------------------------------- */
+
+ts_status ts_global_resolve_image(ts_kernel *g, const ts_image *im, ts_scratch *s, int slot, ts_error *err) {
+  const int stages = ts_kernel_stages(g);
+  for (int stage = 0; stage < stages; stage++) {
+    int64_t n = g->def->stats_size(g, stage);
+    double *partial = ts_scratch_get(s, slot, (size_t)n * sizeof *partial);
+    if (!partial) return TS_SCRATCH_OOM(err, g);
+    g->def->stats_init(g, stage, partial);
+    g->def->accumulate(g, stage, im, partial);
+    ts_status st = g->def->resolve(g, stage, partial, err);
+    if (st) return st;
+  }
+  return TS_OK;
+}

@@ -74,6 +74,11 @@ static ts_status parse_value(const ts_kernel_def *d, const ts_param_def *p, cons
       v->num = c;
       return TS_OK;
     }
+    case TS_PARAM_STRING:
+      free(v->str);
+      if (!*text) return ts_fail(err, TS_ERR_PIPELINE, "%s: %s= is empty", d->name, p->name);
+      if (!(v->str = strdup(text))) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+      return TS_OK;
     case TS_PARAM_LIST:
       free(v->list);
       v->list = NULL;
@@ -146,6 +151,8 @@ static void describe(const ts_kernel *k, char *text, size_t cap) {
       n += (size_t)snprintf(text + n, cap - n, "%s", ts_choice_name(p->choices, (int)v->num, c, sizeof c));
     else if (p->type == TS_PARAM_BOOL)
       n += (size_t)snprintf(text + n, cap - n, "%s", v->num ? "true" : "false");
+    else if (p->type == TS_PARAM_STRING)
+      n += (size_t)snprintf(text + n, cap - n, "%s", v->str);
     else if (p->type == TS_PARAM_LIST)
       for (int64_t j = 0; j < v->count && n < cap; j++)
         n += (size_t)snprintf(text + n, cap - n, "%s%.9g", j ? "," : "", v->list[j]);
@@ -223,7 +230,10 @@ void ts_pipeline_free(ts_pipeline **pp) {
   if (!pp || !*pp) return;
   ts_pipeline *p = *pp;
   for (int i = 0; i < TS_MAX_KERNELS; i++) {
-    for (int j = 0; j < TS_MAX_PARAMS; j++) free(p->k[i].v[j].list);
+    for (int j = 0; j < TS_MAX_PARAMS; j++) {
+      free(p->k[i].v[j].list);
+      free(p->k[i].v[j].str);
+    }
     free(p->k[i].weights);
   }
   free(p->text);

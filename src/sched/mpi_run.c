@@ -11,6 +11,8 @@
 void ts_run_stats_free(ts_run_stats *stats) {
   free(stats->ranks);
   free(stats->events);
+  free(stats->failures);
+  stats->failures = NULL;
   stats->ranks = NULL;
   stats->events = NULL;
   stats->nranks = 0;

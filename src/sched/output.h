@@ -5,20 +5,13 @@
 #ifndef TS_SCHED_OUTPUT_H
 #define TS_SCHED_OUTPUT_H
 
+#include "core/blob.h"
 #include "sched/progress.h"
 #include "tessera/io.h"
 #include "tessera/kernel.h"
 #include "tessera/partition.h"
 
-/* Growable bytes. A task's encoded tiles: [uint64 size][bytes] per tile. */
-typedef struct ts_blob {
-  unsigned char *p;
-  size_t size, cap;
-} ts_blob;
-
-int ts_blob_append(ts_blob *b, const void *data, size_t n);
-int ts_blob_reserve(ts_blob *b, size_t n);
-void ts_blob_free(ts_blob *b);
+/* A task's encoded tiles (a ts_blob): [uint64 size][bytes] per tile. */
 
 /* Encode the output tiles (out_tile-sized, on the output grid) of `core`,
  * whose pixels are the packed image `out`, appending to b. With n > 1 encoders the

@@ -38,6 +38,13 @@ ts_status ts_plan_open(ts_plan *p, const ts_job *job, ts_error *err) {
   if ((st = ts_reader_open(job->input, &p->reader, err))) return st;
   const ts_image_info *info = &p->reader->info;
   if ((st = ts_pipeline_parse(job->pipeline, info->dtype, info->channels, &p->pipe, err))) goto fail;
+  for (int i = 0; i < p->pipe->n; i++)
+    if (p->pipe->k[i].def->flags & TS_KERNEL_WHOLE) {
+      st = ts_fail(err, TS_ERR_PIPELINE, "%s works on whole images, in list mode only (a directory, @list "
+                   "or HDF5 stack as --input); %s is one image cut into tiles", p->pipe->k[i].def->name,
+                   job->input);
+      goto fail;
+    }
   /* tiled inputs walk in stripes of 4 tiles; strips span the width anyway */
   if ((st = ts_grid_init(&p->grid, info->w, info->h, job->tile, p->pipe->halo,
                          info->block_w >= info->w ? 0 : 4 * job->tile, err)))

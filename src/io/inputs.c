@@ -1,0 +1,281 @@
+/* List mode's inputs: a directory, a list file or an HDF5 stack. */
+#include <dirent.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include "io/list.h"
+
+typedef struct h5in {
+  hid_t file, dset, mem_type;
+} h5in;
+
+/* "FILE.h5:/path" -> file and path; 0 if spec is not of that form. */
+static int split_h5(const char *spec, char **file, char **path) {
+  const char *c = strstr(spec, ":/");
+  if (!c) return 0;
+  if (file) *file = strndup(spec, (size_t)(c - spec));
+  if (path) *path = strdup(c + 1);
+  return 1;
+}
+
+int ts_inputs_is_list(const char *spec) {
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors become our messages, not HDF5's stack dumps */
+  struct stat st;
+  if (spec[0] == '@') return 1;
+  if (stat(spec, &st) == 0 && S_ISDIR(st.st_mode)) return 1;
+  char *file = NULL, *path = NULL;
+  int list = 0;
+  if (split_h5(spec, &file, &path) && H5Fis_hdf5(file) > 0) {
+    /* N x H x W [x C]: list; H x W or H x W x C (C <= 4): one image */
+    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t d = f >= 0 ? H5Dopen2(f, path, H5P_DEFAULT) : -1;
+    if (d >= 0) {
+      hid_t sp = H5Dget_space(d);
+      hsize_t dims[8];
+      int rank = H5Sget_simple_extent_ndims(sp);
+      if (rank > 0 && rank <= 8) H5Sget_simple_extent_dims(sp, dims, NULL);
+      list = rank == 4 || (rank == 3 && dims[2] > 4);
+      H5Sclose(sp);
+      H5Dclose(d);
+    }
+    if (f >= 0) H5Fclose(f);
+  }
+  free(file);
+  free(path);
+  return list;
+}
+
+static int is_image_name(const char *name) {
+  const char *dot = strrchr(name, '.');
+  if (!dot) return 0;
+  static const char *const ext[] = {".png", ".jpg", ".jpeg", ".tif", ".tiff", NULL};
+  for (int i = 0; ext[i]; i++)
+    if (!strcasecmp(dot, ext[i])) return 1;
+  return 0;
+}
+
+static ts_status add(ts_inputs *in, const char *name, const char *path, int64_t size, int64_t *cap, ts_error *err) {
+  if (in->n == *cap) {
+    *cap = *cap ? 2 * *cap : 256;
+    ts_input *p = realloc(in->items, (size_t)*cap * sizeof *p);
+    if (!p) return ts_fail(err, TS_ERR_NOMEM, "out of memory listing inputs");
+    in->items = p;
+  }
+  ts_input *it = &in->items[in->n];
+  it->name = strdup(name);
+  it->path = path ? strdup(path) : NULL;
+  it->index = in->n;
+  it->size = size;
+  if (!it->name || (path && !it->path)) return ts_fail(err, TS_ERR_NOMEM, "out of memory listing inputs");
+  in->n++;
+  return TS_OK;
+}
+
+/* Walk dir (rel: its path below the root, "" at the top). */
+static ts_status walk(ts_inputs *in, const char *root, const char *rel, const char *glob, int recursive,
+                      int64_t *cap, ts_error *err) {
+  char dirpath[4096];
+  snprintf(dirpath, sizeof dirpath, "%s%s%s", root, rel[0] ? "/" : "", rel);
+  DIR *d = opendir(dirpath);
+  if (!d) return ts_fail(err, TS_ERR_IO, "%s: cannot read the directory: %s", dirpath, strerror(errno));
+  ts_status st = TS_OK;
+  struct dirent *e;
+  while (st == TS_OK && (e = readdir(d))) {
+    if (e->d_name[0] == '.') continue; /* ., .., hidden files and our own .partial leftovers */
+    char relname[4096], path[8192];
+    snprintf(relname, sizeof relname, "%s%s%s", rel, rel[0] ? "/" : "", e->d_name);
+    snprintf(path, sizeof path, "%s/%s", root, relname);
+    struct stat sb;
+    if (stat(path, &sb) != 0) continue;
+    if (S_ISDIR(sb.st_mode)) {
+      if (recursive) st = walk(in, root, relname, glob, recursive, cap, err);
+      continue;
+    }
+    if (!S_ISREG(sb.st_mode)) continue;
+    if (glob ? fnmatch(glob, e->d_name, 0) != 0 : !is_image_name(e->d_name)) continue;
+    st = add(in, relname, path, (int64_t)sb.st_size, cap, err);
+  }
+  closedir(d);
+  return st;
+}
+
+static int by_name(const void *a, const void *b) {
+  return strcmp(((const ts_input *)a)->name, ((const ts_input *)b)->name);
+}
+
+static ts_status open_list(ts_inputs *in, const char *file, int64_t *cap, ts_error *err) {
+  FILE *f = fopen(file, "r");
+  if (!f) return ts_fail(err, TS_ERR_IO, "%s: cannot open the list file: %s", file, strerror(errno));
+  /* relative paths are relative to the list file's directory */
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", file);
+  char *slash = strrchr(dir, '/');
+  if (slash) slash[1] = '\0';
+  else dir[0] = '\0';
+  char line[8192];
+  ts_status st = TS_OK;
+  while (st == TS_OK && fgets(line, sizeof line, f)) {
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ')) line[--n] = '\0';
+    char *s = line + strspn(line, " \t");
+    if (!*s || *s == '#') continue;
+    char path[12288];
+    snprintf(path, sizeof path, "%s%s", s[0] == '/' ? "" : dir, s);
+    struct stat sb;
+    st = add(in, s, path, stat(path, &sb) == 0 ? (int64_t)sb.st_size : 0, cap, err);
+  }
+  fclose(f);
+  return st;
+}
+
+static ts_status open_stack(ts_inputs *in, ts_error *err) {
+  h5in *h = calloc(1, sizeof *h);
+  if (!h) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  in->h5 = h;
+  h->file = h->dset = h->mem_type = -1;
+  if (H5Fis_hdf5(in->h5_file) <= 0)
+    return ts_fail(err, TS_ERR_FORMAT, "%s: not an HDF5 file", in->h5_file);
+  h->file = H5Fopen(in->h5_file, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (h->file < 0) return ts_fail(err, TS_ERR_IO, "%s: cannot open the HDF5 file", in->h5_file);
+  h->dset = H5Dopen2(h->file, in->h5_path, H5P_DEFAULT);
+  if (h->dset < 0) return ts_fail(err, TS_ERR_FORMAT, "%s: no dataset %s", in->h5_file, in->h5_path);
+  hid_t sp = H5Dget_space(h->dset), ty = H5Dget_type(h->dset);
+  hsize_t dims[8] = {0};
+  int rank = H5Sget_simple_extent_ndims(sp);
+  if (rank >= 1 && rank <= 8) H5Sget_simple_extent_dims(sp, dims, NULL);
+  H5T_class_t cls = H5Tget_class(ty);
+  size_t size = H5Tget_size(ty);
+  H5T_sign_t sign = cls == H5T_INTEGER ? H5Tget_sign(ty) : H5T_SGN_NONE;
+  H5Tclose(ty);
+  H5Sclose(sp);
+  if (rank != 3 && rank != 4)
+    return ts_fail(err, TS_ERR_FORMAT, "%s:%s: a stack is N x H x W or N x H x W x C; this dataset has %d "
+                   "dimensions", in->h5_file, in->h5_path, rank);
+  if (rank == 4 && (dims[3] < 1 || dims[3] > 4))
+    return ts_fail(err, TS_ERR_FORMAT, "%s:%s: %llu channels; tessera reads 1 to 4", in->h5_file, in->h5_path,
+                   (unsigned long long)dims[3]);
+  if (cls == H5T_INTEGER && sign == H5T_SGN_NONE && size == 1) in->dtype = TS_U8, h->mem_type = H5T_NATIVE_UINT8;
+  else if (cls == H5T_INTEGER && sign == H5T_SGN_NONE && size == 2) in->dtype = TS_U16, h->mem_type = H5T_NATIVE_UINT16;
+  else if (cls == H5T_FLOAT && size == 4) in->dtype = TS_F32, h->mem_type = H5T_NATIVE_FLOAT;
+  else
+    return ts_fail(err, TS_ERR_FORMAT, "%s:%s: unsupported element type; tessera reads uint8, uint16 and float32",
+                   in->h5_file, in->h5_path);
+  in->h = (int64_t)dims[1];
+  in->w = (int64_t)dims[2];
+  in->channels = rank == 4 ? (int)dims[3] : 1;
+  if (in->w < 1 || in->h < 1) return ts_fail(err, TS_ERR_FORMAT, "%s:%s: empty images", in->h5_file, in->h5_path);
+  int64_t cap = 0;
+  for (int64_t i = 0; i < (int64_t)dims[0]; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "%lld", (long long)i);
+    ts_status st = add(in, name, NULL, 0, &cap, err);
+    if (st) return st;
+  }
+  return TS_OK;
+}
+
+ts_status ts_inputs_open(const char *spec, const char *glob, int recursive, ts_inputs *in, ts_error *err) {
+  memset(in, 0, sizeof *in);
+  in->spec = strdup(spec);
+  int64_t cap = 0;
+  ts_status st;
+  struct stat sb;
+  if (spec[0] == '@') {
+    st = open_list(in, spec + 1, &cap, err);
+  } else if (stat(spec, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+    char root[4096];
+    snprintf(root, sizeof root, "%s", spec);
+    size_t n = strlen(root);
+    while (n > 1 && root[n - 1] == '/') root[--n] = '\0';
+    st = walk(in, root, "", glob, recursive, &cap, err);
+    if (st == TS_OK) qsort(in->items, (size_t)in->n, sizeof *in->items, by_name);
+    for (int64_t i = 0; i < in->n; i++) in->items[i].index = i;
+  } else if (split_h5(spec, &in->h5_file, &in->h5_path)) {
+    st = open_stack(in, err);
+  } else {
+    st = ts_fail(err, TS_ERR_USAGE, "%s: not a directory, @list file or FILE.h5:/dataset", spec);
+  }
+  if (st == TS_OK && in->n == 0)
+    st = ts_fail(err, TS_ERR_USAGE, "%s: no inputs%s", spec,
+                 glob ? " match --glob" : in->h5_file ? "" : " (.png, .jpg, .jpeg, .tif, .tiff; --glob selects others)");
+  if (st) ts_inputs_free(in);
+  return st;
+}
+
+void ts_inputs_free(ts_inputs *in) {
+  for (int64_t i = 0; i < in->n; i++) {
+    free(in->items[i].name);
+    free(in->items[i].path);
+  }
+  free(in->items);
+  h5in *h = in->h5;
+  if (h) {
+    if (h->dset >= 0) H5Dclose(h->dset);
+    if (h->file >= 0) H5Fclose(h->file);
+    free(h);
+  }
+  free(in->spec);
+  free(in->h5_file);
+  free(in->h5_path);
+  memset(in, 0, sizeof *in);
+}
+
+ts_status ts_inputs_read(ts_inputs *in, int64_t i, ts_blob *b, ts_error *err) {
+  const ts_input *it = &in->items[i];
+  ts_payload ph = {0};
+  size_t at = b->size;
+  if (!it->path) { /* a stack slice: raw pixels */
+    h5in *h = in->h5;
+    ph = (ts_payload){.w = in->w, .h = in->h, .channels = in->channels, .dtype = in->dtype};
+    int64_t bytes = ts_image_bytes(in->w, in->h, in->channels, in->dtype);
+    if (ts_blob_reserve(b, at + sizeof ph + (size_t)bytes)) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+    memcpy(b->p + at, &ph, sizeof ph);
+    hsize_t start[4] = {(hsize_t)i, 0, 0, 0}, count[4] = {1, (hsize_t)in->h, (hsize_t)in->w, (hsize_t)in->channels};
+    hid_t fs = H5Dget_space(h->dset);
+    int rank = H5Sget_simple_extent_ndims(fs);
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+    hid_t ms = H5Screate_simple(rank, count, NULL);
+    herr_t e = H5Dread(h->dset, h->mem_type, ms, fs, H5P_DEFAULT, b->p + at + sizeof ph);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    if (e < 0) return ts_fail(err, TS_ERR_IO, "%s:%s: cannot read image %lld", in->h5_file, in->h5_path, (long long)i);
+    b->size = at + sizeof ph + (size_t)bytes;
+    return TS_OK;
+  }
+  FILE *f = fopen(it->path, "rb");
+  if (!f) return ts_fail(err, TS_ERR_IO, "%s: cannot open: %s", it->path, strerror(errno));
+  struct stat sb;
+  ts_status st = TS_OK;
+  if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) st = ts_fail(err, TS_ERR_IO, "%s: not a regular file", it->path);
+  else if (ts_blob_reserve(b, at + sizeof ph + (size_t)sb.st_size)) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  else {
+    memcpy(b->p + at, &ph, sizeof ph);
+    size_t got = fread(b->p + at + sizeof ph, 1, (size_t)sb.st_size, f);
+    if (got != (size_t)sb.st_size) st = ts_fail(err, TS_ERR_IO, "%s: read error: %s", it->path, strerror(errno));
+    else b->size = at + sizeof ph + got;
+  }
+  fclose(f);
+  return st;
+}
+
+ts_status ts_payload_image(const char *name, const void *payload, size_t n, ts_blob *px, ts_image *im,
+                           ts_error *err) {
+  ts_payload ph;
+  if (n < sizeof ph) return ts_fail(err, TS_ERR_INTERNAL, "%s: short task payload", name);
+  memcpy(&ph, payload, sizeof ph);
+  const unsigned char *data = (const unsigned char *)payload + sizeof ph;
+  if (ph.w == 0) return ts_decode(name, data, n - sizeof ph, px, im, err);
+  int64_t bytes = ts_image_bytes(ph.w, ph.h, ph.channels, (ts_dtype)ph.dtype);
+  if (bytes < 0 || (size_t)bytes != n - sizeof ph)
+    return ts_fail(err, TS_ERR_INTERNAL, "%s: task payload of %zu bytes for a %lldx%lld image", name, n,
+                   (long long)ph.w, (long long)ph.h);
+  if (ts_blob_reserve(px, (size_t)bytes)) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  memcpy(px->p, data, (size_t)bytes); /* aligned, and writable for in-place kernels */
+  *im = ts_image_packed(px->p, ph.w, ph.h, ph.channels, (ts_dtype)ph.dtype);
+  return TS_OK;
+}

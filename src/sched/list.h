@@ -1,0 +1,76 @@
+/* List mode: each input image is one task. The same task code runs in the
+ * local engine's threads, on MPI workers and on rank 0 when idle; results
+ * travel as self-describing records that rank 0 stores in any order. */
+#ifndef TS_SCHED_LIST_H
+#define TS_SCHED_LIST_H
+
+#include "core/blob.h"
+#include "io/list.h"
+#include "tessera/job.h"
+#include "tessera/pipeline.h"
+
+/* A rank's list-mode state: the pipeline prepared for each (dtype,
+ * channels) met so far, and the second images of blend kernels. */
+typedef struct ts_lrank {
+  const char *text;
+  ts_boundary boundary;
+  double cval;
+  ts_list_out_options oo; /* how results are encoded */
+  ts_pipeline *pipes[TS_DTYPE_COUNT][TS_MAX_CHANNELS + 1];
+  ts_status pst[TS_DTYPE_COUNT][TS_MAX_CHANNELS + 1];
+  char pmsg[TS_DTYPE_COUNT][TS_MAX_CHANNELS + 1][1024];
+  ts_image aux[TS_MAX_KERNELS];
+  ts_blob auxpx[TS_MAX_KERNELS];
+  int rank;
+} ts_lrank;
+
+/* One thread's buffers, kept from image to image. */
+typedef struct ts_lthread {
+  ts_scratch *s;
+  ts_blob px, data;
+  ts_emits em;
+} ts_lthread;
+
+/* The with= paths of blend kernels in `text`: kernel index -> path
+ * (malloc'ed; NULL where none). Returns how many. */
+int ts_list_aux_paths(const char *text, char **paths);
+/* aux[i]: the bytes of kernel i's with= file (NULL: none). */
+ts_status ts_lrank_init(ts_lrank *r, const char *text, ts_boundary b, double cval, const ts_list_out_options *oo,
+                        const ts_blob *aux, ts_error *err);
+void ts_lrank_free(ts_lrank *r);
+ts_status ts_lthread_init(ts_lthread *t, ts_error *err);
+void ts_lthread_free(ts_lthread *t);
+
+/* The record of one task, appended to out:
+ * [ts_lrec][msg][ts_emit x nemit][double x nvalues][data]. A failing
+ * image makes a record with its status and message; only running out of
+ * memory for the record itself fails the call. *pixels: the input image's
+ * pixels (0 if it failed to decode). */
+typedef struct ts_lrec {
+  int64_t index;
+  int32_t status, nemit;
+  int64_t msg_len, nvalues, data_len;
+  ts_result_image ri;
+} ts_lrec;
+ts_status ts_list_task(ts_lrank *r, ts_lthread *t, int64_t index, const char *name, const void *payload, size_t n,
+                       ts_blob *out, int64_t *pixels, ts_error *err);
+/* The record of a task that failed before it ran (its input could not be
+ * read). */
+ts_status ts_list_failure(int64_t index, ts_status status, const char *msg, ts_blob *out, ts_error *err);
+/* Store the record at rec into o; *used = its size. em: scratch for the
+ * values. A failed image's record goes to /failed. */
+ts_status ts_list_store(ts_list_out *o, const ts_inputs *in, const unsigned char *rec, size_t *used, ts_emits *em,
+                        ts_error *err);
+
+/* Shared by the local engine and MPI rank 0: validate and open inputs and
+ * output; the task order (largest input first); every blend with= file's
+ * bytes; and the end of the run (SOME_FAILED, or fatal if all failed). */
+ts_status ts_list_open(const ts_job *job, ts_inputs *in, ts_list_out_options *oo, ts_list_out **out, ts_error *err);
+ts_status ts_list_order(const ts_inputs *in, int64_t **order);
+ts_status ts_list_read_aux(const char *text, ts_blob *aux, ts_error *err);
+ts_status ts_list_close(ts_list_out **out, const ts_inputs *in, ts_status st, ts_run_stats *stats, ts_error *err);
+
+/* Run a list-mode job in this process (OpenMP threads). */
+ts_status ts_run_list_local(const ts_job *job, ts_run_stats *stats, FILE *log, ts_error *err);
+
+#endif

@@ -1,0 +1,172 @@
+/* List mode in one process: OpenMP threads each take the next input
+ * (largest first, so the tail is short), read it, run the task and store
+ * its record. Reading a stack slice and storing run under locks (HDF5 is
+ * not thread-safe); decoding, kernels and compression run in parallel. */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include "sched/list.h"
+#include "sched/plan.h"
+#include "sched/progress.h"
+
+static const ts_inputs *g_sort_in; /* qsort has no context argument */
+static int larger_first(const void *a, const void *b) {
+  int64_t i = *(const int64_t *)a, j = *(const int64_t *)b;
+  int64_t si = g_sort_in->items[i].size, sj = g_sort_in->items[j].size;
+  return si != sj ? (si < sj ? 1 : -1) : (i > j) - (i < j);
+}
+
+ts_status ts_list_order(const ts_inputs *in, int64_t **order) {
+  *order = malloc((size_t)in->n * sizeof **order);
+  if (!*order) return TS_ERR_NOMEM;
+  for (int64_t i = 0; i < in->n; i++) (*order)[i] = i;
+  g_sort_in = in;
+  qsort(*order, (size_t)in->n, sizeof **order, larger_first);
+  return TS_OK;
+}
+
+ts_status ts_list_open(const ts_job *job, ts_inputs *in, ts_list_out_options *oo, ts_list_out **out, ts_error *err) {
+  memset(oo, 0, sizeof *oo);
+  oo->path = job->output;
+  oo->quality = job->quality;
+  oo->compression = job->compression;
+  oo->force = job->force;
+  oo->no_images = job->no_images;
+  oo->pipeline = job->pipeline;
+  oo->input = job->input;
+  if (job->format && ts_file_format_parse(job->format, &oo->format))
+    return ts_fail(err, TS_ERR_USAGE, "--format %s: expected png, tiff or jpeg", job->format);
+  if (job->format && !ts_list_out_is_dir(job->output))
+    return ts_fail(err, TS_ERR_USAGE, "--format %s is for a directory output (end --output with '/')", job->format);
+  /* the pipeline's text is checked now, before any work */
+  /* the pipeline is prepared per kind of image met; it must suit one */
+  static const struct { ts_dtype d; int c; } kinds[] = {{TS_U8, 1}, {TS_U8, 3}, {TS_U8, 4}, {TS_U8, 2}, {TS_U16, 1},
+                                                        {TS_U16, 3}, {TS_F32, 1}, {TS_F32, 3}};
+  ts_status st = TS_OK;
+  for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+    ts_pipeline *p = NULL;
+    ts_error e = {0};
+    ts_status s = ts_pipeline_parse(job->pipeline, kinds[i].d, kinds[i].c, &p, &e);
+    ts_pipeline_free(&p);
+    if (s == TS_OK) {
+      st = TS_OK;
+      break;
+    }
+    if (i == 0) st = ts_fail(err, s, "%s", e.msg);
+  }
+  if (st) return st;
+  if ((st = ts_inputs_open(job->input, job->glob, job->recursive, in, err))) return st;
+  if ((st = ts_list_out_open(oo, in, out, err))) ts_inputs_free(in);
+  return st;
+}
+
+/* Read every blend with= file (rank 0, or the only process). */
+ts_status ts_list_read_aux(const char *text, ts_blob *aux, ts_error *err) {
+  char *paths[TS_MAX_KERNELS];
+  ts_list_aux_paths(text, paths);
+  ts_status st = TS_OK;
+  for (int i = 0; i < TS_MAX_KERNELS; i++) {
+    memset(&aux[i], 0, sizeof aux[i]);
+    if (!paths[i]) continue;
+    FILE *f = st == TS_OK ? fopen(paths[i], "rb") : NULL;
+    if (st == TS_OK && !f) st = ts_fail(err, TS_ERR_IO, "blend: with=%s: cannot open it", paths[i]);
+    char buf[65536];
+    size_t n;
+    while (f && (n = fread(buf, 1, sizeof buf, f)) > 0)
+      if (ts_blob_append(&aux[i], buf, n)) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
+    if (f) fclose(f);
+    free(paths[i]);
+  }
+  return st;
+}
+
+/* The run's end, shared with MPI rank 0: every input failed is fatal;
+ * otherwise finish the output and report the failures. */
+ts_status ts_list_close(ts_list_out **out, const ts_inputs *in, ts_status st, ts_run_stats *stats, ts_error *err) {
+  const int64_t nf = *out ? ts_list_out_nfailed(*out) : 0;
+  if (st == TS_OK && nf == in->n)
+    st = ts_fail(err, TS_ERR_FORMAT, "every input failed (%lld); the first: %s", (long long)nf,
+                 ts_list_out_failure(*out, 0));
+  size_t len = 1;
+  for (int64_t k = 0; k < nf; k++) len += strlen(ts_list_out_failure(*out, k)) + 1;
+  stats->failures = calloc(len, 1);
+  for (int64_t k = 0; stats->failures && k < nf; k++) {
+    strcat(stats->failures, ts_list_out_failure(*out, k));
+    strcat(stats->failures, "\n");
+  }
+  stats->nfailed = nf;
+  if (st == TS_OK) st = ts_list_out_finish(out, err);
+  else ts_list_out_abort(out);
+  return st == TS_OK && nf > 0 ? TS_SOME_FAILED : st;
+}
+
+ts_status ts_run_list_local(const ts_job *job, ts_run_stats *stats, FILE *log, ts_error *err) {
+  memset(stats, 0, sizeof *stats);
+  const double t0 = ts_now();
+  ts_inputs in;
+  ts_list_out_options oo;
+  ts_list_out *out = NULL;
+  ts_status st = ts_list_open(job, &in, &oo, &out, err);
+  if (st) return st;
+  ts_blob aux[TS_MAX_KERNELS];
+  ts_lrank rank;
+  int64_t *order = NULL;
+  st = ts_list_read_aux(job->pipeline, aux, err);
+  if (st == TS_OK) st = ts_lrank_init(&rank, job->pipeline, job->boundary, job->cval, &oo, aux, err);
+  for (int i = 0; i < TS_MAX_KERNELS; i++) ts_blob_free(&aux[i]);
+  if (st == TS_OK && ts_list_order(&in, &order)) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  const int threads = job->threads > 0 ? job->threads : omp_get_max_threads();
+  ts_progress progress;
+  ts_progress_init(&progress, job->progress ? log : NULL, in.n, t0);
+  int64_t next = 0, pixels = 0;
+  volatile int stop = st != TS_OK;
+#pragma omp parallel num_threads(threads)
+  {
+    ts_lthread t;
+    ts_blob payload = {0}, rec = {0};
+    ts_emits em = {0};
+    ts_error e = {0};
+    ts_status mine = ts_lthread_init(&t, &e);
+    for (;;) {
+      int64_t i = -1;
+#pragma omp critical(ts_list_next)
+      if (!stop && mine == TS_OK && next < in.n) i = order[next++];
+      if (i < 0) break;
+      ts_status rs;
+      int64_t px = 0;
+      payload.size = rec.size = 0;
+#pragma omp critical(ts_list_hdf5)
+      rs = ts_inputs_read(&in, i, &payload, &e);
+      if (rs == TS_OK) mine = ts_list_task(&rank, &t, i, in.items[i].name, payload.p, payload.size, &rec, &px, &e);
+      else mine = ts_list_failure(i, rs, e.msg, &rec, &e);
+      if (mine == TS_OK) {
+        size_t used;
+#pragma omp critical(ts_list_hdf5)
+        {
+          mine = ts_list_store(out, &in, rec.p, &used, &em, &e);
+          pixels += px;
+          ts_progress_tick(&progress, px);
+        }
+      }
+      if (mine) stop = 1;
+    }
+    if (mine) {
+#pragma omp critical(ts_list_error)
+      if (st == TS_OK) st = ts_fail(err, mine, "%s", e.msg);
+    }
+    ts_lthread_free(&t);
+    ts_blob_free(&payload);
+    ts_blob_free(&rec);
+    ts_emits_free(&em);
+  }
+  ts_progress_done(&progress);
+  free(order);
+  ts_lrank_free(&rank);
+  st = ts_list_close(&out, &in, st, stats, err);
+  stats->seconds = ts_now() - t0;
+  stats->tasks = in.n;
+  stats->pixels = pixels;
+  stats->threads = threads;
+  ts_inputs_free(&in);
+  return st;
+}

@@ -1,0 +1,218 @@
+/* One list-mode task: decode, run the pipeline on the whole image,
+ * encode, and pack the result record. Kernels with a halo see the image
+ * padded by the boundary mode before each kernel, which equals chaining
+ * the scipy/OpenCV calls one by one; global kernels resolve their
+ * statistics on this image alone; whole-image kernels (resize, crop,
+ * otsu...) run as they are. */
+#include <stdlib.h>
+#include <string.h>
+#include "kernels/common.h"
+#include "kernels/global.h"
+#include "sched/list.h"
+
+/* scratch slots of the image runner (kernels own 0..7 and 15) */
+enum { SLOT_A = 10, SLOT_B = 11, SLOT_PAD = 12, SLOT_STATS = 13 };
+
+int ts_list_aux_paths(const char *text, char **paths) {
+  int count = 0, k = 0;
+  char *copy = strdup(text ? text : "");
+  if (!copy) return 0;
+  for (char *stage = copy, *bar; stage && k < TS_MAX_KERNELS; stage = bar, k++) {
+    bar = strchr(stage, '|');
+    if (bar) *bar++ = '\0';
+    paths[k] = NULL;
+    char *save = NULL, *tok = strtok_r(stage, " \t\r\n", &save);
+    if (!tok || strcmp(tok, "blend") != 0) continue;
+    while ((tok = strtok_r(NULL, " \t\r\n", &save)))
+      if (!strncmp(tok, "with=", 5) && tok[5]) paths[k] = strdup(tok + 5), count++;
+  }
+  for (; k < TS_MAX_KERNELS; k++) paths[k] = NULL;
+  free(copy);
+  return count;
+}
+
+ts_status ts_lrank_init(ts_lrank *r, const char *text, ts_boundary b, double cval, const ts_list_out_options *oo,
+                        const ts_blob *aux, ts_error *err) {
+  memset(r, 0, sizeof *r);
+  r->text = text;
+  r->boundary = b;
+  r->cval = cval;
+  r->oo = *oo;
+  for (int i = 0; aux && i < TS_MAX_KERNELS; i++) {
+    if (!aux[i].p) continue;
+    char name[64];
+    snprintf(name, sizeof name, "blend with= (stage %d)", i + 1);
+    ts_status st = ts_decode(name, aux[i].p, aux[i].size, &r->auxpx[i], &r->aux[i], err);
+    if (st) return st;
+  }
+  return TS_OK;
+}
+
+void ts_lrank_free(ts_lrank *r) {
+  for (int d = 0; d < TS_DTYPE_COUNT; d++)
+    for (int c = 0; c <= TS_MAX_CHANNELS; c++) ts_pipeline_free(&r->pipes[d][c]);
+  for (int i = 0; i < TS_MAX_KERNELS; i++) ts_blob_free(&r->auxpx[i]);
+}
+
+ts_status ts_lthread_init(ts_lthread *t, ts_error *err) {
+  memset(t, 0, sizeof *t);
+  t->s = ts_scratch_new();
+  return t->s ? TS_OK : ts_fail(err, TS_ERR_NOMEM, "out of memory");
+}
+
+void ts_lthread_free(ts_lthread *t) {
+  ts_scratch_free(&t->s);
+  ts_blob_free(&t->px);
+  ts_blob_free(&t->data);
+  ts_emits_free(&t->em);
+}
+
+/* The pipeline for images of dtype d with c channels, prepared once. */
+static ts_status pipeline_for(ts_lrank *r, ts_dtype d, int c, ts_pipeline **out, ts_error *err) {
+  ts_status st;
+#pragma omp critical(ts_list_pipes)
+  {
+    if (!r->pipes[d][c] && !r->pst[d][c]) {
+      ts_error e = {0};
+      r->pst[d][c] = ts_pipeline_parse(r->text, d, c, &r->pipes[d][c], &e);
+      snprintf(r->pmsg[d][c], sizeof r->pmsg[d][c], "%s", e.msg);
+      for (int i = 0; r->pipes[d][c] && i < r->pipes[d][c]->n; i++) {
+        r->pipes[d][c]->k[i].aux = r->aux[i].data ? &r->aux[i] : NULL;
+        r->pipes[d][c]->k[i].rank = r->rank;
+      }
+    }
+    st = r->pst[d][c];
+    *out = r->pipes[d][c];
+  }
+  return st ? ts_fail(err, st, "%s (for %s images with %d channel%s)", r->pmsg[d][c], ts_dtype_name(d), c,
+                      c > 1 ? "s" : "")
+            : TS_OK;
+}
+
+/* im padded by h on each side with the boundary mode, into slot SLOT_PAD. */
+static ts_status pad(const ts_lrank *r, const ts_image *im, int64_t h, ts_scratch *s, ts_image *out, ts_error *err) {
+  const int64_t W = im->w + 2 * h, H = im->h + 2 * h;
+  void *p = ts_scratch_get(s, SLOT_PAD, (size_t)ts_image_bytes(W, H, im->channels, im->dtype));
+  if (!p) return ts_fail(err, TS_ERR_NOMEM, "out of memory for a %lldx%lld image", (long long)W, (long long)H);
+  *out = ts_image_packed(p, W, H, im->channels, im->dtype);
+  const size_t px = ts_pixel_size(im);
+  unsigned char cv[16];
+  for (int c = 0; c < im->channels && c < TS_MAX_CHANNELS; c++) {
+    float v = (float)r->cval;
+    if (im->dtype == TS_U8) cv[c] = ts_sat_u8(v);
+    else if (im->dtype == TS_U16) { uint16_t u = ts_sat_u16(v); memcpy(cv + 2 * c, &u, 2); }
+    else memcpy(cv + 4 * c, &v, 4);
+  }
+  for (int64_t y = 0; y < H; y++) {
+    int64_t sy = ts_boundary_map(y - h, im->h, r->boundary);
+    unsigned char *dst = ts_image_at(out, 0, y);
+    if (sy >= 0) memcpy(dst + h * px, ts_image_at(im, 0, sy), (size_t)im->w * px);
+    for (int64_t x = 0; x < W; x++) {
+      if (sy >= 0 && x >= h && x < h + im->w) continue;
+      int64_t sx = ts_boundary_map(x - h, im->w, r->boundary);
+      memcpy(dst + x * px, sy >= 0 && sx >= 0 ? ts_image_at(im, sx, sy) : cv, px);
+    }
+  }
+  return TS_OK;
+}
+
+/* Run the pipeline over the whole image `in`; *out lives in scratch. */
+static ts_status run_image(const ts_lrank *r, const ts_pipeline *p, const ts_image *in, ts_image *out,
+                           ts_emits *em, ts_scratch *s, ts_error *err) {
+  ts_image cur = *in;
+  int slot = SLOT_A;
+  for (int i = 0; i < p->n; i++) {
+    const ts_kernel *k = &p->k[i];
+    ts_image next;
+    ts_status st;
+    if (k->def->flags & TS_KERNEL_WHOLE) {
+      st = k->def->apply_image(k, &cur, &next, slot, em, s, err);
+    } else {
+      ts_kernel g = *k; /* a global kernel resolves on this image alone */
+      if (ts_kernel_stages(k) && (st = ts_global_resolve_image(&g, &cur, s, SLOT_STATS, err))) return st;
+      ts_image src = cur;
+      if (k->halo > 0 && (st = pad(r, &cur, k->halo, s, &src, err))) return st;
+      int64_t bytes = ts_image_bytes(cur.w, cur.h, k->out_channels, k->out_dtype);
+      void *buf = bytes < 0 ? NULL : ts_scratch_get(s, slot, (size_t)bytes);
+      if (!buf) return ts_fail(err, TS_ERR_NOMEM, "out of memory for a %lldx%lld image", (long long)cur.w, (long long)cur.h);
+      next = ts_image_packed(buf, cur.w, cur.h, k->out_channels, k->out_dtype);
+      st = k->def->apply(&g, &src, &next, s, err);
+    }
+    if (st) return st;
+    cur = next;
+    slot = slot == SLOT_A ? SLOT_B : SLOT_A;
+  }
+  *out = cur;
+  return TS_OK;
+}
+
+ts_status ts_list_task(ts_lrank *r, ts_lthread *t, int64_t index, const char *name, const void *payload, size_t n,
+                       ts_blob *out, int64_t *pixels, ts_error *err) {
+  ts_error e = {0};
+  ts_image im, res;
+  ts_pipeline *p = NULL;
+  ts_lrec rec = {.index = index};
+  t->em.n = 0;
+  t->em.nv = 0;
+  *pixels = 0;
+  ts_status st = ts_payload_image(name, payload, n, &t->px, &im, &e);
+  if (st == TS_OK) *pixels = im.w * im.h, st = pipeline_for(r, im.dtype, im.channels, &p, &e);
+  if (st == TS_OK) st = run_image(r, p, &im, &res, &t->em, t->s, &e);
+  if (st == TS_OK) st = ts_list_encode(&r->oo, &res, &rec.ri, &t->data, &e);
+  if (st != TS_OK && strncmp(e.msg, name, strlen(name)) != 0) { /* name the image */
+    char msg[sizeof e.msg + 1100];
+    snprintf(msg, sizeof e.msg, "%s: %s", name, e.msg);
+    memcpy(e.msg, msg, sizeof e.msg);
+  }
+  rec.status = st;
+  rec.msg_len = st ? (int64_t)strlen(e.msg) : 0;
+  rec.nemit = st ? 0 : t->em.n;
+  rec.nvalues = st ? 0 : t->em.nv;
+  rec.data_len = st ? 0 : (int64_t)t->data.size;
+  if (ts_blob_append(out, &rec, sizeof rec) || ts_blob_append(out, e.msg, (size_t)rec.msg_len) ||
+      ts_blob_append(out, t->em.e, (size_t)rec.nemit * sizeof(ts_emit)) ||
+      ts_blob_append(out, t->em.v, (size_t)rec.nvalues * sizeof(double)) ||
+      ts_blob_append(out, t->data.p, (size_t)rec.data_len))
+    return ts_fail(err, TS_ERR_NOMEM, "out of memory for results");
+  return TS_OK;
+}
+
+ts_status ts_list_failure(int64_t index, ts_status status, const char *msg, ts_blob *out, ts_error *err) {
+  ts_lrec rec = {.index = index, .status = status, .msg_len = (int64_t)strlen(msg)};
+  if (ts_blob_append(out, &rec, sizeof rec) || ts_blob_append(out, msg, (size_t)rec.msg_len))
+    return ts_fail(err, TS_ERR_NOMEM, "out of memory for results");
+  return TS_OK;
+}
+
+ts_status ts_list_store(ts_list_out *o, const ts_inputs *in, const unsigned char *p, size_t *used, ts_emits *em,
+                        ts_error *err) {
+  ts_lrec rec;
+  memcpy(&rec, p, sizeof rec);
+  const unsigned char *msg = p + sizeof rec, *emits = msg + rec.msg_len,
+                      *values = emits + (size_t)rec.nemit * sizeof(ts_emit),
+                      *data = values + (size_t)rec.nvalues * sizeof(double);
+  *used = sizeof rec + (size_t)rec.msg_len + (size_t)rec.nemit * sizeof(ts_emit) +
+          (size_t)rec.nvalues * sizeof(double) + (size_t)rec.data_len;
+  if (rec.index < 0 || rec.index >= in->n) return ts_fail(err, TS_ERR_INTERNAL, "result for unknown input %lld", (long long)rec.index);
+  if (rec.status != TS_OK) {
+    char reason[1100];
+    snprintf(reason, sizeof reason, "%.*s", (int)rec.msg_len, (const char *)msg);
+    return ts_list_out_failed(o, rec.index, reason, err);
+  }
+  em->n = rec.nemit;
+  memcpy(em->e, emits, (size_t)rec.nemit * sizeof(ts_emit));
+  if (rec.nvalues > em->cap) {
+    double *v = realloc(em->v, (size_t)rec.nvalues * sizeof *v);
+    if (!v) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+    em->v = v;
+    em->cap = rec.nvalues;
+  }
+  if (rec.nvalues) memcpy(em->v, values, (size_t)rec.nvalues * sizeof(double));
+  em->nv = rec.nvalues;
+  ts_status st = ts_list_out_put(o, rec.index, &rec.ri, data, (size_t)rec.data_len, em, err);
+  if (st == TS_ERR_USAGE) { /* this image cannot be stored (e.g. an f32 PNG): it fails, the run goes on */
+    st = ts_list_out_failed(o, rec.index, err->msg, err);
+    err->msg[0] = '\0';
+  }
+  return st;
+}

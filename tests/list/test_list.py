@@ -1,0 +1,354 @@
+"""List mode: every image one task. Kernels against OpenCV, scikit-image
+and numpy on the same decoded inputs; decoders against cv2.imread; the
+HDF5 layout read back with h5py; failure isolation; the workload job files
+against Python implementations of the same steps."""
+import os
+import shutil
+import subprocess
+import sys
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+from skimage.filters import threshold_otsu
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from conftest import TESSERA, run  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "jobs"))
+import make_list_inputs as demo  # noqa: E402
+
+
+def rgb_images(n, h=48, w=64, seed=0):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    out = []
+    for i in range(n):
+        base = (np.sin(x / (5 + i)) * 60 + y * 2 + 60)[..., None] + rng.normal(0, 20, (h, w, 3))
+        out.append(np.clip(base, 0, 255).astype(np.uint8))
+    return out
+
+
+def write_pngs(d, images):
+    os.makedirs(d, exist_ok=True)
+    for i, a in enumerate(images):
+        cv2.imwrite(os.path.join(d, f"im{i:03d}.png"), a[..., ::-1] if a.ndim == 3 else a)
+
+
+def run_list(tmp, inp, pipeline, *extra, out="out.h5", code=0):
+    p = run("run", "--input", inp, "--output", str(tmp / out), "--pipeline", pipeline, "--quiet", *extra,
+            check=False)
+    assert p.returncode == code, p.stderr
+    return p
+
+
+def read_h5(path):
+    with h5py.File(path, "r") as f:
+        names = [n.decode() for n in f["names"][()]]
+        images = f["images"][()] if isinstance(f.get("images"), h5py.Dataset) else None
+        results = {k: f["results"][k][()] for k in f["results"]} if "results" in f else {}
+        failed = [(a.decode(), b.decode()) for a, b in f["failed"][()]]
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+    return names, images, results, failed, attrs
+
+
+# ---- decoders ---------------------------------------------------------------
+
+def test_png_kinds_decode_like_cv2(tmp_path):
+    """8/16-bit gray, gray+alpha, RGB, RGBA and palette PNGs: the crop of the
+    whole image (identity) equals cv2.imread(IMREAD_UNCHANGED) in RGB order."""
+    rng = np.random.default_rng(3)
+    d = tmp_path / "in"
+    d.mkdir()
+    cases = {
+        "g8.png": rng.integers(0, 256, (20, 30), dtype=np.uint8),
+        "g16.png": rng.integers(0, 65536, (20, 30), dtype=np.uint16),
+        "rgb8.png": rng.integers(0, 256, (20, 30, 3), dtype=np.uint8),
+        "rgba8.png": rng.integers(0, 256, (20, 30, 4), dtype=np.uint8),
+        "rgb16.png": rng.integers(0, 65536, (20, 30, 3), dtype=np.uint16),
+    }
+    for name, a in cases.items():
+        cv2.imwrite(str(d / name), a[..., [2, 1, 0, 3][: a.shape[2]]] if a.ndim == 3 else a)
+    # cv2 cannot write gray+alpha or palette PNGs: Pillow (a scikit-image dependency) can
+    from PIL import Image
+    ga = rng.integers(0, 256, (20, 30, 2), dtype=np.uint8)
+    Image.fromarray(ga, "LA").save(d / "ga8.png")
+    pal = Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)).quantize(16)
+    pal.save(d / "pal.png")
+    cases["ga8.png"] = ga
+    cases["pal.png"] = np.asarray(pal.convert("RGB"))
+    out = tmp_path / "o"
+    run("run", "--input", d, "--output", f"{out}/", "--format", "tiff", "--pipeline", "crop width=1000 height=1000",
+        "--quiet")
+    import tifffile
+    for name, want in cases.items():
+        got = tifffile.imread(out / name.replace(".png", ".tif"))
+        assert got.dtype == want.dtype and got.shape == want.shape, name
+        assert np.array_equal(got, want), name
+
+
+def test_jpeg_decodes_like_cv2(tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    a = rgb_images(1, 37, 53)[0]
+    cv2.imwrite(str(d / "a.jpg"), a[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+    cv2.imwrite(str(d / "g.jpg"), a[..., 0], [cv2.IMWRITE_JPEG_QUALITY, 85])
+    run_list(tmp_path, d, "crop width=1000 height=1000")
+    names, images, *_ = read_h5(tmp_path / "out.h5") if False else (None, None)
+    with h5py.File(tmp_path / "out.h5") as f:
+        got_rgb = f["images/a.jpg"][()]
+        got_g = f["images/g.jpg"][()]
+    assert np.array_equal(got_rgb, cv2.imread(str(d / "a.jpg"))[..., ::-1])
+    assert np.array_equal(got_g, cv2.imread(str(d / "g.jpg"), cv2.IMREAD_UNCHANGED))
+
+
+# ---- kernels against references ---------------------------------------------
+
+@pytest.mark.parametrize("interp,flag", [("nearest", cv2.INTER_NEAREST), ("linear", cv2.INTER_LINEAR),
+                                         ("area", cv2.INTER_AREA)])
+@pytest.mark.parametrize("size", [(31, 23), (128, 100), (64, 48), (20, 70)])
+def test_resize_matches_cv2(tmp_path, interp, flag, size):
+    ims = rgb_images(2)
+    write_pngs(tmp_path / "in", ims)
+    run_list(tmp_path, tmp_path / "in", f"resize width={size[0]} height={size[1]} interp={interp}")
+    _, got, *_ = read_h5(tmp_path / "out.h5")
+    for g, a in zip(got, ims):
+        want = cv2.resize(a, size, interpolation=flag)
+        diff = np.abs(g.astype(int) - want.astype(int)).max()
+        assert diff <= (0 if interp == "nearest" else 1), diff
+
+
+def test_crop_matches_numpy(tmp_path):
+    ims = rgb_images(3)
+    write_pngs(tmp_path / "in", ims)
+    run_list(tmp_path, tmp_path / "in", "crop x=5 y=7 width=20 height=30")
+    _, got, *_ = read_h5(tmp_path / "out.h5")
+    for g, a in zip(got, ims):
+        assert np.array_equal(g, a[7:37, 5:25])
+
+
+def test_blend_matches_addweighted(tmp_path):
+    ims = rgb_images(3)
+    write_pngs(tmp_path / "in", ims)
+    other = rgb_images(1, seed=9)[0]
+    cv2.imwrite(str(tmp_path / "fixed.png"), other[..., ::-1])
+    run_list(tmp_path, tmp_path / "in", f"blend with={tmp_path}/fixed.png alpha=0.7 beta=0.3 gamma=2")
+    _, got, *_ = read_h5(tmp_path / "out.h5")
+    for g, a in zip(got, ims):
+        want = cv2.addWeighted(a, 0.7, other, 0.3, 2)
+        assert np.abs(g.astype(int) - want.astype(int)).max() <= 1
+
+
+def test_blend_size_mismatch_names_both_sizes(tmp_path):
+    write_pngs(tmp_path / "in", rgb_images(2))
+    cv2.imwrite(str(tmp_path / "fixed.png"), rgb_images(1, 10, 12)[0])
+    p = run_list(tmp_path, tmp_path / "in", f"blend with={tmp_path}/fixed.png", code=1)
+    assert "64x48" in p.stderr and "12x10" in p.stderr
+    assert not os.path.exists(tmp_path / "out.h5") and not os.path.exists(tmp_path / "out.h5.partial")
+    # fit=resize resizes with= to each image
+    run_list(tmp_path, tmp_path / "in", f"blend with={tmp_path}/fixed.png fit=resize alpha=0.5 beta=0.5")
+
+
+def test_otsu_and_stats_emit_values(tmp_path):
+    ims = rgb_images(4)
+    write_pngs(tmp_path / "in", ims)
+    run_list(tmp_path, tmp_path / "in", "stats | grayscale | otsu")
+    names, _, res, _, _ = read_h5(tmp_path / "out.h5")
+    assert names == [f"im{i:03d}.png" for i in range(4)]
+    for i, a in enumerate(ims):
+        gray = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
+        assert res["otsu"][i] == threshold_otsu(gray)
+        s = res["stats"][i].reshape(3, 4)
+        for c in range(3):
+            ch = a[..., c].astype(np.float64)
+            assert s[c, 0] == ch.min() and s[c, 1] == ch.max()
+            assert abs(s[c, 2] - ch.mean()) <= 1e-6 * abs(ch.mean())
+            assert abs(s[c, 3] - ch.std()) <= 1e-6 * abs(ch.std())
+
+
+def test_tile_kernels_pad_per_image_like_scipy(tmp_path):
+    """A halo kernel in list mode sees its own image padded by the boundary
+    mode, as scipy.ndimage on that image."""
+    from scipy import ndimage
+    ims = [a[..., 0] for a in rgb_images(2)]
+    write_pngs(tmp_path / "in", ims)
+    run_list(tmp_path, tmp_path / "in", "median size=3 | invert", "--boundary", "mirror")
+    _, got, *_ = read_h5(tmp_path / "out.h5")
+    for g, a in zip(got, ims):
+        assert np.array_equal(g, 255 - ndimage.median_filter(a, 3, mode="mirror"))
+
+
+def test_bbox_crop_geometric_default(tmp_path):
+    a = np.zeros((40, 50), np.uint8)
+    a[10:20, 12:30] = 200
+    write_pngs(tmp_path / "in", [a])
+    run_list(tmp_path, tmp_path / "in", "bbox_crop threshold=100 margin_x=2 margin_y=1")
+    _, got, *_ = read_h5(tmp_path / "out.h5")
+    # box rows 10..19, cols 12..29 -> widened rows 9..20 (12), cols 10..31 (22), padded to 22 x 22
+    assert got.shape == (1, 22, 22)
+    want = np.zeros((22, 22), np.uint8)
+    want[5:17, :] = a[9:21, 10:32]
+    assert np.array_equal(got[0], want)
+
+
+# ---- HDF5 layout, failures, determinism ---------------------------------------
+
+def test_mixed_shapes_become_one_dataset_per_input(tmp_path):
+    d = tmp_path / "in"
+    write_pngs(d, [rgb_images(1, 20, 30)[0], rgb_images(1, 25, 30)[0]])
+    run_list(tmp_path, d, "invert")
+    with h5py.File(tmp_path / "out.h5") as f:
+        assert isinstance(f["images"], h5py.Group)
+        assert f["images/im000.png"].shape == (20, 30, 3) and f["images/im001.png"].shape == (25, 30, 3)
+
+
+def test_failure_isolation_50_with_3_bad(tmp_path):
+    d = tmp_path / "in"
+    ims = rgb_images(47, 24, 32)
+    write_pngs(d, ims)
+    good = sorted(os.listdir(d))
+    data = open(d / good[0], "rb").read()
+    open(d / "trunc.png", "wb").write(data[: len(data) // 2])
+    open(d / "text.png", "w").write("this is not an image\n")
+    lst = tmp_path / "list.txt"
+    entries = good[:20] + ["trunc.png", "text.png", "missing.png"] + good[20:]
+    lst.write_text("".join(f"in/{e}\n" for e in entries))
+    p = run_list(tmp_path, f"@{lst}", "grayscale | otsu", "--threads", "2", code=3)
+    assert "3 of 50 inputs failed" in p.stderr
+    names, images, res, failed, _ = read_h5(tmp_path / "out.h5")
+    assert names == [f"in/{e}" for e in good]
+    assert images.shape == (47, 24, 32) and res["otsu"].shape == (47,)
+    for i, a in enumerate(ims):
+        g = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
+        assert np.array_equal(images[i], g) and res["otsu"][i] == threshold_otsu(g)
+    why = dict(failed)
+    assert set(why) == {"in/trunc.png", "in/text.png", "in/missing.png"}
+    assert "truncated" in why["in/trunc.png"] and "not a PNG" in why["in/text.png"]
+    assert "cannot open" in why["in/missing.png"]
+
+
+def test_every_input_failing_is_fatal(tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    open(d / "a.png", "w").write("x")
+    p = run_list(tmp_path, d, "invert", code=1)
+    assert "every input failed" in p.stderr
+    assert not os.listdir(tmp_path / "in") == [] and not os.path.exists(tmp_path / "out.h5")
+    assert not os.path.exists(tmp_path / "out.h5.partial")
+
+
+def test_existing_output_needs_force(tmp_path):
+    write_pngs(tmp_path / "in", rgb_images(2))
+    (tmp_path / "out.h5").write_text("keep me")
+    p = run_list(tmp_path, tmp_path / "in", "invert", code=2)
+    assert "--force" in p.stderr and (tmp_path / "out.h5").read_text() == "keep me"
+    run_list(tmp_path, tmp_path / "in", "invert", "--force")
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_same_output_for_any_thread_count(tmp_path, threads):
+    ims = [rgb_images(1, 20 + 7 * i, 30)[0] for i in range(9)]
+    write_pngs(tmp_path / "in", ims)
+    run_list(tmp_path, tmp_path / "in", "grayscale | otsu | resize width=16 height=16", "--threads", threads)
+    ref = tmp_path / "ref.h5"
+    run_list(tmp_path, tmp_path / "in", "grayscale | otsu | resize width=16 height=16", "--threads", 1, out="ref.h5")
+    a, b = read_h5(tmp_path / "out.h5"), read_h5(ref)
+    assert a[0] == b[0] and np.array_equal(a[1], b[1]) and np.array_equal(a[2]["otsu"], b[2]["otsu"])
+
+
+def test_directory_output_mirrors_names(tmp_path):
+    d = tmp_path / "in"
+    write_pngs(d / "sub", rgb_images(2))
+    run("run", "--input", d, "--recursive", "--output", f"{tmp_path}/o/", "--format", "png", "--pipeline",
+        "grayscale", "--quiet")
+    for i in range(2):
+        got = cv2.imread(str(tmp_path / "o" / "sub" / f"im{i:03d}.png"), cv2.IMREAD_UNCHANGED)
+        assert got.shape == (48, 64)
+    assert not [f for f in os.listdir(tmp_path / "o" / "sub") if f.endswith(".partial")]
+
+
+def test_tile_mode_refuses_whole_image_kernels(tmp_path):
+    p = run("run", "--input", "synth:64x64", "--output", tmp_path / "o.tif", "--pipeline", "resize scale=0.5",
+            check=False)
+    assert p.returncode == 2 and "list mode" in p.stderr
+
+
+# ---- the workloads as job files ---------------------------------------------------
+
+@pytest.fixture
+def demo_tree(tmp_path):
+    """jobs/ copied next to a small generated demo/list tree, as in the repository."""
+    shutil.copytree(os.path.join(ROOT, "jobs"), tmp_path / "jobs", ignore=shutil.ignore_patterns("__pycache__"))
+    demo.make(str(tmp_path / "build" / "demo" / "list"), small=True)
+    return tmp_path
+
+
+def test_job_blend_folder(demo_tree):
+    run("run", demo_tree / "jobs" / "blend-folder.ini", "--quiet")
+    src = demo_tree / "build" / "demo" / "list" / "folder"
+    fixed = cv2.imread(str(demo_tree / "build" / "demo" / "list" / "fixed.png"))
+    for name in sorted(os.listdir(src)):
+        a = cv2.imread(str(src / name))
+        want = cv2.addWeighted(a, 0.7, fixed, 0.3, 0)
+        got = cv2.imread(str(demo_tree / "build" / "demo" / "out" / "blended" / name))
+        assert np.abs(got.astype(int) - want.astype(int)).max() <= 1, name
+
+
+def test_job_otsu_table(demo_tree):
+    run("run", demo_tree / "jobs" / "otsu-table.ini", "--quiet")
+    names, _, res, _, _ = read_h5(demo_tree / "build" / "demo" / "out" / "otsu.h5")
+    src = demo_tree / "build" / "demo" / "list" / "folder"
+    assert names == sorted(os.listdir(src))
+    for n, t in zip(names, res["otsu"]):
+        g = cv2.cvtColor(cv2.imread(str(src / n)), cv2.COLOR_BGR2GRAY)
+        assert t == threshold_otsu(g), n
+
+
+def test_job_grayscale_jpegs(demo_tree):
+    run("run", demo_tree / "jobs" / "grayscale-jpegs.ini", "--quiet")
+    lst = demo_tree / "build" / "demo" / "list" / "jpegs.txt"
+    for line in lst.read_text().split():
+        a = cv2.imread(str(demo_tree / "build" / "demo" / "list" / line))
+        want = cv2.cvtColor(a, cv2.COLOR_BGR2GRAY)
+        got = cv2.imread(str(demo_tree / "build" / "demo" / "out" / "gray" / line.replace(".jpg", ".png")), cv2.IMREAD_UNCHANGED)
+        assert np.abs(got.astype(int) - want.astype(int)).max() <= 1, line
+
+
+def bengali_original(img0):
+    """The Bengali.AI preprocessing as people ran it (numpy + OpenCV)."""
+    HEIGHT, WIDTH = img0.shape
+    img0 = 255 - img0
+    img0 = (img0 * (255.0 / img0.max())).astype(np.uint8)
+
+    def bbox(img):
+        rows = np.any(img, axis=1)
+        cols = np.any(img, axis=0)
+        rmin, rmax = np.where(rows)[0][[0, -1]]
+        cmin, cmax = np.where(cols)[0][[0, -1]]
+        return rmin, rmax, cmin, cmax
+
+    ymin, ymax, xmin, xmax = bbox(img0[5:-5, 5:-5] > 80)
+    xmin = xmin - 13 if (xmin > 13) else 0
+    ymin = ymin - 10 if (ymin > 10) else 0
+    xmax = xmax + 13 if (xmax < WIDTH - 13) else WIDTH
+    ymax = ymax + 10 if (ymax < HEIGHT - 10) else HEIGHT
+    img = img0[ymin:ymax, xmin:xmax]
+    img[img < 28] = 0
+    lx, ly = xmax - xmin, ymax - ymin
+    side = max(lx, ly) + 16
+    img = np.pad(img, [((side - ly) // 2,), ((side - lx) // 2,)], mode="constant")
+    return cv2.resize(img, (128, 128))
+
+
+def test_job_bengali(demo_tree):
+    run("run", demo_tree / "jobs" / "bengali.ini", "--quiet")
+    with h5py.File(demo_tree / "build" / "demo" / "list" / "bengali.h5") as f:
+        src = f["images"][()]
+    names, got, _, failed, _ = read_h5(demo_tree / "build" / "demo" / "out" / "bengali_128.h5")
+    assert not failed and got.shape == (len(src), 128, 128)
+    assert names == [str(i) for i in range(len(src))]
+    for i, a in enumerate(src):
+        want = bengali_original(a.copy())
+        assert np.abs(got[i].astype(int) - want.astype(int)).max() <= 1, i
