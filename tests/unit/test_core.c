@@ -105,7 +105,8 @@ static void test_pipeline(void) {
   /* the registry is sorted and every kernel has its metadata */
   const ts_kernel_def *const *reg = ts_kernel_registry();
   for (int i = 0; reg[i]; i++) {
-    CHECK(reg[i]->summary && reg[i]->halo_doc && reg[i]->apply && reg[i]->dtypes);
+    CHECK(reg[i]->summary && reg[i]->halo_doc && reg[i]->dtypes);
+    CHECK((reg[i]->flags & TS_KERNEL_WHOLE) ? reg[i]->apply_image != NULL : reg[i]->apply != NULL);
     if (reg[i + 1]) CHECK(strcmp(reg[i]->name, reg[i + 1]->name) < 0);
   }
 }
