@@ -70,6 +70,10 @@ ts_status ts_list_order(const ts_inputs *in, int64_t **order);
 ts_status ts_list_read_aux(const char *text, ts_blob *aux, ts_error *err);
 ts_status ts_list_close(ts_list_out **out, const ts_inputs *in, ts_status st, ts_run_stats *stats, ts_error *err);
 
+/* Run a list-mode job under MPI (list_mpi.c); called by ts_run_mpi. */
+#include <mpi.h>
+ts_status ts_run_list_mpi(const ts_job *job, MPI_Comm comm, ts_run_stats *stats, FILE *log, ts_error *err);
+
 /* Run a list-mode job in this process (OpenMP threads). */
 ts_status ts_run_list_local(const ts_job *job, ts_run_stats *stats, FILE *log, ts_error *err);
 

@@ -137,7 +137,8 @@ ts_status ts_run_list_local(const ts_job *job, ts_run_stats *stats, FILE *log, t
       payload.size = rec.size = 0;
 #pragma omp critical(ts_list_hdf5)
       rs = ts_inputs_read(&in, i, &payload, &e);
-      if (rs == TS_OK) mine = ts_list_task(&rank, &t, i, in.items[i].name, payload.p, payload.size, &rec, &px, &e);
+      const char *label = in.items[i].path ? in.items[i].path : in.items[i].name; /* for messages */
+      if (rs == TS_OK) mine = ts_list_task(&rank, &t, i, label, payload.p, payload.size, &rec, &px, &e);
       else mine = ts_list_failure(i, rs, e.msg, &rec, &e);
       if (mine == TS_OK) {
         size_t used;

@@ -226,6 +226,7 @@ def test_failure_isolation_50_with_3_bad(tmp_path):
     why = dict(failed)
     assert set(why) == {"in/trunc.png", "in/text.png", "in/missing.png"}
     assert "truncated" in why["in/trunc.png"] and "not a PNG" in why["in/text.png"]
+    assert "in/trunc.png" in why["in/trunc.png"]  # the reason names the file
     assert "cannot open" in why["in/missing.png"]
 
 
@@ -352,3 +353,49 @@ def test_job_bengali(demo_tree):
     for i, a in enumerate(src):
         want = bengali_original(a.copy())
         assert np.abs(got[i].astype(int) - want.astype(int)).max() <= 1, i
+
+
+# ---- under MPI -------------------------------------------------------------------
+
+MPIEXEC = os.environ.get("MPIEXEC", "mpirun")
+MPI_ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1", OMP_WAIT_POLICY="passive")
+
+
+def mpirun(n, *args):
+    return subprocess.run([MPIEXEC, "--oversubscribe", "-np", str(n), TESSERA, *map(str, args)],
+                          capture_output=True, text=True, timeout=300, env=MPI_ENV)
+
+
+@pytest.mark.parametrize("ranks,threads", [(2, 1), (3, 1), (3, 2), (4, 1)])
+def test_mpi_same_output_as_one_process(tmp_path, ranks, threads):
+    """Images of varied sizes with 2 bad ones: /names, /images, /results and
+    /failed equal the single process's for any ranks and threads."""
+    d = tmp_path / "in"
+    write_pngs(d, [rgb_images(1, 20 + 5 * (i % 7), 40, seed=i)[0] for i in range(30)])
+    open(d / "zz_bad.png", "w").write("nope")
+    data = open(d / "im000.png", "rb").read()
+    open(d / "zz_trunc.png", "wb").write(data[:100])
+    pipe = "grayscale | otsu | median size=3 | resize width=24 height=24"
+    run_list(tmp_path, d, pipe, out="ref.h5", code=3)
+    p = mpirun(ranks, "run", "--input", d, "--output", tmp_path / "out.h5", "--pipeline", pipe, "--threads", threads,
+               "--stats", tmp_path / "s.json")
+    assert p.returncode == 3, p.stderr
+    a, b = read_h5(tmp_path / "out.h5"), read_h5(tmp_path / "ref.h5")
+    assert a[0] == b[0] and len(a[0]) == 30
+    assert np.array_equal(a[1], b[1]) and np.array_equal(a[2]["otsu"], b[2]["otsu"])
+    assert a[3] == b[3] and len(a[3]) == 2
+    import json
+    st = json.load(open(tmp_path / "s.json"))
+    assert sum(r["tasks"] for r in st["ranks"]) == 32
+
+
+def test_mpi_bengali_stack(demo_tree):
+    p = mpirun(3, "run", demo_tree / "jobs" / "bengali.ini", "--quiet")
+    assert p.returncode == 0, p.stderr
+    with h5py.File(demo_tree / "build" / "demo" / "list" / "bengali.h5") as f:
+        src = f["images"][()]
+    names, got, _, failed, _ = read_h5(demo_tree / "build" / "demo" / "out" / "bengali_128.h5")
+    assert names == [str(i) for i in range(len(src))] and not failed
+    for i, a in enumerate(src):
+        assert np.abs(got[i].astype(int) - bengali_original(a.copy()).astype(int)).max() <= 1
