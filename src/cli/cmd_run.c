@@ -43,6 +43,12 @@ static const char help[] =
     "                        busy fraction, bytes sent and received) as JSON\n"
     "  --trace FILE          write a Chrome trace-event JSON of every task phase per\n"
     "                        rank and thread (open in Perfetto or chrome://tracing)\n"
+    "list mode (--input is a directory, @LIST.txt or FILE.h5:/stack; one task per image):\n"
+    "  --glob PATTERN        directory entries to take (default: .png .jpg .jpeg .tif .tiff)\n"
+    "  --recursive           descend into subdirectories\n"
+    "  --output FILE.h5      /images, /names, /results/<kernel>, /failed\n"
+    "  --output DIR/ --format png|tiff|jpeg   one file per input, mirroring the names\n"
+    "  --images false        HDF5: store the emitted values only\n"
     "under mpirun:\n"
     "  --io MODE             root (default: rank 0 reads and sends the pixels, no\n"
     "                        shared filesystem needed) or direct (workers read the\n"
@@ -52,7 +58,8 @@ static const char help[] =
     "  --credits N           batches of tasks in flight per worker (default 3)\n"
     "\n"
     "exit status: 0 success, 1 the job failed (message names the file), 2 bad\n"
-    "command line, job file, pipeline, or existing output without --force\n";
+    "command line, job file, pipeline, or existing output without --force,\n"
+    "3 list mode: the run completed but some inputs failed (listed on stderr)\n";
 
 /* Launched by mpirun or srun? Then MPI is initialized; otherwise tessera
  * runs in one process without touching MPI at all. */
