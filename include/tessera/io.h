@@ -46,6 +46,10 @@ TS_API void ts_reader_set_cache(ts_reader *r, int64_t blocks);
 TS_API ts_status ts_reader_read(ts_reader *r, ts_rect rect, void *dst, int64_t dst_stride,
                                 ts_error *err);
 TS_API void ts_reader_close(ts_reader **r);
+/* A reader over an image in memory (list mode pads whole images through
+ * the same boundary code as tile mode). The view must outlive the reader;
+ * nothing to close. */
+TS_API ts_reader ts_reader_view(const ts_image *im);
 
 typedef enum ts_compression {
   TS_COMPRESS_NONE = 0,

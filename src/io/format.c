@@ -100,6 +100,22 @@ ts_status ts_reader_read(ts_reader *r, ts_rect rect, void *dst, int64_t dst_stri
   return r->ops->read(r->ctx, rect, dst, dst_stride, err);
 }
 
+static ts_status view_read(void *ctx, ts_rect r, void *dst, int64_t dst_stride, ts_error *err) {
+  const ts_image *im = ctx;
+  const size_t row = (size_t)r.w * ts_pixel_size(im);
+  for (int64_t y = 0; y < r.h; y++) memcpy((char *)dst + y * dst_stride, ts_image_at(im, r.x, r.y + y), row);
+  return TS_OK;
+}
+
+static const ts_reader_ops view_ops = {.name = "memory", .read = view_read};
+
+ts_reader ts_reader_view(const ts_image *im) {
+  ts_reader r = {.ops = &view_ops, .ctx = (void *)im};
+  r.info = (ts_image_info){.w = im->w, .h = im->h, .channels = im->channels, .dtype = im->dtype,
+                           .block_w = im->w, .block_h = im->h, .format = "memory"};
+  return r;
+}
+
 void ts_reader_close(ts_reader **r) {
   if (!r || !*r) return;
   if ((*r)->ctx) (*r)->ops->close((*r)->ctx);

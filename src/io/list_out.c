@@ -204,15 +204,14 @@ static ts_status read_row(ts_list_out *o, const stack *s, int64_t row, ts_error 
 }
 
 /* Shapes differ: move every item written so far to its own dataset. */
-static ts_status convert(ts_list_out *o, stack *s, int item_of_stack(const ts_list_out *, const stack *, int64_t),
-                         ts_error *err) {
+static ts_status convert(ts_list_out *o, stack *s, ts_error *err) {
   char tmp[96], path[4096];
   snprintf(tmp, sizeof tmp, "%s.stacked", s->path);
   if (H5Lmove(o->file, s->path, o->file, tmp, H5P_DEFAULT, H5P_DEFAULT) < 0)
     return ts_fail(err, TS_ERR_IO, "%s: cannot restructure %s", o->path, s->path);
   ts_status st = TS_OK;
   for (int64_t i = 0; st == TS_OK && i < o->in->n; i++) {
-    if (!item_of_stack(o, s, i)) continue;
+    if (o->state[i] != 1) continue; /* every done input has its item in every stack (one pipeline) */
     st = read_row(o, s, i, err);
     snprintf(path, sizeof path, "%s/%s", s->path, o->in->items[i].name);
     hid_t d = st == TS_OK ? create(o, path, s, -1) : -1;
@@ -225,12 +224,6 @@ static ts_status convert(ts_list_out *o, stack *s, int item_of_stack(const ts_li
   H5Ldelete(o->file, tmp, H5P_DEFAULT);
   s->per_name = 1;
   return st;
-}
-
-/* Inputs with an item in stack s so far: every done input (one pipeline:
- * every done input emitted the same values). */
-static int done_item(const ts_list_out *o, const stack *s, int64_t i) {
-  return o->state[i] == 1;
 }
 
 static ts_status put_item(ts_list_out *o, const char *path, int64_t index, int rank, const hsize_t *dims, int32_t dtype,
@@ -250,7 +243,7 @@ static ts_status put_item(ts_list_out *o, const char *path, int64_t index, int r
     same = 1;
   }
   if (!same && !s->per_name) {
-    ts_status st = convert(o, s, done_item, err);
+    ts_status st = convert(o, s, err);
     if (st) return st;
   }
   if (!s->per_name) return write_item(o, s->dset, index, s, data, size, compressed, err);

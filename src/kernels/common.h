@@ -18,6 +18,15 @@ static inline uint16_t ts_sat_u16(float v) {
 #define TS_ROW(im, y) ((void *)((char *)(im)->data + (int64_t)(y) * (im)->stride))
 #define TS_CROW(im, y) ((const void *)((const char *)(im)->data + (int64_t)(y) * (im)->stride))
 
+/* Sample c of pixel (x, y), any dtype. For whole-image kernels' scans, not
+ * inner loops of filters. */
+static inline double ts_sample(const ts_image *im, int64_t x, int64_t y, int c) {
+  const void *r = TS_CROW(im, y);
+  const int64_t i = x * im->channels + c;
+  return im->dtype == TS_U8 ? ((const uint8_t *)r)[i] : im->dtype == TS_U16 ? ((const uint16_t *)r)[i]
+                                                                            : ((const float *)r)[i];
+}
+
 /* Convert n samples of dtype at src to float. */
 void ts_row_to_float(ts_dtype dt, const void *src, float *restrict dst, int64_t n);
 /* Round/saturate n floats into dtype at dst. */

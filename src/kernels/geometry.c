@@ -210,13 +210,6 @@ const ts_kernel_def ts_kernel_resize = {
 enum { ORIGIN_IMAGE = 0, ORIGIN_INSET = 1, END_INCLUSIVE = 0, END_EXCLUSIVE = 1, SQUARE_CENTER = 0,
        SQUARE_FLOOR = 1 };
 
-static float sample(const ts_image *im, int64_t x, int64_t y, int c) {
-  const void *r = TS_CROW(im, y);
-  int64_t i = x * im->channels + c;
-  return im->dtype == TS_U8 ? ((const uint8_t *)r)[i] : im->dtype == TS_U16 ? ((const uint16_t *)r)[i]
-                                                                            : ((const float *)r)[i];
-}
-
 /* Crop to the bounding box of pixels above `threshold` (any channel),
  * searched inside an `inset` border; widen by the margins (clipped); zero
  * pixels below `noise`; pad with zeros to a square of max(w, h) + pad.
@@ -236,7 +229,7 @@ static ts_status bbox_image(const ts_kernel *k, const ts_image *in, ts_image *ou
   for (int64_t y = inset; y < in->h - inset; y++)
     for (int64_t x = inset; x < in->w - inset; x++)
       for (int c = 0; c < C; c++)
-        if (sample(in, x, y, c) > thr) {
+        if (ts_sample(in, x, y, c) > thr) {
           int64_t ix = x - inset, iy = y - inset;
           if (ix < x0) x0 = ix;
           if (ix > x1) x1 = ix;

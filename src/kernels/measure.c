@@ -65,9 +65,7 @@ static ts_status stats_image(const ts_kernel *k, const ts_image *in, ts_image *o
     double mn = INFINITY, mx = -INFINITY, sum = 0;
     for (int64_t y = 0; y < in->h; y++)
       for (int64_t x = 0; x < in->w; x++) {
-        double a = in->dtype == TS_U8 ? ((const uint8_t *)TS_CROW(in, y))[x * C + c]
-                   : in->dtype == TS_U16 ? ((const uint16_t *)TS_CROW(in, y))[x * C + c]
-                                         : ((const float *)TS_CROW(in, y))[x * C + c];
+        double a = ts_sample(in, x, y, c);
         mn = a < mn ? a : mn;
         mx = a > mx ? a : mx;
         sum += a;
@@ -76,9 +74,7 @@ static ts_status stats_image(const ts_kernel *k, const ts_image *in, ts_image *o
     double ss = 0; /* two passes, as numpy's var: mean of squared deviations */
     for (int64_t y = 0; y < in->h; y++)
       for (int64_t x = 0; x < in->w; x++) {
-        double a = in->dtype == TS_U8 ? ((const uint8_t *)TS_CROW(in, y))[x * C + c]
-                   : in->dtype == TS_U16 ? ((const uint16_t *)TS_CROW(in, y))[x * C + c]
-                                         : ((const float *)TS_CROW(in, y))[x * C + c];
+        double a = ts_sample(in, x, y, c);
         ss += (a - mean) * (a - mean);
       }
     v[4 * c] = mn;

@@ -89,11 +89,10 @@ static ts_status list_worker(MPI_Comm comm, const lsetup *su, ts_lrank *lr, ts_r
         memcpy(f, in.p + at, sizeof f);
         at += sizeof f + (size_t)f[1] + (size_t)f[2];
       }
-      int64_t pixels = 0;
       /* one input per thread; records joined in batch order */
       for (int64_t base = 0; base < k && st == TS_OK; base += threads) {
         int64_t n = k - base < threads ? k - base : threads;
-#pragma omp parallel for num_threads((int)n) schedule(static, 1) reduction(+ : pixels)
+#pragma omp parallel for num_threads((int)n) schedule(static, 1)
         for (int64_t j = 0; j < n; j++) {
           int64_t f[4];
           memcpy(f, in.p + off[base + j], sizeof f);
@@ -109,14 +108,12 @@ static ts_status list_worker(MPI_Comm comm, const lsetup *su, ts_lrank *lr, ts_r
 #pragma omp critical(ts_list_worker_err)
             if (st == TS_OK) st = ts_fail(err, s, "%s", e.msg);
           }
-          pixels += px;
         }
         if (base == 0) out.size = sizeof h;
         for (int64_t j = 0; j < n && st == TS_OK; j++)
           if (ts_blob_append(&out, recs[j].p, recs[j].size)) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
       }
       free(off);
-      (void)pixels;
     }
     ts_msg r = {.count = k, .kind = st ? MSG_ERROR : MSG_RESULT, .status = st, .seconds = MPI_Wtime() - t0};
     if (st) {
@@ -156,6 +153,10 @@ typedef struct lmaster {
   int workers, credits;
   ts_blob payload;
   ts_rank_stats *ranks;
+  ts_blob *sends;      /* credits per worker: worker r's slots are (r - 1) * credits + k */
+  MPI_Request *reqs;
+  int *slot_of;        /* the next slot per worker, round robin */
+  double idle;
 } lmaster;
 
 /* The next batch for worker r into b. */
@@ -186,6 +187,19 @@ static ts_status fill_batch(lmaster *m, ts_blob *b, ts_error *err) {
   return TS_OK;
 }
 
+/* Hand worker r its next batch, in its next send slot (whose earlier
+ * send has completed by now: a worker has at most `credits` in flight). */
+static ts_status send_to(lmaster *m, int r, ts_error *err) {
+  int k = (r - 1) * m->credits + m->slot_of[r];
+  m->slot_of[r] = (m->slot_of[r] + 1) % m->credits;
+  ts_wait_gently(&m->reqs[k], MPI_STATUS_IGNORE, &m->idle);
+  ts_status st = fill_batch(m, &m->sends[k], err);
+  if (st) return st;
+  MPI_Isend(m->sends[k].p, (int)m->sends[k].size, MPI_BYTE, r, TAG_WORK, m->comm, &m->reqs[k]);
+  m->ranks[0].bytes_sent += (int64_t)m->sends[k].size;
+  return TS_OK;
+}
+
 static ts_status list_master(const ts_job *job, MPI_Comm comm, ts_inputs *in, ts_list_out **out, const lsetup *su,
                              ts_run_stats *stats, FILE *log, ts_error *err) {
   int size;
@@ -194,33 +208,21 @@ static ts_status list_master(const ts_job *job, MPI_Comm comm, ts_inputs *in, ts
   const double t0 = MPI_Wtime();
   lmaster m = {.comm = comm, .in = in, .workers = workers, .credits = credits};
   m.ranks = calloc((size_t)size, sizeof *m.ranks);
-  ts_blob *sends = calloc((size_t)(workers * credits), sizeof *sends);
-  MPI_Request *reqs = malloc((size_t)(workers * credits) * sizeof *reqs);
-  int *slot_of = calloc((size_t)size, sizeof *slot_of); /* round-robin slot per worker */
-  ts_status st = m.ranks && sends && reqs && slot_of ? TS_OK : ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  m.sends = calloc((size_t)(workers * credits), sizeof *m.sends);
+  m.reqs = malloc((size_t)(workers * credits) * sizeof *m.reqs);
+  m.slot_of = calloc((size_t)size, sizeof *m.slot_of);
+  ts_status st = m.ranks && m.sends && m.reqs && m.slot_of ? TS_OK : ts_fail(err, TS_ERR_NOMEM, "out of memory");
   if (st == TS_OK && ts_list_order(in, &m.order)) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
-  for (int i = 0; reqs && i < workers * credits; i++) reqs[i] = MPI_REQUEST_NULL;
+  for (int i = 0; m.reqs && i < workers * credits; i++) m.reqs[i] = MPI_REQUEST_NULL;
   ts_progress progress;
   ts_progress_init(&progress, job->progress ? log : NULL, in->n, ts_now());
-  double idle = 0;
   int64_t stored = 0, pixels = 0;
   ts_blob rb = {0};
   ts_emits em = {0};
-  /* send into worker r's next slot (its earlier send there has completed) */
-#define SEND_TO(r)                                                                             \
-  do {                                                                                         \
-    int s_ = ((r) - 1) * credits + slot_of[r];                                                 \
-    slot_of[r] = (slot_of[r] + 1) % credits;                                                   \
-    ts_wait_gently(&reqs[s_], MPI_STATUS_IGNORE, &idle);                                       \
-    if ((st = fill_batch(&m, &sends[s_], err)) == TS_OK) {                                     \
-      MPI_Isend(sends[s_].p, (int)sends[s_].size, MPI_BYTE, (r), TAG_WORK, comm, &reqs[s_]);   \
-      m.ranks[0].bytes_sent += (int64_t)sends[s_].size;                                        \
-    }                                                                                          \
-  } while (0)
   for (int c = 0; c < credits && st == TS_OK; c++)
-    for (int r = 1; r <= workers && st == TS_OK && m.next < in->n; r++) SEND_TO(r);
+    for (int r = 1; r <= workers && st == TS_OK && m.next < in->n; r++) st = send_to(&m, r, err);
   while (st == TS_OK && stored < in->n) {
-    int src = recv_gently(comm, MPI_ANY_SOURCE, TAG_DONE, &rb, &idle);
+    int src = recv_gently(comm, MPI_ANY_SOURCE, TAG_DONE, &rb, &m.idle);
     ts_msg h;
     memcpy(&h, rb.p, sizeof h);
     m.ranks[0].bytes_received += (int64_t)rb.size;
@@ -239,23 +241,22 @@ static ts_status list_master(const ts_job *job, MPI_Comm comm, ts_inputs *in, ts
       ts_progress_tick(&progress, rec.ri.w * rec.ri.h);
       pixels += rec.ri.w * rec.ri.h;
     }
-    if (st == TS_OK && m.next < in->n) SEND_TO(src);
+    if (st == TS_OK && m.next < in->n) st = send_to(&m, src, err);
   }
-#undef SEND_TO
   ts_progress_done(&progress);
   st = ts_list_close(out, in, st, stats, err);
   /* stop everyone, then drain until each worker's FINAL */
   ts_msg stop = {.kind = MSG_STOP, .status = st};
   for (int r = 1; r <= workers; r++) MPI_Send(&stop, (int)sizeof stop, MPI_BYTE, r, TAG_WORK, comm);
   for (int finals = 0; finals < workers;) {
-    int src = recv_gently(comm, MPI_ANY_SOURCE, TAG_DONE, &rb, &idle);
+    int src = recv_gently(comm, MPI_ANY_SOURCE, TAG_DONE, &rb, &m.idle);
     ts_msg h;
     memcpy(&h, rb.p, sizeof h);
     if (h.kind == MSG_FINAL) memcpy(&m.ranks[src], rb.p + sizeof h, sizeof *m.ranks), finals++;
   }
-  for (int i = 0; reqs && i < workers * credits; i++) MPI_Wait(&reqs[i], MPI_STATUS_IGNORE), ts_blob_free(&sends[i]);
+  for (int i = 0; m.reqs && i < workers * credits; i++) MPI_Wait(&m.reqs[i], MPI_STATUS_IGNORE), ts_blob_free(&m.sends[i]);
   gethostname(m.ranks[0].host, sizeof m.ranks[0].host - 1);
-  m.ranks[0].busy = MPI_Wtime() - t0 - idle;
+  m.ranks[0].busy = MPI_Wtime() - t0 - m.idle;
   m.ranks[0].threads = 1;
   stats->seconds = MPI_Wtime() - t0;
   stats->tasks = in->n;
@@ -263,9 +264,9 @@ static ts_status list_master(const ts_job *job, MPI_Comm comm, ts_inputs *in, ts
   stats->threads = m.ranks[workers > 0 ? 1 : 0].threads;
   stats->nranks = size;
   stats->ranks = m.ranks;
-  free(sends);
-  free(reqs);
-  free(slot_of);
+  free(m.sends);
+  free(m.reqs);
+  free(m.slot_of);
   free(m.order);
   ts_blob_free(&m.payload);
   ts_blob_free(&rb);

@@ -9,19 +9,27 @@
 #include "sched/plan.h"
 #include "sched/progress.h"
 
-static const ts_inputs *g_sort_in; /* qsort has no context argument */
+typedef struct keyed {
+  int64_t size, index;
+} keyed;
 static int larger_first(const void *a, const void *b) {
-  int64_t i = *(const int64_t *)a, j = *(const int64_t *)b;
-  int64_t si = g_sort_in->items[i].size, sj = g_sort_in->items[j].size;
-  return si != sj ? (si < sj ? 1 : -1) : (i > j) - (i < j);
+  const keyed *x = a, *y = b;
+  return x->size != y->size ? (x->size < y->size ? 1 : -1) : (x->index > y->index) - (x->index < y->index);
 }
 
 ts_status ts_list_order(const ts_inputs *in, int64_t **order) {
+  keyed *k = malloc((size_t)in->n * sizeof *k);
   *order = malloc((size_t)in->n * sizeof **order);
-  if (!*order) return TS_ERR_NOMEM;
-  for (int64_t i = 0; i < in->n; i++) (*order)[i] = i;
-  g_sort_in = in;
-  qsort(*order, (size_t)in->n, sizeof **order, larger_first);
+  if (!k || !*order) {
+    free(k);
+    free(*order);
+    *order = NULL;
+    return TS_ERR_NOMEM;
+  }
+  for (int64_t i = 0; i < in->n; i++) k[i] = (keyed){in->items[i].size, i};
+  qsort(k, (size_t)in->n, sizeof *k, larger_first);
+  for (int64_t i = 0; i < in->n; i++) (*order)[i] = k[i].index;
+  free(k);
   return TS_OK;
 }
 
