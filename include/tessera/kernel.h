@@ -108,7 +108,8 @@ typedef struct ts_kernel_def {
   ts_status (*resolve)(ts_kernel *k, int stage, const double *merged, ts_error *err);
   /* Whole-image kernels (TS_KERNEL_WHOLE, list mode): read all of `in`,
    * take the output's memory with ts_scratch_get(scratch, out_slot, ...)
-   * and set *out to it (or to a view of `in`), and emit values into em.
+   * and set *out to it (or set *out = *in when the pixels pass through
+   * unchanged), and emit values into em.
    * Kernel-private scratch slots are 0..7 (as for apply) and 15. */
   ts_status (*apply_image)(const ts_kernel *k, const ts_image *in, ts_image *out, int out_slot,
                            ts_emits *em, ts_scratch *scratch, ts_error *err);

@@ -7,7 +7,7 @@
 
 double *ts_emit_values(ts_emits *em, const char *name, int64_t n) {
   if (em->n >= TS_MAX_EMITS || n < 0) return NULL;
-  if (em->nv + n > em->cap) {
+  if (em->nv + n > em->cap || !em->v) {
     int64_t cap = (em->nv + n) * 2 + 16;
     double *v = realloc(em->v, (size_t)cap * sizeof *v);
     if (!v) return NULL;

@@ -159,7 +159,10 @@ static hid_t create(ts_list_out *o, const char *path, const stack *s, int64_t n)
   hsize_t dims[4], maxd[4], chunk[4];
   int r = 0;
   if (n >= 0) dims[r] = (hsize_t)n, maxd[r] = H5S_UNLIMITED, chunk[r++] = s->chunked_items ? 1 : (hsize_t)(n < 4096 ? (n ? n : 1) : 4096);
-  for (int i = 0; i < s->rank; i++) dims[r] = maxd[r] = chunk[r] = s->dims[i], r++;
+  for (int i = 0; i < s->rank; i++, r++) { /* an empty item (hog of a too small image): 0 x growable */
+    dims[r] = maxd[r] = chunk[r] = s->dims[i];
+    if (!dims[r]) maxd[r] = H5S_UNLIMITED, chunk[r] = 1;
+  }
   hid_t sp = H5Screate_simple(r, dims, maxd), dcpl = H5Pcreate(H5P_DATASET_CREATE), lcpl = lcpl_intermediate();
   H5Pset_chunk(dcpl, r, chunk);
   if (s->chunked_items) H5Pset_deflate(dcpl, TS_DEFLATE_LEVEL);

@@ -6,8 +6,8 @@
 
 #define TS_CHANNELS_ANY ((1u << 1) | (1u << 2) | (1u << 3) | (1u << 4))
 
-extern const ts_kernel_def ts_kernel_bbox_crop, ts_kernel_blend, ts_kernel_crop, ts_kernel_otsu,
-    ts_kernel_resize, ts_kernel_stats;
+extern const ts_kernel_def ts_kernel_bbox_crop, ts_kernel_blend, ts_kernel_crop, ts_kernel_hog,
+    ts_kernel_otsu, ts_kernel_resize, ts_kernel_stats, ts_kernel_tv_denoise;
 extern const ts_kernel_def ts_kernel_box, ts_kernel_close, ts_kernel_convolve, ts_kernel_delay,
     ts_kernel_dilate, ts_kernel_equalize, ts_kernel_erode, ts_kernel_gaussian, ts_kernel_grayscale,
     ts_kernel_invert, ts_kernel_median, ts_kernel_normalize, ts_kernel_open, ts_kernel_scale,

@@ -6,8 +6,8 @@
 static const ts_kernel_def *const registry[] = {
     &ts_kernel_bbox_crop, &ts_kernel_blend, &ts_kernel_box, &ts_kernel_close, &ts_kernel_convolve, &ts_kernel_crop,
     &ts_kernel_delay, &ts_kernel_dilate, &ts_kernel_equalize, &ts_kernel_erode, &ts_kernel_gaussian, &ts_kernel_grayscale,
-    &ts_kernel_invert, &ts_kernel_median, &ts_kernel_normalize, &ts_kernel_open, &ts_kernel_otsu, &ts_kernel_resize,
-    &ts_kernel_scale, &ts_kernel_sobel, &ts_kernel_stats, &ts_kernel_threshold, &ts_kernel_unsharp,
+    &ts_kernel_hog, &ts_kernel_invert, &ts_kernel_median, &ts_kernel_normalize, &ts_kernel_open, &ts_kernel_otsu, &ts_kernel_resize,
+    &ts_kernel_scale, &ts_kernel_sobel, &ts_kernel_stats, &ts_kernel_threshold, &ts_kernel_tv_denoise, &ts_kernel_unsharp,
     NULL,
 };
 

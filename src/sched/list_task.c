@@ -125,8 +125,8 @@ static ts_status run_image(const ts_lrank *r, const ts_pipeline *p, const ts_ima
       st = k->def->apply(&g, &src, &next, s, err);
     }
     if (st) return st;
+    if (next.data != cur.data) slot = slot == SLOT_A ? SLOT_B : SLOT_A; /* else: pixels passed through */
     cur = next;
-    slot = slot == SLOT_A ? SLOT_B : SLOT_A;
   }
   *out = cur;
   return TS_OK;
