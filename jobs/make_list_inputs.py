@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Generate the inputs of the list-mode job files (jobs/*.ini) under
 build/demo/list: a folder of RGB PNGs and a fixed image to blend with, a
-list of JPEGs, and an HDF5 stack shaped like the Bengali.AI handwriting
-data (N x 137 x 236 u8, dark strokes on white). Deterministic.
+list of JPEGs, an HDF5 stack shaped like the Bengali.AI handwriting
+data (N x 137 x 236 u8, dark strokes on white), and a large RGB tiled
+TIFF to cut into strips. Deterministic.
 
     /usr/bin/python3 jobs/make_list_inputs.py [--count N] [OUT_DIR]
 """
@@ -12,6 +13,7 @@ import os
 import cv2
 import h5py
 import numpy as np
+import tifffile
 
 
 def rgb(rng, h, w, k):
@@ -49,6 +51,8 @@ def make(out, small=False, count=None):
         lines.append(name)
     with open(f"{out}/jpegs.txt", "w") as f:
         f.write("\n".join(lines) + "\n")
+    h, w = (160, 400) if small else (2048, 2048)
+    tifffile.imwrite(f"{out}/large.tif", rgb(rng, h, w, 3), tile=(256, 256), compression="zlib")
     with h5py.File(f"{out}/bengali.h5", "w") as f:
         f.create_dataset("images", data=np.stack([glyph(rng) for _ in range(n_glyph)]),
                          chunks=(1, 137, 236), compression="gzip")

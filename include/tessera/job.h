@@ -38,6 +38,8 @@ typedef struct ts_job {
   /* list mode (input: a directory, @list or FILE.h5:/stack) */
   const char *glob;     /* directory entries to take (default: image extensions) */
   int recursive;        /* descend into subdirectories */
+  int64_t strips;       /* > 0: list mode over one image (tile mode's inputs),
+                           one task per strip of this many rows */
   const char *format;   /* directory output: png|tiff|jpeg */
   int no_images;        /* HDF5 output: emitted values only, no /images */
 } ts_job;

@@ -46,6 +46,8 @@ static const char help[] =
     "list mode (--input is a directory, @LIST.txt or FILE.h5:/stack; one task per image):\n"
     "  --glob PATTERN        directory entries to take (default: .png .jpg .jpeg .tif .tiff)\n"
     "  --recursive           descend into subdirectories\n"
+    "  --strips N            one image (TIFF, FILE.h5:/image) cut into strips of N rows,\n"
+    "                        each strip one image of the list (strip_000000, ...)\n"
     "  --output FILE.h5      /images, /names, /results/<kernel>, /failed\n"
     "  --output DIR/ --format png|tiff|jpeg   one file per input, mirroring the names\n"
     "  --images false        HDF5: store the emitted values only\n"

@@ -41,6 +41,9 @@ static int set_int(int64_t *dst, const char *v, const char *w, const char *name,
   *dst = x;
   return 0;
 }
+static int set_strips(ts_cli_opts *o, const char *v, const char *w) {
+  return set_int(&o->job.strips, v, w, "--strips", 1, (int64_t)1 << 31);
+}
 static int set_tile(ts_cli_opts *o, const char *v, const char *w) {
   return set_int(&o->job.tile, v, w, "--tile", 16, (int64_t)1 << 20);
 }
@@ -115,6 +118,7 @@ static const spec specs[] = {
     {"input", 'i', "input", 0, 1, R, set_input},
     {"glob", 0, "input", 0, 0, R, set_glob},
     {"recursive", 0, "input", 1, 0, R, set_recursive},
+    {"strips", 0, "input", 0, 0, R, set_strips},
     {"output", 'o', "output", 0, 1, R | G, set_output},
     {"format", 0, "output", 0, 0, R, set_format},
     {"images", 0, "output", 0, 0, R, set_images},

@@ -41,6 +41,15 @@ static ts_status pick_reader(const char *path, const ts_reader_ops **ops, ts_err
     *ops = &ts_synth_reader_ops;
     return TS_OK;
   }
+  char *file = NULL;
+  if (ts_h5_split(path, &file, NULL)) { /* FILE.h5:/dataset */
+    struct stat st;
+    int ok = stat(file, &st) == 0;
+    ts_status s = ok ? TS_OK : ts_fail(err, TS_ERR_IO, "%s: cannot open input: %s", file, strerror(errno));
+    free(file);
+    *ops = &ts_hdf5_reader_ops;
+    return s;
+  }
   struct stat st;
   if (stat(path, &st) != 0)
     return ts_fail(err, TS_ERR_IO, "%s: cannot open input: %s", path, strerror(errno));
@@ -58,8 +67,10 @@ static ts_status pick_reader(const char *path, const ts_reader_ops **ops, ts_err
     return TS_OK;
   }
   const char *what = sniff(m, n);
-  return ts_fail(err, TS_ERR_FORMAT, "%s: not a TIFF file%s%s (tile mode reads TIFF and BigTIFF)",
-                 path, what ? "; it looks like " : " (bad magic number)", what ? what : "");
+  if (what && strstr(what, "HDF5"))
+    return ts_fail(err, TS_ERR_USAGE, "%s: an HDF5 file: name the image's dataset, as %s:/image", path, path);
+  return ts_fail(err, TS_ERR_FORMAT, "%s: not a TIFF file%s%s (tile mode reads TIFF, BigTIFF and HDF5 "
+                 "FILE.h5:/dataset)", path, what ? "; it looks like " : " (bad magic number)", what ? what : "");
 }
 
 ts_status ts_reader_open(const char *path, ts_reader **out, ts_error *err) {
@@ -127,7 +138,8 @@ void ts_reader_close(ts_reader **r) {
 struct ts_writer {
   const ts_writer_ops *ops;
   void *ctx;
-  char *path, *tmp;
+  char *path, *tmp; /* the file's final and temporary names */
+  char *spec;       /* what the backend opens: tmp, or tmp:/dataset for HDF5 */
 };
 
 static int has_suffix(const char *s, const char *suf) {
@@ -135,13 +147,28 @@ static int has_suffix(const char *s, const char *suf) {
   return n >= m && strcasecmp(s + n - m, suf) == 0;
 }
 
-/* The output format, by the name's suffix. */
+/* The output format, by the name: FILE.h5[:/dataset] or .hdf5 is HDF5,
+ * .tif or .tiff tiled BigTIFF. */
 static ts_status pick_writer(const char *path, const ts_writer_ops **ops, ts_error *err) {
+  if (strstr(path, ":/") || has_suffix(path, ".h5") || has_suffix(path, ".hdf5")) {
+    *ops = &ts_hdf5_writer_ops;
+    return TS_OK;
+  }
   if (!has_suffix(path, ".tif") && !has_suffix(path, ".tiff"))
     return ts_fail(err, TS_ERR_USAGE, "%s: unknown output format; tile mode writes tiled BigTIFF "
-                   "(name the output .tif or .tiff)", path);
+                   "(name the output .tif or .tiff) or HDF5 (FILE.h5 or FILE.h5:/dataset)", path);
   *ops = &ts_tiff_writer_ops;
   return TS_OK;
+}
+
+/* The file an output spec names, and its dataset (HDF5; "/image" unless
+ * given) or NULL. */
+static int split_output(const ts_writer_ops *ops, const char *spec, char **file, char **dset) {
+  *dset = NULL;
+  if (ops == &ts_hdf5_writer_ops && ts_h5_split(spec, file, dset)) return *file && *dset;
+  *file = strdup(spec);
+  if (ops == &ts_hdf5_writer_ops) *dset = strdup("/image");
+  return *file && (ops != &ts_hdf5_writer_ops || *dset);
 }
 
 ts_status ts_writer_open(const char *path, const ts_writer_options *o, ts_writer **out,
@@ -156,22 +183,36 @@ ts_status ts_writer_open(const char *path, const ts_writer_options *o, ts_writer
   if (o->compression == TS_COMPRESS_JPEG && (o->dtype != TS_U8 || (o->channels != 1 && o->channels != 3)))
     return ts_fail(err, TS_ERR_USAGE, "%s: jpeg compression takes u8 images with 1 or 3 channels; "
                    "this output is %s with %d channel(s)", path, ts_dtype_name(o->dtype), o->channels);
-  struct stat st;
-  if (stat(path, &st) == 0) {
-    if (S_ISDIR(st.st_mode)) return ts_fail(err, TS_ERR_EXISTS, "%s: output is a directory", path);
-    if (!o->force)
-      return ts_fail(err, TS_ERR_EXISTS, "%s: output exists; use --force to replace it", path);
+  char *file = NULL, *dset = NULL;
+  if (!split_output(ops, path, &file, &dset)) {
+    free(file);
+    free(dset);
+    return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   }
-  ts_writer *w = calloc(1, sizeof *w);
-  if (!w) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  struct stat st;
+  ts_status ex = TS_OK;
+  if (stat(file, &st) == 0) {
+    if (S_ISDIR(st.st_mode)) ex = ts_fail(err, TS_ERR_EXISTS, "%s: output is a directory", file);
+    else if (!o->force) ex = ts_fail(err, TS_ERR_EXISTS, "%s: output exists; use --force to replace it", file);
+  }
+  ts_writer *w = ex ? NULL : calloc(1, sizeof *w);
+  if (!w) {
+    free(file);
+    free(dset);
+    return ex ? ex : ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  }
   w->ops = ops;
-  w->path = strdup(path);
-  w->tmp = malloc(strlen(path) + 16);
-  if (!w->path || !w->tmp) {
+  w->path = file;
+  w->tmp = malloc(strlen(file) + 16);
+  w->spec = malloc(strlen(file) + (dset ? strlen(dset) : 0) + 20);
+  if (!w->tmp || !w->spec) {
+    free(dset);
     ts_writer_abort(&w);
     return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   }
-  sprintf(w->tmp, "%s.partial", path);
+  sprintf(w->tmp, "%s.partial", file);
+  sprintf(w->spec, "%s%s%s", w->tmp, dset ? ":" : "", dset ? dset : "");
+  free(dset);
   /* create it here first: errno gives a plainer message than the backend */
   int fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
   if (fd < 0) {
@@ -180,7 +221,7 @@ ts_status ts_writer_open(const char *path, const ts_writer_options *o, ts_writer
     return s;
   }
   close(fd);
-  ts_status s = w->ops->open(w->tmp, o, &w->ctx, err);
+  ts_status s = w->ops->open(w->spec, o, &w->ctx, err);
   if (s) {
     w->ctx = NULL;
     unlink(w->tmp);
@@ -240,6 +281,7 @@ ts_status ts_writer_finish(ts_writer **wp, ts_error *err) {
   if (st) unlink(w->tmp);
   free(w->path);
   free(w->tmp);
+  free(w->spec);
   free(w);
   *wp = NULL;
   return st;
@@ -254,6 +296,7 @@ void ts_writer_abort(ts_writer **wp) {
   }
   free(w->path);
   free(w->tmp);
+  free(w->spec);
   free(w);
   *wp = NULL;
 }

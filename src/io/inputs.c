@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include "io/backends.h"
 #include "io/list.h"
 
 typedef struct h5in {
@@ -15,14 +16,6 @@ typedef struct h5in {
 } h5in;
 
 /* "FILE.h5:/path" -> file and path; 0 if spec is not of that form. */
-static int split_h5(const char *spec, char **file, char **path) {
-  const char *c = strstr(spec, ":/");
-  if (!c) return 0;
-  if (file) *file = strndup(spec, (size_t)(c - spec));
-  if (path) *path = strdup(c + 1);
-  return 1;
-}
-
 int ts_inputs_is_list(const char *spec) {
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors become our messages, not HDF5's stack dumps */
   struct stat st;
@@ -30,7 +23,7 @@ int ts_inputs_is_list(const char *spec) {
   if (stat(spec, &st) == 0 && S_ISDIR(st.st_mode)) return 1;
   char *file = NULL, *path = NULL;
   int list = 0;
-  if (split_h5(spec, &file, &path) && H5Fis_hdf5(file) > 0) {
+  if (ts_h5_split(spec, &file, &path) && H5Fis_hdf5(file) > 0) {
     /* N x H x W [x C]: list; H x W or H x W x C (C <= 4): one image */
     hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
     hid_t d = f >= 0 ? H5Dopen2(f, path, H5P_DEFAULT) : -1;
@@ -179,13 +172,38 @@ static ts_status open_stack(ts_inputs *in, ts_error *err) {
   return TS_OK;
 }
 
-ts_status ts_inputs_open(const char *spec, const char *glob, int recursive, ts_inputs *in, ts_error *err) {
+/* One image cut into strips of `rows` rows: rank 0 reads each strip's
+ * pixels through tile mode's reader. */
+static ts_status open_strips(ts_inputs *in, const char *spec, int64_t rows, int64_t *cap, ts_error *err) {
+  ts_status st = ts_reader_open(spec, &in->strip_reader, err);
+  if (st) return st;
+  const ts_image_info *i = &in->strip_reader->info;
+  ts_reader_set_cache(in->strip_reader, 2 * (i->w / i->block_w + 2) * (rows / i->block_h + 2));
+  in->strip_rows = rows;
+  in->w = i->w;
+  in->channels = i->channels;
+  in->dtype = i->dtype;
+  const int64_t n = (i->h + rows - 1) / rows;
+  for (int64_t k = 0; st == TS_OK && k < n; k++) {
+    char name[32];
+    snprintf(name, sizeof name, "strip_%06lld", (long long)k);
+    const int64_t h = (k + 1) * rows <= i->h ? rows : i->h - k * rows;
+    st = add(in, name, NULL, ts_image_bytes(i->w, h, i->channels, i->dtype), cap, err);
+    if (st == TS_OK) in->items[k].index = k;
+  }
+  return st;
+}
+
+ts_status ts_inputs_open(const char *spec, const char *glob, int recursive, int64_t strips, ts_inputs *in,
+                         ts_error *err) {
   memset(in, 0, sizeof *in);
   in->spec = strdup(spec);
   int64_t cap = 0;
   ts_status st;
   struct stat sb;
-  if (spec[0] == '@') {
+  if (strips > 0) {
+    st = open_strips(in, spec, strips, &cap, err);
+  } else if (spec[0] == '@') {
     st = open_list(in, spec + 1, &cap, err);
   } else if (stat(spec, &sb) == 0 && S_ISDIR(sb.st_mode)) {
     char root[4096];
@@ -195,7 +213,7 @@ ts_status ts_inputs_open(const char *spec, const char *glob, int recursive, ts_i
     st = walk(in, root, "", glob, recursive, &cap, err);
     if (st == TS_OK) qsort(in->items, (size_t)in->n, sizeof *in->items, by_name);
     for (int64_t i = 0; i < in->n; i++) in->items[i].index = i;
-  } else if (split_h5(spec, &in->h5_file, &in->h5_path)) {
+  } else if (ts_h5_split(spec, &in->h5_file, &in->h5_path)) {
     st = open_stack(in, err);
   } else {
     st = ts_fail(err, TS_ERR_USAGE, "%s: not a directory, @list file or FILE.h5:/dataset", spec);
@@ -219,6 +237,7 @@ void ts_inputs_free(ts_inputs *in) {
     if (h->file >= 0) H5Fclose(h->file);
     free(h);
   }
+  ts_reader_close(&in->strip_reader);
   free(in->spec);
   free(in->h5_file);
   free(in->h5_path);
@@ -229,6 +248,19 @@ ts_status ts_inputs_read(ts_inputs *in, int64_t i, ts_blob *b, ts_error *err) {
   const ts_input *it = &in->items[i];
   ts_payload ph = {0};
   size_t at = b->size;
+  if (in->strip_reader) { /* a strip: raw pixels */
+    const int64_t y = i * in->strip_rows, h = y + in->strip_rows <= in->strip_reader->info.h
+                                                   ? in->strip_rows : in->strip_reader->info.h - y;
+    ph = (ts_payload){.w = in->w, .h = h, .channels = in->channels, .dtype = in->dtype};
+    const int64_t bytes = ts_image_bytes(in->w, h, in->channels, in->dtype);
+    if (ts_blob_reserve(b, at + sizeof ph + (size_t)bytes)) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+    memcpy(b->p + at, &ph, sizeof ph);
+    ts_status st = ts_reader_read(in->strip_reader, (ts_rect){0, y, in->w, h}, b->p + at + sizeof ph,
+                                  in->w * (int64_t)ts_dtype_size(in->dtype) * in->channels, err);
+    if (st) return st;
+    b->size = at + sizeof ph + (size_t)bytes;
+    return TS_OK;
+  }
   if (!it->path) { /* a stack slice: raw pixels */
     h5in *h = in->h5;
     ph = (ts_payload){.w = in->w, .h = in->h, .channels = in->channels, .dtype = in->dtype};

@@ -14,6 +14,7 @@
 
 #include "core/blob.h"
 #include "io/codec.h"
+#include "tessera/io.h"
 #include "tessera/kernel.h"
 
 typedef struct ts_input {
@@ -33,13 +34,19 @@ typedef struct ts_inputs {
   int channels;
   ts_dtype dtype;
   void *h5; /* open file and dataset, rank 0 (or any rank with --io direct) */
+  /* strips of one image */
+  struct ts_reader *strip_reader;
+  int64_t strip_rows;
 } ts_inputs;
 
 /* Does `spec` name list-mode input (a directory, @list, or an HDF5 stack)? */
 int ts_inputs_is_list(const char *spec);
 /* Enumerate. Names are sorted (directories) or in file order (lists,
- * stacks). A list's missing paths stay in (they fail as tasks). */
-ts_status ts_inputs_open(const char *spec, const char *glob, int recursive, ts_inputs *in, ts_error *err);
+ * stacks, strips). A list's missing paths stay in (they fail as tasks).
+ * strips > 0: spec is one image tile mode reads, cut into strips of that
+ * many rows (the last may be shorter), named strip_000000... */
+ts_status ts_inputs_open(const char *spec, const char *glob, int recursive, int64_t strips, ts_inputs *in,
+                         ts_error *err);
 void ts_inputs_free(ts_inputs *in);
 /* Task payload of input i into b (appended): a ts_payload header, then a
  * file's bytes or a stack slice's pixels. A read error is the task's

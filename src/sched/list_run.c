@@ -63,7 +63,7 @@ ts_status ts_list_open(const ts_job *job, ts_inputs *in, ts_list_out_options *oo
     if (i == 0) st = ts_fail(err, s, "%s", e.msg);
   }
   if (st) return st;
-  if ((st = ts_inputs_open(job->input, job->glob, job->recursive, in, err))) return st;
+  if ((st = ts_inputs_open(job->input, job->glob, job->recursive, job->strips, in, err))) return st;
   if ((st = ts_list_out_open(oo, in, out, err))) ts_inputs_free(in);
   return st;
 }

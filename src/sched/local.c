@@ -181,7 +181,7 @@ void ts_job_init(ts_job *job) {
 }
 
 ts_status ts_run_local(const ts_job *job, ts_run_stats *stats, FILE *log, ts_error *err) {
-  if (ts_inputs_is_list(job->input)) return ts_run_list_local(job, stats, log, err);
+  if (job->strips > 0 || ts_inputs_is_list(job->input)) return ts_run_list_local(job, stats, log, err);
   ts_plan plan;
   engine e = {.plan = &plan};
   double t0 = ts_now();

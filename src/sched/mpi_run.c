@@ -91,7 +91,7 @@ ts_status ts_run_mpi(const ts_job *job, MPI_Comm comm, ts_run_stats *stats, FILE
   MPI_Bcast(&st, 1, MPI_INT32_T, 0, comm);
   if (st) return rank == 0 ? (ts_status)st : ts_fail(err, (ts_status)st, "rank 0 refused the job");
   if (size == 1) return ts_run_local(job, stats, log, err);
-  int32_t list = rank == 0 ? ts_inputs_is_list(job->input) : 0;
+  int32_t list = rank == 0 ? job->strips > 0 || ts_inputs_is_list(job->input) : 0;
   MPI_Bcast(&list, 1, MPI_INT32_T, 0, comm);
   if (list) return ts_run_list_mpi(job, comm, stats, log, err);
 

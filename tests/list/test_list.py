@@ -398,6 +398,40 @@ def test_job_grayscale_jpegs(demo_tree):
         assert np.abs(got.astype(int) - want.astype(int)).max() <= 1, line
 
 
+def strips_of(a, rows):
+    return [a[y:y + rows] for y in range(0, a.shape[0], rows)]
+
+
+def test_job_tv_hog_strips(demo_tree):
+    """Workload 3 as written (10-row strips): each strip denoised as
+    denoise_tv_chambolle on that strip (within 1e-3) and its HOG vector
+    equal to skimage's, which is empty: a 10-row strip holds no 16 x 16
+    cell. With --strips 32 (the command line wins) the vectors have 400
+    values each, within 1e-4 relative of skimage's."""
+    import tifffile
+    from skimage.feature import hog
+    from skimage.restoration import denoise_tv_chambolle
+    large = tifffile.imread(demo_tree / "build" / "demo" / "list" / "large.tif")
+    out = demo_tree / "build" / "demo" / "out" / "tv-hog.h5"
+    job = demo_tree / "jobs" / "tv-hog-strips.ini"
+    kw = dict(orientations=8, pixels_per_cell=(16, 16), cells_per_block=(1, 1), channel_axis=-1)
+    for rows in (10, 32):
+        run("run", job, "--quiet", *(["--strips", "32"] if rows == 32 else []))
+        strips = strips_of(large, rows)
+        with h5py.File(out) as f:
+            names = [n.decode() for n in f["names"][()]]
+            assert names == [f"strip_{k:06d}" for k in range(len(strips))]
+            for k, st in enumerate(strips):
+                den = denoise_tv_chambolle(st, weight=0.1, channel_axis=-1)
+                img = f["images"][names[k]][()] if isinstance(f["images"], h5py.Group) else f["images"][k]
+                assert img.shape == st.shape and np.abs(img - den).max() <= 1e-3
+                vec = f["results"]["hog"][names[k]][()] if isinstance(f["results"]["hog"], h5py.Group) \
+                    else f["results"]["hog"][k]
+                ref = hog(den, **kw)
+                assert vec.shape == ref.shape == ((0,) if rows == 10 or len(st) < 16 else (400,))
+                np.testing.assert_allclose(vec, ref, rtol=1e-4, atol=1e-6)
+
+
 def bengali_original(img0):
     """The Bengali.AI preprocessing as people ran it (numpy + OpenCV)."""
     HEIGHT, WIDTH = img0.shape
@@ -469,6 +503,24 @@ def test_mpi_same_output_as_one_process(tmp_path, ranks, threads):
     import json
     st = json.load(open(tmp_path / "s.json"))
     assert sum(r["tasks"] for r in st["ranks"]) == 32
+
+
+def test_mpi_strips_of_an_hdf5_image(tmp_path):
+    """--strips over an HDF5 image (tile mode's reader, rank 0 reads each
+    strip): 3 ranks give the single process's output."""
+    a = rgb_images(1, h=150, w=90)[0]
+    with h5py.File(tmp_path / "in.h5", "w") as f:
+        f.create_dataset("image", data=a, chunks=(32, 32, 3))
+    pipe = "tv_denoise weight=0.2 max_iter=40 | hog orientations=8 pixels_per_cell=16 cells_per_block=1"
+    run_list(tmp_path, f"{tmp_path}/in.h5:/image", pipe, "--strips", "32", out="ref.h5")
+    p = mpirun(3, "run", "--input", f"{tmp_path}/in.h5:/image", "--strips", "32", "--output", tmp_path / "out.h5",
+               "--pipeline", pipe, "--quiet")
+    assert p.returncode == 0, p.stderr
+    with h5py.File(tmp_path / "out.h5") as x, h5py.File(tmp_path / "ref.h5") as y:
+        assert list(x["names"]) == list(y["names"]) and len(x["names"]) == 5
+        for n in x["images"]:
+            assert np.array_equal(x["images"][n][()], y["images"][n][()])
+            assert np.array_equal(x["results"]["hog"][n][()], y["results"]["hog"][n][()])
 
 
 def test_mpi_bengali_stack(demo_tree):

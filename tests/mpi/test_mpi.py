@@ -163,3 +163,21 @@ def test_job_file_only_on_rank_0(tmp_path):
     assert {e["pid"] for e in ev} == {0, 1, 2}
     computed = sorted(e["args"]["task"] for e in ev if e["name"] == "compute")
     assert computed == list(range(4 * 5))  # each task computed once, somewhere
+
+
+def test_hdf5_image_same_file_for_any_ranks_and_io(tmp_path):
+    """Tile mode from and to HDF5 under mpirun: the output file's bytes are
+    the single process's for 2 and 3 ranks, --io root and direct."""
+    import h5py
+    a = make_image(301, 457, "u16", 3, seed=12)
+    with h5py.File(tmp_path / "in.h5", "w") as f:
+        f.create_dataset("image", data=a, chunks=(64, 64, 3))
+    src = f"{tmp_path}/in.h5:/image"
+    run("run", "-i", src, "-o", tmp_path / "local.h5", "-p", PIPE, "--tile", 64, "--compression", "deflate",
+        "--quiet")
+    want = (tmp_path / "local.h5").read_bytes()
+    for np_, io in ((2, "root"), (3, "root"), (3, "direct")):
+        out = tmp_path / f"np{np_}-{io}.h5"
+        mpirun(np_, "run", "-i", src, "-o", out, "-p", PIPE, "--tile", 64, "--io", io, "--compression", "deflate",
+               "--quiet")
+        assert out.read_bytes() == want, (np_, io)

@@ -164,3 +164,67 @@ def test_reads_its_own_compressed_output(tmp_path, comp):
     run("run", "-i", src, "-o", mid, "-p", "invert", "--compression", comp, "--tile", 64, "--quiet")
     run("run", "-i", mid, "-o", back, "-p", "invert", "--tile", 32, "--quiet")
     np.testing.assert_array_equal(tifffile.imread(back), (1 - (1 - a)).astype(np.float32))
+
+
+# ---- HDF5 in tile mode --------------------------------------------------------
+
+def write_h5(path, a, layout):
+    import h5py
+    with h5py.File(path, "w") as f:
+        if layout == "chunked":
+            f.create_dataset("g/image", data=a, chunks=(40, 56) + a.shape[2:], compression="gzip")
+        else:
+            f.create_dataset("g/image", data=a)
+
+
+@pytest.mark.parametrize("layout", ["chunked", "contiguous"])
+@pytest.mark.parametrize("dtype,ch", [("u8", 1), ("u16", 3), ("f32", 1), ("u8", 4)])
+def test_hdf5_image_in_and_out_equal_the_tiff_path(tmp_path, dtype, ch, layout):
+    """FILE.h5:/dataset in (2-D, or 3-D channels last; chunked+gzip or
+    contiguous) and out (chunked by the output tile, deflate): the pixels
+    are byte-identical to the TIFF path's, tiled or not; h5dump reads it."""
+    import h5py
+    a = make_image(H, W, dtype, ch, seed=21)
+    write_h5(tmp_path / "in.h5", a, layout)
+    write_tiff(tmp_path / "in.tif", a, tile=64)
+    pipe = "gaussian sigma=1.5 | median size=3"
+    run("run", "-i", tmp_path / "in.tif", "-o", tmp_path / "ref.tif", "-p", pipe, "--tile", 4096, "--quiet")
+    want = tifffile.imread(tmp_path / "ref.tif")
+    for tile in (4096, 96):
+        out = tmp_path / f"out{tile}.h5"
+        run("run", "-i", f"{tmp_path}/in.h5:/g/image", "-o", f"{out}:/result", "-p", pipe, "--tile", tile,
+            "--out-tile", 32, "--compression", "deflate", "--quiet")
+        with h5py.File(out) as f:
+            d = f["result"]
+            assert d.chunks == (32, 32) + a.shape[2:] and d.compression == "gzip"
+            assert d.dtype == want.dtype and d[()].tobytes() == want.tobytes(), tile
+        assert subprocess.run(["h5dump", "-H", str(out)], capture_output=True).returncode == 0
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_hdf5_default_dataset_and_errors(tmp_path):
+    """FILE.h5 alone writes /image; a stack, a missing dataset, a file named
+    without its dataset, an existing output and a TIFF-only compression are
+    refused with messages naming the file."""
+    import h5py
+    a = make_image(50, 70, "u8", 1)
+    write_h5(tmp_path / "in.h5", a, "chunked")
+    src = f"{tmp_path}/in.h5:/g/image"
+    run("run", "-i", src, "-o", tmp_path / "o.h5", "-p", "invert", "--quiet")
+    with h5py.File(tmp_path / "o.h5") as f:
+        assert np.array_equal(f["image"][()], 255 - a)
+    before = (tmp_path / "o.h5").read_bytes()
+    p = run("run", "-i", src, "-o", tmp_path / "o.h5", "-p", "invert", check=False)
+    assert p.returncode == 2 and "o.h5: output exists; use --force" in p.stderr
+    assert (tmp_path / "o.h5").read_bytes() == before
+    with h5py.File(tmp_path / "in.h5", "a") as f:
+        f["stack"] = np.zeros((3, 20, 30), np.uint8)
+    p = run("info", f"{tmp_path}/in.h5:/stack", check=False)  # `run` takes a stack as list mode's input
+    assert p.returncode != 0 and "tile mode reads one image, H x W or H x W x C with C <= 4" in p.stderr
+    for spec, msg in [(f"{tmp_path}/in.h5:/nope", "in.h5: no dataset /nope"),
+                      (f"{tmp_path}/in.h5", "an HDF5 file: name the image's dataset")]:
+        p = run("run", "-i", spec, "-o", tmp_path / "x.tif", "-p", "invert", check=False)
+        assert p.returncode != 0 and msg in p.stderr, p.stderr
+    p = run("run", "-i", src, "-o", tmp_path / "y.h5", "-p", "invert", "--compression", "lzw", check=False)
+    assert p.returncode != 0 and "HDF5 output takes --compression deflate or none" in p.stderr
+    assert not (tmp_path / "y.h5").exists() and not (tmp_path / "x.tif").exists()

@@ -1,0 +1,350 @@
+/* HDF5 images in tile mode: FILE.h5:/dataset, 2-D (H x W) or 3-D with
+ * channels last (H x W x C, C <= 4), u8, u16 or f32.
+ *
+ * Reader: any rect through a hyperslab; the dataset may be chunked (the
+ * chunk is the native block, cached by HDF5's chunk cache) or contiguous.
+ * Writer: chunked by the output tile, deflate (or none). Each tile is one
+ * chunk: per-thread encoders pack and deflate it (edge tiles zero-padded
+ * to the full chunk, as HDF5 stores them) and the writer stores the bytes
+ * with H5Dwrite_chunk, so compression runs in parallel as for TIFF.
+ *
+ * Debian's parallel HDF5 is not thread-safe: every HDF5 call here holds
+ * one process-wide lock, since a read and a write may run at once. */
+#include <hdf5.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+#include "io/backends.h"
+#include "tessera/tessera.h"
+
+#define TS_H5_DEFLATE_LEVEL 4 /* as list mode's /images */
+
+static pthread_mutex_t h5_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int ts_h5_split(const char *spec, char **file, char **dset) {
+  const char *c = strstr(spec, ":/");
+  if (!c) return 0;
+  if (file) *file = strndup(spec, (size_t)(c - spec));
+  if (dset) *dset = strdup(c + 1);
+  return 1;
+}
+
+static hid_t mem_type(ts_dtype d) {
+  return d == TS_U8 ? H5T_NATIVE_UINT8 : d == TS_U16 ? H5T_NATIVE_UINT16 : H5T_NATIVE_FLOAT;
+}
+
+/* ---- reader ------------------------------------------------------------------ */
+
+typedef struct h5_reader {
+  hid_t file, dset;
+  int rank;
+  int channels;
+  ts_dtype dtype;
+  int64_t chunk_bytes;
+} h5_reader;
+
+static void h5r_close(void *ctx) {
+  h5_reader *r = ctx;
+  pthread_mutex_lock(&h5_lock);
+  if (r->dset >= 0) H5Dclose(r->dset);
+  if (r->file >= 0) H5Fclose(r->file);
+  pthread_mutex_unlock(&h5_lock);
+  free(r);
+}
+
+static ts_status dtype_of(hid_t t, ts_dtype *d) {
+  H5T_class_t c = H5Tget_class(t);
+  size_t n = H5Tget_size(t);
+  if (c == H5T_INTEGER && H5Tget_sign(t) == H5T_SGN_NONE && (n == 1 || n == 2)) *d = n == 1 ? TS_U8 : TS_U16;
+  else if (c == H5T_FLOAT && n == 4) *d = TS_F32;
+  else return TS_ERR_FORMAT;
+  return TS_OK;
+}
+
+static ts_status h5r_open_locked(const char *spec, h5_reader *r, ts_image_info *info, ts_error *err) {
+  char *file = NULL, *path = NULL;
+  ts_status st = TS_OK;
+  if (!ts_h5_split(spec, &file, &path)) return ts_fail(err, TS_ERR_USAGE, "%s: name the dataset as FILE.h5:/path", spec);
+  if (H5Fis_hdf5(file) <= 0) st = ts_fail(err, TS_ERR_FORMAT, "%s: not an HDF5 file (or cannot be read)", file);
+  if (!st && (r->file = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0)
+    st = ts_fail(err, TS_ERR_IO, "%s: cannot open", file);
+  if (!st && (H5Lexists(r->file, path, H5P_DEFAULT) <= 0 || (r->dset = H5Dopen2(r->file, path, H5P_DEFAULT)) < 0))
+    st = ts_fail(err, TS_ERR_FORMAT, "%s: no dataset %s", file, path);
+  hsize_t dims[8] = {0};
+  if (!st) {
+    hid_t sp = H5Dget_space(r->dset), t = H5Dget_type(r->dset);
+    r->rank = H5Sget_simple_extent_ndims(sp);
+    if (r->rank >= 1 && r->rank <= 8) H5Sget_simple_extent_dims(sp, dims, NULL);
+    if (dtype_of(t, &r->dtype))
+      st = ts_fail(err, TS_ERR_FORMAT, "%s:%s: its element type is not u8, u16 or f32", file, path);
+    H5Tclose(t);
+    H5Sclose(sp);
+  }
+  if (!st && !(r->rank == 2 || (r->rank == 3 && dims[2] >= 1 && dims[2] <= 4)))
+    st = ts_fail(err, TS_ERR_FORMAT, "%s:%s: tile mode reads one image, H x W or H x W x C with C <= 4; "
+                 "this dataset has %d dimensions (a stack N x H x W [x C] is list mode's input)", file, path, r->rank);
+  if (!st) {
+    r->channels = r->rank == 3 ? (int)dims[2] : 1;
+    *info = (ts_image_info){.w = (int64_t)dims[1], .h = (int64_t)dims[0], .channels = r->channels, .dtype = r->dtype};
+    snprintf(info->format, sizeof info->format, "hdf5");
+    hid_t dcpl = H5Dget_create_plist(r->dset);
+    hsize_t chunk[8];
+    const int64_t px = (int64_t)ts_dtype_size(r->dtype) * r->channels;
+    if (H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 8, chunk) == r->rank) {
+      info->block_h = (int64_t)chunk[0];
+      info->block_w = (int64_t)chunk[1];
+      snprintf(info->detail, sizeof info->detail, "dataset %s, chunks %lldx%lld, %d filter(s)", path,
+               (long long)chunk[1], (long long)chunk[0], H5Pget_nfilters(dcpl));
+    } else { /* contiguous: rows, about 1 MiB at a time */
+      info->block_w = info->w;
+      info->block_h = (1 << 20) / (info->w * px) > 1 ? (1 << 20) / (info->w * px) : 1;
+      if (info->block_h > info->h) info->block_h = info->h;
+      snprintf(info->detail, sizeof info->detail, "dataset %s, contiguous", path);
+    }
+    r->chunk_bytes = info->block_w * info->block_h * px;
+    H5Pclose(dcpl);
+  }
+  free(file);
+  free(path);
+  return st;
+}
+
+static ts_status h5r_open(const char *spec, void **ctx, ts_image_info *info, ts_error *err) {
+  h5_reader *r = calloc(1, sizeof *r);
+  if (!r) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  r->file = r->dset = -1;
+  pthread_mutex_lock(&h5_lock);
+  ts_status st = h5r_open_locked(spec, r, info, err);
+  pthread_mutex_unlock(&h5_lock);
+  if (st) {
+    h5r_close(r);
+    return st;
+  }
+  *ctx = r;
+  return TS_OK;
+}
+
+/* The chunk cache holds `blocks` chunks: reopen the dataset with it. */
+static void h5r_set_cache(void *ctx, int64_t blocks) {
+  h5_reader *r = ctx;
+  pthread_mutex_lock(&h5_lock);
+  hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
+  H5Pset_chunk_cache(dapl, 12421 /* a prime well above the chunks held */, (size_t)(blocks * r->chunk_bytes), 1.0);
+  char name[4096];
+  if (H5Iget_name(r->dset, name, sizeof name) > 0) {
+    hid_t d = H5Dopen2(r->file, name, dapl);
+    if (d >= 0) {
+      H5Dclose(r->dset);
+      r->dset = d;
+    }
+  }
+  H5Pclose(dapl);
+  pthread_mutex_unlock(&h5_lock);
+}
+
+static ts_status h5r_read(void *ctx, ts_rect rc, void *dst, int64_t dst_stride, ts_error *err) {
+  h5_reader *r = ctx;
+  const size_t px = ts_dtype_size(r->dtype) * (size_t)r->channels;
+  hsize_t off[3] = {(hsize_t)rc.y, (hsize_t)rc.x, 0}, cnt[3] = {(hsize_t)rc.h, (hsize_t)rc.w, (hsize_t)r->channels};
+  hsize_t mdims[3] = {(hsize_t)rc.h, (hsize_t)((size_t)dst_stride / px), (hsize_t)r->channels}, zero[3] = {0};
+  pthread_mutex_lock(&h5_lock);
+  hid_t fs = H5Dget_space(r->dset), ms = H5Screate_simple(r->rank, mdims, NULL);
+  H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
+  H5Sselect_hyperslab(ms, H5S_SELECT_SET, zero, NULL, cnt, NULL);
+  herr_t e = H5Dread(r->dset, mem_type(r->dtype), ms, fs, H5P_DEFAULT, dst);
+  H5Sclose(ms);
+  H5Sclose(fs);
+  pthread_mutex_unlock(&h5_lock);
+  if (e < 0)
+    return ts_fail(err, TS_ERR_IO, "HDF5 read of %lldx%lld at (%lld, %lld) failed (a corrupt chunk?)", (long long)rc.w,
+                   (long long)rc.h, (long long)rc.x, (long long)rc.y);
+  return TS_OK;
+}
+
+const ts_reader_ops ts_hdf5_reader_ops = {
+    .name = "hdf5",
+    .open = h5r_open,
+    .set_cache = h5r_set_cache,
+    .read = h5r_read,
+    .close = h5r_close,
+};
+
+/* ---- writer ------------------------------------------------------------------ */
+
+typedef struct h5_writer {
+  hid_t file, dset;
+  ts_writer_options o;
+} h5_writer;
+
+struct ts_encoder_state {
+  ts_writer_options o;
+  unsigned char *tile; /* the packed, zero-padded chunk */
+  unsigned char *z;    /* its deflate stream */
+  size_t tile_bytes, z_cap;
+};
+
+/* The chunk: the output tile, or the image's side where it is smaller
+ * (HDF5 wants chunks within a fixed-size dataset). */
+static int64_t chunk_w(const ts_writer_options *o) { return o->tile < o->w ? o->tile : o->w; }
+static int64_t chunk_h(const ts_writer_options *o) { return o->tile < o->h ? o->tile : o->h; }
+static size_t chunk_bytes(const ts_writer_options *o) {
+  return (size_t)(chunk_w(o) * chunk_h(o)) * ts_dtype_size(o->dtype) * (size_t)o->channels;
+}
+
+static ts_status check(const char *path, const ts_writer_options *o, ts_error *err) {
+  if (o->compression != TS_COMPRESS_NONE && o->compression != TS_COMPRESS_DEFLATE)
+    return ts_fail(err, TS_ERR_USAGE, "%s: HDF5 output takes --compression deflate or none, not %s", path,
+                   ts_compression_name(o->compression));
+  return TS_OK;
+}
+
+static ts_status h5w_open_locked(const char *spec, const ts_writer_options *o, h5_writer *w, ts_error *err) {
+  char *file = NULL, *path = NULL;
+  if (!ts_h5_split(spec, &file, &path)) return ts_fail(err, TS_ERR_INTERNAL, "%s: no dataset path", spec);
+  ts_status st = TS_OK;
+  if ((w->file = H5Fcreate(file, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)) < 0)
+    st = ts_fail(err, TS_ERR_IO, "%s: cannot create HDF5 file", file);
+  if (!st) {
+    const int rank = o->channels > 1 ? 3 : 2;
+    hsize_t dims[3] = {(hsize_t)o->h, (hsize_t)o->w, (hsize_t)o->channels};
+    hsize_t chunk[3] = {(hsize_t)chunk_h(o), (hsize_t)chunk_w(o), (hsize_t)o->channels};
+    hid_t sp = H5Screate_simple(rank, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    H5Pset_chunk(dcpl, rank, chunk);
+    if (o->compression == TS_COMPRESS_DEFLATE) H5Pset_deflate(dcpl, TS_H5_DEFLATE_LEVEL);
+    H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER); /* every chunk is written */
+    H5Pset_obj_track_times(dcpl, 0);          /* same pixels, same bytes */
+    w->dset = H5Dcreate2(w->file, path, mem_type(o->dtype), sp, lcpl, dcpl, H5P_DEFAULT);
+    if (w->dset < 0) st = ts_fail(err, TS_ERR_IO, "%s: cannot create dataset %s", file, path);
+    if (!st && o->description) { /* what made it, as the TIFF's ImageDescription */
+      hid_t t = H5Tcopy(H5T_C_S1), as = H5Screate(H5S_SCALAR);
+      H5Tset_size(t, strlen(o->description) + 1);
+      hid_t a = H5Acreate2(w->dset, "description", t, as, H5P_DEFAULT, H5P_DEFAULT);
+      if (a >= 0) H5Awrite(a, t, o->description), H5Aclose(a);
+      H5Sclose(as);
+      H5Tclose(t);
+    }
+    H5Pclose(lcpl);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+  }
+  free(file);
+  free(path);
+  return st;
+}
+
+static void h5w_close_locked(h5_writer *w) {
+  if (w->dset >= 0) H5Dclose(w->dset);
+  if (w->file >= 0) H5Fclose(w->file);
+  w->dset = w->file = -1;
+}
+
+static ts_status h5w_open(const char *spec, const ts_writer_options *o, void **ctx, ts_error *err) {
+  ts_status st = check(spec, o, err);
+  if (st) return st;
+  h5_writer *w = calloc(1, sizeof *w);
+  if (!w) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  w->file = w->dset = -1;
+  w->o = *o;
+  pthread_mutex_lock(&h5_lock);
+  st = h5w_open_locked(spec, o, w, err);
+  if (st) h5w_close_locked(w);
+  pthread_mutex_unlock(&h5_lock);
+  if (st) {
+    free(w);
+    return st;
+  }
+  *ctx = w;
+  return TS_OK;
+}
+
+static ts_status h5_encoder_new(const char *path, const ts_writer_options *o, ts_encoder_state **out, ts_error *err) {
+  ts_status st = check(path, o, err);
+  if (st) return st;
+  ts_encoder_state *e = calloc(1, sizeof *e);
+  if (!e) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  e->o = *o;
+  e->tile_bytes = chunk_bytes(o);
+  e->z_cap = compressBound((uLong)e->tile_bytes);
+  e->tile = calloc(1, e->tile_bytes);
+  e->z = o->compression == TS_COMPRESS_DEFLATE ? malloc(e->z_cap) : NULL;
+  if (!e->tile || (o->compression == TS_COMPRESS_DEFLATE && !e->z)) {
+    free(e->tile);
+    free(e);
+    return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  }
+  *out = e;
+  return TS_OK;
+}
+
+static ts_status h5_encode(ts_encoder_state *e, ts_rect r, const void *src, int64_t src_stride, const void **data,
+                           size_t *size, ts_error *err) {
+  const size_t px = ts_dtype_size(e->o.dtype) * (size_t)e->o.channels, row = (size_t)r.w * px,
+               full = (size_t)chunk_w(&e->o) * px;
+  const int edge = r.w < chunk_w(&e->o) || r.h < chunk_h(&e->o);
+  if (edge) memset(e->tile, 0, e->tile_bytes); /* the padding of edge chunks */
+  for (int64_t y = 0; y < r.h; y++) memcpy(e->tile + (size_t)y * full, (const char *)src + y * src_stride, row);
+  if (e->o.compression == TS_COMPRESS_NONE) {
+    *data = e->tile;
+    *size = e->tile_bytes;
+    return TS_OK;
+  }
+  uLongf n = (uLongf)e->z_cap;
+  if (compress2(e->z, &n, e->tile, (uLong)e->tile_bytes, TS_H5_DEFLATE_LEVEL) != Z_OK)
+    return ts_fail(err, TS_ERR_INTERNAL, "deflate of a %lldx%lld tile failed", (long long)r.w, (long long)r.h);
+  *data = e->z;
+  *size = n;
+  return TS_OK;
+}
+
+static void h5_encoder_free(ts_encoder_state *e) {
+  if (!e) return;
+  free(e->tile);
+  free(e->z);
+  free(e);
+}
+
+static ts_status h5w_write_encoded(void *ctx, ts_rect r, const void *data, size_t size, ts_error *err) {
+  h5_writer *w = ctx;
+  hsize_t off[3] = {(hsize_t)r.y, (hsize_t)r.x, 0};
+  pthread_mutex_lock(&h5_lock);
+  herr_t e = H5Dwrite_chunk(w->dset, H5P_DEFAULT, 0, off, size, data);
+  pthread_mutex_unlock(&h5_lock);
+  if (e < 0)
+    return ts_fail(err, TS_ERR_IO, "HDF5: cannot write the chunk at (%lld, %lld) (disk full?)", (long long)r.x,
+                   (long long)r.y);
+  return TS_OK;
+}
+
+static ts_status h5w_finish(void *ctx, ts_error *err) {
+  h5_writer *w = ctx;
+  pthread_mutex_lock(&h5_lock);
+  herr_t e = H5Fflush(w->file, H5F_SCOPE_GLOBAL);
+  hid_t d = w->dset, f = w->file;
+  herr_t c = H5Dclose(d);
+  c |= H5Fclose(f);
+  pthread_mutex_unlock(&h5_lock);
+  free(w);
+  return e < 0 || c < 0 ? ts_fail(err, TS_ERR_IO, "HDF5: cannot complete the output (disk full?)") : TS_OK;
+}
+
+static void h5w_abort(void *ctx) {
+  h5_writer *w = ctx;
+  pthread_mutex_lock(&h5_lock);
+  h5w_close_locked(w);
+  pthread_mutex_unlock(&h5_lock);
+  free(w);
+}
+
+const ts_writer_ops ts_hdf5_writer_ops = {
+    .name = "hdf5",
+    .open = h5w_open,
+    .encoder_new = h5_encoder_new,
+    .encode = h5_encode,
+    .encoder_free = h5_encoder_free,
+    .write_encoded = h5w_write_encoded,
+    .finish = h5w_finish,
+    .abort = h5w_abort,
+};
