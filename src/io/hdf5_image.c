@@ -14,7 +14,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
+#include "core/zstream.h"
 #include "io/backends.h"
 #include "tessera/tessera.h"
 
@@ -182,6 +182,7 @@ struct ts_encoder_state {
   unsigned char *tile; /* the packed, zero-padded chunk */
   unsigned char *z;    /* its deflate stream */
   size_t tile_bytes, z_cap;
+  ts_zstream zs;
 };
 
 /* The chunk: the output tile, or the image's side where it is smaller
@@ -260,6 +261,14 @@ static ts_status h5w_open(const char *spec, const ts_writer_options *o, void **c
   return TS_OK;
 }
 
+static void h5_encoder_free(ts_encoder_state *e) {
+  if (!e) return;
+  ts_zstream_free(&e->zs);
+  free(e->tile);
+  free(e->z);
+  free(e);
+}
+
 static ts_status h5_encoder_new(const char *path, const ts_writer_options *o, ts_encoder_state **out, ts_error *err) {
   ts_status st = check(path, o, err);
   if (st) return st;
@@ -267,12 +276,12 @@ static ts_status h5_encoder_new(const char *path, const ts_writer_options *o, ts
   if (!e) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   e->o = *o;
   e->tile_bytes = chunk_bytes(o);
-  e->z_cap = compressBound((uLong)e->tile_bytes);
+  e->zs.level = TS_H5_DEFLATE_LEVEL;
+  e->z_cap = ts_zbound(&e->zs, e->tile_bytes);
   e->tile = calloc(1, e->tile_bytes);
   e->z = o->compression == TS_COMPRESS_DEFLATE ? malloc(e->z_cap) : NULL;
-  if (!e->tile || (o->compression == TS_COMPRESS_DEFLATE && !e->z)) {
-    free(e->tile);
-    free(e);
+  if (!e->z_cap || !e->tile || (o->compression == TS_COMPRESS_DEFLATE && !e->z)) {
+    h5_encoder_free(e);
     return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   }
   *out = e;
@@ -291,20 +300,14 @@ static ts_status h5_encode(ts_encoder_state *e, ts_rect r, const void *src, int6
     *size = e->tile_bytes;
     return TS_OK;
   }
-  uLongf n = (uLongf)e->z_cap;
-  if (compress2(e->z, &n, e->tile, (uLong)e->tile_bytes, TS_H5_DEFLATE_LEVEL) != Z_OK)
-    return ts_fail(err, TS_ERR_INTERNAL, "deflate of a %lldx%lld tile failed", (long long)r.w, (long long)r.h);
+  const size_t n = ts_zcompress(&e->zs, e->tile, e->tile_bytes, e->z, e->z_cap);
+  if (!n) return ts_fail(err, TS_ERR_INTERNAL, "deflate of a %lldx%lld tile failed", (long long)r.w, (long long)r.h);
   *data = e->z;
   *size = n;
   return TS_OK;
 }
 
-static void h5_encoder_free(ts_encoder_state *e) {
-  if (!e) return;
-  free(e->tile);
-  free(e->z);
-  free(e);
-}
+
 
 static ts_status h5w_write_encoded(void *ctx, ts_rect r, const void *data, size_t size, ts_error *err) {
   h5_writer *w = ctx;

@@ -13,6 +13,7 @@
 #define TS_IO_LIST_H
 
 #include "core/blob.h"
+#include "core/zstream.h"
 #include "io/codec.h"
 #include "tessera/io.h"
 #include "tessera/kernel.h"
@@ -54,12 +55,14 @@ void ts_inputs_free(ts_inputs *in);
 typedef struct ts_payload {
   int64_t w, h;      /* raw pixels: their size; file bytes: 0 */
   int32_t channels, dtype;
+  int32_t deflated;  /* raw pixels as a zlib stream (a stack's stored chunk) */
+  int32_t unused;
 } ts_payload;
 ts_status ts_inputs_read(ts_inputs *in, int64_t i, ts_blob *b, ts_error *err);
 /* Decode a payload (file bytes or raw pixels) into *im (pixels in px when
  * decoded; raw payloads are viewed in place). */
 ts_status ts_payload_image(const char *name, const void *payload, size_t n, ts_blob *px, ts_image *im,
-                           ts_error *err);
+                           ts_zstream *z, ts_error *err);
 
 /* ---- outputs ------------------------------------------------------------- */
 
@@ -103,6 +106,6 @@ void ts_list_out_abort(ts_list_out **o);
  * ts_list_out_put stores (an encoded file for directories, a deflate
  * stream for HDF5). */
 ts_status ts_list_encode(const ts_list_out_options *o, const ts_image *im, ts_result_image *ri, ts_blob *data,
-                         ts_error *err);
+                         ts_zstream *z, ts_error *err);
 
 #endif

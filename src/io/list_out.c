@@ -16,7 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 #include "io/list.h"
 #include "tessera/tessera.h"
 
@@ -264,23 +263,23 @@ static ts_status put_item(ts_list_out *o, const char *path, int64_t index, int r
 }
 
 ts_status ts_list_encode(const ts_list_out_options *o, const ts_image *im, ts_result_image *ri, ts_blob *data,
-                         ts_error *err) {
+                         ts_zstream *z, ts_error *err) {
   *ri = (ts_result_image){.w = im->w, .h = im->h, .channels = im->channels, .dtype = im->dtype};
   data->size = 0;
   if (o->no_images && !ts_list_out_is_dir(o->path)) return TS_OK;
   if (ts_list_out_is_dir(o->path)) return ts_encode(o->format, im, o->quality, o->compression, data, err);
   /* HDF5: the deflate stream of the packed pixels is the image's chunk */
   const size_t row = (size_t)im->w * ts_pixel_size(im), raw = row * (size_t)im->h;
-  uLongf bound = compressBound((uLong)raw);
-  if (ts_blob_reserve(data, bound + raw)) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  z->level = TS_DEFLATE_LEVEL;
+  const size_t bound = ts_zbound(z, raw);
+  if (!bound || ts_blob_reserve(data, bound + raw)) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   const unsigned char *src = im->data;
   if ((int64_t)row != im->stride) { /* pack first */
     for (int64_t y = 0; y < im->h; y++) memcpy(data->p + bound + (size_t)y * row, (char *)im->data + y * im->stride, row);
     src = data->p + bound;
   }
-  if (compress2(data->p, &bound, src, (uLong)raw, TS_DEFLATE_LEVEL) != Z_OK)
-    return ts_fail(err, TS_ERR_INTERNAL, "deflate failed");
-  data->size = bound;
+  data->size = ts_zcompress(z, src, raw, data->p, bound);
+  if (!data->size) return ts_fail(err, TS_ERR_INTERNAL, "deflate failed");
   ri->compressed = 1;
   return TS_OK;
 }

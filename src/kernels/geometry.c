@@ -226,17 +226,29 @@ static ts_status bbox_image(const ts_kernel *k, const ts_image *in, ts_image *ou
     return ts_fail(err, TS_ERR_PIPELINE, "bbox_crop: inset=%lld leaves nothing of the %lldx%lld image",
                    (long long)inset, (long long)in->w, (long long)in->h);
   int64_t x0 = INT64_MAX, x1 = -1, y0 = INT64_MAX, y1 = -1; /* inclusive, in the inset image */
-  for (int64_t y = inset; y < in->h - inset; y++)
-    for (int64_t x = inset; x < in->w - inset; x++)
-      for (int c = 0; c < C; c++)
-        if (ts_sample(in, x, y, c) > thr) {
-          int64_t ix = x - inset, iy = y - inset;
-          if (ix < x0) x0 = ix;
-          if (ix > x1) x1 = ix;
-          if (iy < y0) y0 = iy;
-          if (iy > y1) y1 = iy;
-          break;
-        }
+  const int64_t a = inset * C, b = (in->w - inset) * C; /* the inset row's samples [a, b) */
+  for (int64_t y = inset; y < in->h - inset; y++) {
+    /* the first and last sample above thr: each row is read about once */
+    int64_t first = -1, last = -1;
+#define TS_BBOX_ROW(T)                                                         \
+  {                                                                            \
+    const T *r = TS_CROW(in, y);                                               \
+    for (int64_t i = a; i < b; i++)                                            \
+      if ((float)r[i] > thr) { first = i; break; }                             \
+    for (int64_t i = b - 1; first >= 0 && i >= first; i--)                     \
+      if ((float)r[i] > thr) { last = i; break; }                              \
+  }
+    if (in->dtype == TS_U8) TS_BBOX_ROW(uint8_t)
+    else if (in->dtype == TS_U16) TS_BBOX_ROW(uint16_t)
+    else TS_BBOX_ROW(float)
+#undef TS_BBOX_ROW
+    if (first < 0) continue;
+    const int64_t fx = first / C - inset, lx = last / C - inset, iy = y - inset;
+    if (fx < x0) x0 = fx;
+    if (lx > x1) x1 = lx;
+    if (iy < y0) y0 = iy;
+    y1 = iy;
+  }
   if (x1 < 0)
     return ts_fail(err, TS_ERR_PIPELINE, "bbox_crop: no pixel above threshold=%g inside inset=%lld",
                    (double)thr, (long long)inset);
@@ -258,13 +270,17 @@ static ts_status bbox_image(const ts_kernel *k, const ts_image *in, ts_image *ou
   for (int64_t y = 0; y < H; y++) memset(TS_ROW(out, y), 0, (size_t)W * px);
   for (int64_t y = 0; y < h; y++) {
     memcpy(ts_image_at(out, left, top + y), ts_image_at(in, x0, y0 + y), (size_t)w * px);
-    if (k->v[5].given)
-      for (int64_t i = 0; i < w * C; i++) {
-        void *r = ts_image_at(out, left, top + y);
-        if (in->dtype == TS_U8) { if (((uint8_t *)r)[i] < noise) ((uint8_t *)r)[i] = 0; }
-        else if (in->dtype == TS_U16) { if (((uint16_t *)r)[i] < noise) ((uint16_t *)r)[i] = 0; }
-        else if (((float *)r)[i] < noise) ((float *)r)[i] = 0;
-      }
+    if (!k->v[5].given) continue;
+    void *r = ts_image_at(out, left, top + y);
+#define TS_NOISE_ROW(T)                                                 \
+  {                                                                     \
+    T *restrict p = r;                                                  \
+    for (int64_t i = 0; i < w * C; i++) p[i] = (float)p[i] < noise ? 0 : p[i]; \
+  }
+    if (in->dtype == TS_U8) TS_NOISE_ROW(uint8_t)
+    else if (in->dtype == TS_U16) TS_NOISE_ROW(uint16_t)
+    else TS_NOISE_ROW(float)
+#undef TS_NOISE_ROW
   }
   return TS_OK;
 }

@@ -30,13 +30,16 @@ int64_t ts_g_stats_size(const ts_kernel *k, int stage) {
 static void minmax_rows(const ts_image *im, double *p) {
   const int64_t n = im->w * im->channels;
   for (int64_t y = 0; y < im->h; y++) {
-#define TS_MINMAX_ROW(T)                    \
-  {                                         \
-    const T *r = TS_CROW(im, y);            \
-    for (int64_t i = 0; i < n; i++) {       \
-      if (r[i] < p[0]) p[0] = r[i];         \
-      if (r[i] > p[1]) p[1] = r[i];         \
-    }                                       \
+#define TS_MINMAX_ROW(T)                        \
+  {                                             \
+    const T *restrict r = TS_CROW(im, y);       \
+    T lo = r[0], hi = r[0]; /* local: vectorizes */ \
+    for (int64_t i = 1; i < n; i++) {           \
+      lo = r[i] < lo ? r[i] : lo;               \
+      hi = r[i] > hi ? r[i] : hi;               \
+    }                                           \
+    if (lo < p[0]) p[0] = lo;                   \
+    if (hi > p[1]) p[1] = hi;                   \
   }
     if (im->dtype == TS_U8) TS_MINMAX_ROW(uint8_t)
     else if (im->dtype == TS_U16) TS_MINMAX_ROW(uint16_t)
@@ -237,36 +240,50 @@ static ts_status normalize_prepare(ts_kernel *k, ts_error *err) {
 }
 /* mode=max and round=truncate, in double as numpy computes
  * img * (255.0 / img.max()) and .astype(uint8) truncates. */
-static ts_status normalize_exact(const ts_kernel *k, const ts_image *in, ts_image *out, float *f, int64_t n) {
+static void normalize_exact_row(const ts_kernel *k, ts_dtype out_dtype, float *f, int64_t n) {
   const double mn = k->g[0], mx = k->g[1], range = mx - mn, lo = k->v[0].num, hi = k->v[1].num;
   const int by_max = (int)k->v[2].num == 1, trunc_ = (int)k->v[3].num == 1;
-  const double factor = by_max ? hi / mx : 0, top = ts_dtype_max(out->dtype);
-  for (int64_t y = 0; y < in->h; y++) {
-    ts_row_to_float(in->dtype, TS_CROW(in, y), f, n);
-    for (int64_t i = 0; i < n; i++) {
-      double v = by_max ? (mx != 0 ? f[i] * factor : f[i]) : range > 0 ? (f[i] - mn) / range * (hi - lo) + lo : lo;
-      if (out->dtype != TS_F32) {
-        v = v > 0 ? (v < top ? v : top) : 0;
-        v = trunc_ ? trunc(v) : floor(v + 0.5);
-      }
-      f[i] = (float)v;
+  const double factor = by_max ? hi / mx : 0, top = ts_dtype_max(out_dtype);
+  for (int64_t i = 0; i < n; i++) {
+    double v = by_max ? (mx != 0 ? f[i] * factor : f[i]) : range > 0 ? (f[i] - mn) / range * (hi - lo) + lo : lo;
+    if (out_dtype != TS_F32) {
+      v = v > 0 ? (v < top ? v : top) : 0;
+      v = trunc_ ? trunc(v) : floor(v + 0.5);
     }
-    ts_row_from_float(out->dtype, f, TS_ROW(out, y), n);
+    f[i] = (float)v;
   }
-  return TS_OK;
+}
+
+/* The usual formula in float. */
+static void normalize_row(const ts_kernel *k, float *f, int64_t n) {
+  const double mn = k->g[0], range = k->g[1] - k->g[0], lo = k->v[0].num, span = k->v[1].num - lo;
+  for (int64_t i = 0; i < n; i++) f[i] = (float)(range > 0 ? (f[i] - mn) / range * span + lo : lo);
 }
 
 /* skimage.exposure.rescale_intensity: (x - min) / (max - min) * (high - low) + low */
 static ts_status normalize_apply(const ts_kernel *k, const ts_image *in, ts_image *out, ts_scratch *s,
                                  ts_error *err) {
   const int64_t n = in->w * in->channels;
-  float *f = ts_scratch_get(s, 0, (size_t)n * sizeof(float));
+  const int exact = (int)k->v[2].num == 1 || (int)k->v[3].num == 1;
+  float *f = ts_scratch_get(s, 0, (size_t)(n > 256 ? n : 256) * sizeof(float));
   if (!f) return TS_SCRATCH_OOM(err, k);
-  const double mn = k->g[0], range = k->g[1] - k->g[0], lo = k->v[0].num, span = k->v[1].num - lo;
-  if ((int)k->v[2].num == 1 || (int)k->v[3].num == 1) return normalize_exact(k, in, out, f, n);
+  if (in->dtype == TS_U8 && out->dtype == TS_U8) { /* a table of the 256 levels, by the same formula */
+    uint8_t lut[256];
+    for (int i = 0; i < 256; i++) f[i] = (float)i;
+    if (exact) normalize_exact_row(k, TS_U8, f, 256);
+    else normalize_row(k, f, 256);
+    ts_row_from_float(TS_U8, f, lut, 256);
+    for (int64_t y = 0; y < in->h; y++) {
+      const uint8_t *restrict a = TS_CROW(in, y);
+      uint8_t *restrict b = TS_ROW(out, y);
+      for (int64_t i = 0; i < n; i++) b[i] = lut[a[i]];
+    }
+    return TS_OK;
+  }
   for (int64_t y = 0; y < in->h; y++) {
     ts_row_to_float(in->dtype, TS_CROW(in, y), f, n);
-    for (int64_t i = 0; i < n; i++) f[i] = (float)(range > 0 ? (f[i] - mn) / range * span + lo : lo);
+    if (exact) normalize_exact_row(k, out->dtype, f, n);
+    else normalize_row(k, f, n);
     ts_row_from_float(out->dtype, f, TS_ROW(out, y), n);
   }
   return TS_OK;

@@ -29,6 +29,7 @@ typedef struct ts_lthread {
   ts_scratch *s;
   ts_blob px, data;
   ts_emits em;
+  ts_zstream z; /* inflates stack chunks, deflates HDF5 output chunks */
 } ts_lthread;
 
 /* The with= paths of blend kernels in `text`: kernel index -> path

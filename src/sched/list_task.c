@@ -65,6 +65,7 @@ void ts_lthread_free(ts_lthread *t) {
   ts_blob_free(&t->px);
   ts_blob_free(&t->data);
   ts_emits_free(&t->em);
+  ts_zstream_free(&t->z);
 }
 
 /* The pipeline for images of dtype d with c channels, prepared once. */
@@ -141,10 +142,10 @@ ts_status ts_list_task(ts_lrank *r, ts_lthread *t, int64_t index, const char *na
   t->em.n = 0;
   t->em.nv = 0;
   *pixels = 0;
-  ts_status st = ts_payload_image(name, payload, n, &t->px, &im, &e);
+  ts_status st = ts_payload_image(name, payload, n, &t->px, &im, &t->z, &e);
   if (st == TS_OK) *pixels = im.w * im.h, st = pipeline_for(r, im.dtype, im.channels, &p, &e);
   if (st == TS_OK) st = run_image(r, p, &im, &res, &t->em, t->s, &e);
-  if (st == TS_OK) st = ts_list_encode(&r->oo, &res, &rec.ri, &t->data, &e);
+  if (st == TS_OK) st = ts_list_encode(&r->oo, &res, &rec.ri, &t->data, &t->z, &e);
   if (st != TS_OK && strncmp(e.msg, name, strlen(name)) != 0) { /* name the image */
     char msg[sizeof e.msg + 1100];
     snprintf(msg, sizeof e.msg, "%s: %s", name, e.msg);
