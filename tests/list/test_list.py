@@ -311,6 +311,30 @@ def test_failure_isolation_50_with_3_bad(tmp_path):
     assert "cannot open" in why["in/missing.png"]
 
 
+def test_stack_chunks_inflated_by_workers(tmp_path):
+    """A gzip stack with one chunk per image (h5py's usual layout) is read
+    as stored chunks and inflated by the workers: the same output as the
+    contiguous stack; a corrupt chunk fails that image alone, named."""
+    ims = np.stack([a[..., 0] for a in rgb_images(6)])
+    with h5py.File(tmp_path / "z.h5", "w") as f:
+        f.create_dataset("s", data=ims, chunks=(1,) + ims.shape[1:], compression="gzip")
+        off = f["s"].id.get_chunk_info(2).byte_offset
+    with h5py.File(tmp_path / "c.h5", "w") as f:
+        f["s"] = ims
+    run_list(tmp_path, f"{tmp_path}/c.h5:/s", "invert | stats", out="ref.h5")
+    run_list(tmp_path, f"{tmp_path}/z.h5:/s", "invert | stats", out="out.h5")
+    a, b = read_h5(tmp_path / "out.h5"), read_h5(tmp_path / "ref.h5")
+    assert np.array_equal(a[1], b[1]) and np.array_equal(a[1], 255 - ims)
+    with open(tmp_path / "z.h5", "r+b") as f:
+        f.seek(off + 40)
+        f.write(b"\xff" * 64)
+    p = run_list(tmp_path, f"{tmp_path}/z.h5:/s", "invert", out="bad.h5", code=3)
+    assert "2: its stored chunk does not inflate to a 64x48 image (corrupt)" in p.stderr
+    names, got, _, failed, _ = read_h5(tmp_path / "bad.h5")
+    assert names == ["0", "1", "3", "4", "5"] and failed[0][0] == "2"
+    assert np.array_equal(got, 255 - ims[[0, 1, 3, 4, 5]])
+
+
 def test_every_input_failing_is_fatal(tmp_path):
     d = tmp_path / "in"
     d.mkdir()
