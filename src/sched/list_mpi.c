@@ -15,11 +15,12 @@
 #include "sched/plan.h"
 #include "sched/progress.h"
 #include "sched/protocol.h"
+#include "sched/trace.h"
 
 #define TS_LIST_BATCH 64
 
 typedef struct lsetup {
-  int32_t boundary, quality, compression, no_images, format, threads, credits;
+  int32_t boundary, quality, compression, no_images, format, threads, credits, trace;
   double cval;
   int32_t len_pipeline, len_output;
   int64_t len_aux[TS_MAX_KERNELS];
@@ -60,19 +61,26 @@ static void send_gently(const void *p, size_t n, int dst, int tag, MPI_Comm comm
 
 /* ---- worker ---------------------------------------------------------------- */
 
-static ts_status list_worker(MPI_Comm comm, const lsetup *su, ts_lrank *lr, ts_rank_stats *mine, ts_error *err) {
+static ts_status list_worker(MPI_Comm comm, const lsetup *su, ts_lrank *lr, ts_rank_stats *mine, double t_start,
+                             ts_error *err) {
   const int threads = su->threads > 0 ? su->threads : omp_get_max_threads();
+  const int me = lr->rank;
   ts_lthread *t = calloc((size_t)threads, sizeof *t);
   ts_blob *recs = calloc((size_t)threads, sizeof *recs);
+  ts_trace *tr = calloc((size_t)threads, sizeof *tr);
   ts_blob in = {0}, out = {0};
-  ts_status st = t && recs ? TS_OK : ts_fail(err, TS_ERR_NOMEM, "out of memory");
-  for (int i = 0; st == TS_OK && i < threads; i++) st = ts_lthread_init(&t[i], err);
+  ts_status st = t && recs && tr ? TS_OK : ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  for (int i = 0; st == TS_OK && i < threads; i++) st = ts_lthread_init(&t[i], err), tr[i].on = su->trace;
   double idle = 0;
   for (;;) {
+    const double t_wait = MPI_Wtime() - t_start;
     recv_gently(comm, 0, TAG_WORK, &in, &idle);
     ts_msg h;
     memcpy(&h, in.p, sizeof h);
     if (h.kind == MSG_STOP) break;
+    int64_t first;
+    memcpy(&first, in.p + sizeof h, sizeof first);
+    if (tr) ts_trace_add(&tr[0], TS_PHASE_RECEIVE, first, t_wait, MPI_Wtime() - t_start, me, 0);
     mine->bytes_received += (int64_t)in.size;
     if (st) continue; /* already failed: wait for STOP */
     const double t0 = MPI_Wtime();
@@ -102,8 +110,10 @@ static ts_status list_worker(MPI_Comm comm, const lsetup *su, ts_lrank *lr, ts_r
           int64_t px = 0;
           ts_error e = {0};
           recs[j].size = 0;
+          const double t_task = MPI_Wtime() - t_start;
           ts_status s = f[3] ? ts_list_failure(f[0], TS_ERR_IO, (const char *)pay, &recs[j], &e)
                                  : ts_list_task(lr, &t[j], f[0], name, pay, (size_t)f[2], &recs[j], &px, &e);
+          ts_trace_add(&tr[j], TS_PHASE_COMPUTE, f[0], t_task, MPI_Wtime() - t_start, me, (int)j);
           if (s) {
 #pragma omp critical(ts_list_worker_err)
             if (st == TS_OK) st = ts_fail(err, s, "%s", e.msg);
@@ -127,16 +137,23 @@ static ts_status list_worker(MPI_Comm comm, const lsetup *su, ts_lrank *lr, ts_r
     mine->busy += MPI_Wtime() - t0;
     mine->tasks += k;
     mine->bytes_sent += (int64_t)out.size;
+    const double t_send = MPI_Wtime() - t_start;
     send_gently(out.p, out.size, 0, TAG_DONE, comm, &idle);
+    if (tr) ts_trace_add(&tr[0], TS_PHASE_SEND, first, t_send, MPI_Wtime() - t_start, me, 0);
   }
   mine->threads = threads;
   gethostname(mine->host, sizeof mine->host - 1);
-  ts_msg fin = {.kind = MSG_FINAL};
+  /* FINAL: this rank's figures and trace events */
+  for (int i = 1; tr && i < threads; i++) ts_trace_merge(&tr[0], &tr[i]);
+  ts_msg fin = {.kind = MSG_FINAL, .count = tr ? tr[0].n : 0};
   out.size = 0;
   ts_blob_append(&out, &fin, sizeof fin);
   ts_blob_append(&out, mine, sizeof *mine);
+  if (fin.count) ts_blob_append(&out, tr[0].ev, (size_t)fin.count * sizeof *tr[0].ev);
   send_gently(out.p, out.size, 0, TAG_DONE, comm, &idle);
   for (int i = 0; t && i < threads; i++) ts_lthread_free(&t[i]), ts_blob_free(&recs[i]);
+  for (int i = 0; tr && i < threads; i++) ts_trace_free(&tr[i]);
+  free(tr);
   free(t);
   free(recs);
   ts_blob_free(&in);
@@ -157,6 +174,8 @@ typedef struct lmaster {
   MPI_Request *reqs;
   int *slot_of;        /* the next slot per worker, round robin */
   double idle;
+  double t0;           /* the run's common start, for trace times */
+  ts_trace trace;      /* every rank's events */
 } lmaster;
 
 /* The next batch for worker r into b. */
@@ -193,20 +212,24 @@ static ts_status send_to(lmaster *m, int r, ts_error *err) {
   int k = (r - 1) * m->credits + m->slot_of[r];
   m->slot_of[r] = (m->slot_of[r] + 1) % m->credits;
   ts_wait_gently(&m->reqs[k], MPI_STATUS_IGNORE, &m->idle);
+  const int64_t first = m->next < m->in->n ? m->order[m->next] : -1;
+  const double t_read = MPI_Wtime() - m->t0;
   ts_status st = fill_batch(m, &m->sends[k], err);
   if (st) return st;
+  const double t_send = MPI_Wtime() - m->t0;
+  ts_trace_add(&m->trace, TS_PHASE_READ, first, t_read, t_send, 0, 0);
   MPI_Isend(m->sends[k].p, (int)m->sends[k].size, MPI_BYTE, r, TAG_WORK, m->comm, &m->reqs[k]);
+  ts_trace_add(&m->trace, TS_PHASE_SEND, first, t_send, MPI_Wtime() - m->t0, 0, 0);
   m->ranks[0].bytes_sent += (int64_t)m->sends[k].size;
   return TS_OK;
 }
 
 static ts_status list_master(const ts_job *job, MPI_Comm comm, ts_inputs *in, ts_list_out **out, const lsetup *su,
-                             ts_run_stats *stats, FILE *log, ts_error *err) {
+                             ts_run_stats *stats, FILE *log, double t0, ts_error *err) {
   int size;
   MPI_Comm_size(comm, &size);
   const int workers = size - 1, credits = su->credits;
-  const double t0 = MPI_Wtime();
-  lmaster m = {.comm = comm, .in = in, .workers = workers, .credits = credits};
+  lmaster m = {.comm = comm, .in = in, .workers = workers, .credits = credits, .t0 = t0, .trace = {.on = su->trace}};
   m.ranks = calloc((size_t)size, sizeof *m.ranks);
   m.sends = calloc((size_t)(workers * credits), sizeof *m.sends);
   m.reqs = malloc((size_t)(workers * credits) * sizeof *m.reqs);
@@ -231,16 +254,20 @@ static ts_status list_master(const ts_job *job, MPI_Comm comm, ts_inputs *in, ts
       break;
     }
     size_t at = sizeof h;
+    const double t_write = MPI_Wtime() - t0;
+    int64_t first = -1;
     for (int64_t i = 0; i < h.count && st == TS_OK; i++) {
       size_t used;
       ts_lrec rec;
       memcpy(&rec, rb.p + at, sizeof rec);
+      if (i == 0) first = rec.index;
       st = ts_list_store(*out, in, rb.p + at, &used, &em, err);
       at += used;
       stored++;
       ts_progress_tick(&progress, rec.ri.w * rec.ri.h);
       pixels += rec.ri.w * rec.ri.h;
     }
+    ts_trace_add(&m.trace, TS_PHASE_WRITE, first, t_write, MPI_Wtime() - t0, 0, 0);
     if (st == TS_OK && m.next < in->n) st = send_to(&m, src, err);
   }
   ts_progress_done(&progress);
@@ -252,7 +279,11 @@ static ts_status list_master(const ts_job *job, MPI_Comm comm, ts_inputs *in, ts
     int src = recv_gently(comm, MPI_ANY_SOURCE, TAG_DONE, &rb, &m.idle);
     ts_msg h;
     memcpy(&h, rb.p, sizeof h);
-    if (h.kind == MSG_FINAL) memcpy(&m.ranks[src], rb.p + sizeof h, sizeof *m.ranks), finals++;
+    if (h.kind != MSG_FINAL) continue;
+    memcpy(&m.ranks[src], rb.p + sizeof h, sizeof *m.ranks);
+    ts_trace theirs = {.ev = (ts_trace_event *)(rb.p + sizeof h + sizeof *m.ranks), .n = h.count};
+    ts_trace_merge(&m.trace, &theirs);
+    finals++;
   }
   for (int i = 0; m.reqs && i < workers * credits; i++) MPI_Wait(&m.reqs[i], MPI_STATUS_IGNORE), ts_blob_free(&m.sends[i]);
   gethostname(m.ranks[0].host, sizeof m.ranks[0].host - 1);
@@ -264,6 +295,8 @@ static ts_status list_master(const ts_job *job, MPI_Comm comm, ts_inputs *in, ts
   stats->threads = m.ranks[workers > 0 ? 1 : 0].threads;
   stats->nranks = size;
   stats->ranks = m.ranks;
+  stats->nevents = m.trace.n;
+  stats->events = m.trace.ev; /* ownership moves to stats */
   free(m.sends);
   free(m.reqs);
   free(m.slot_of);
@@ -291,7 +324,7 @@ ts_status ts_run_list_mpi(const ts_job *job, MPI_Comm comm, ts_run_stats *stats,
     if (st == TS_OK) {
       su = (lsetup){.boundary = job->boundary, .quality = oo.quality, .compression = oo.compression,
                     .no_images = oo.no_images, .format = oo.format, .threads = job->threads,
-                    .credits = job->credits > 0 ? job->credits : 2, .cval = job->cval,
+                    .credits = job->credits > 0 ? job->credits : 2, .trace = job->trace, .cval = job->cval,
                     .len_pipeline = (int32_t)strlen(job->pipeline), .len_output = (int32_t)strlen(job->output)};
       for (int i = 0; i < TS_MAX_KERNELS; i++) su.len_aux[i] = aux[i].p ? (int64_t)aux[i].size : 0;
     }
@@ -319,13 +352,15 @@ ts_status ts_run_list_mpi(const ts_job *job, MPI_Comm comm, ts_run_stats *stats,
   for (int i = 0; i < TS_MAX_KERNELS; i++) ts_blob_free(&aux[i]);
   ts_status result = ts_agree(ready, &e, comm, err);
   if (result == TS_OK) {
+    MPI_Barrier(comm); /* the run's common start, for trace times */
+    const double t0 = MPI_Wtime();
     if (rank == 0) {
       memset(stats, 0, sizeof *stats);
-      result = list_master(job, comm, &in, &out, &su, stats, log, err);
+      result = list_master(job, comm, &in, &out, &su, stats, log, t0, err);
     } else {
       ts_rank_stats mine;
       memset(&mine, 0, sizeof mine);
-      result = list_worker(comm, &su, &lr, &mine, err);
+      result = list_worker(comm, &su, &lr, &mine, t0, err);
     }
   } else if (rank == 0) {
     ts_list_out_abort(&out);

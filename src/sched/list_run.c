@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "sched/list.h"
+#include "sched/trace.h"
 #include "sched/plan.h"
 #include "sched/progress.h"
 
@@ -128,8 +129,11 @@ ts_status ts_run_list_local(const ts_job *job, ts_run_stats *stats, FILE *log, t
   ts_progress_init(&progress, job->progress ? log : NULL, in.n, t0);
   int64_t next = 0, pixels = 0;
   volatile int stop = st != TS_OK;
+  ts_trace trace = {.on = job->trace};
 #pragma omp parallel num_threads(threads)
   {
+    ts_trace tr = {.on = job->trace};
+    const int me = omp_get_thread_num();
     ts_lthread t;
     ts_blob payload = {0}, rec = {0};
     ts_emits em = {0};
@@ -143,11 +147,16 @@ ts_status ts_run_list_local(const ts_job *job, ts_run_stats *stats, FILE *log, t
       ts_status rs;
       int64_t px = 0;
       payload.size = rec.size = 0;
+      const double t_read = ts_now() - t0;
 #pragma omp critical(ts_list_hdf5)
       rs = ts_inputs_read(&in, i, &payload, &e);
+      const double t_compute = ts_now() - t0;
+      ts_trace_add(&tr, TS_PHASE_READ, i, t_read, t_compute, 0, me);
       const char *label = in.items[i].path ? in.items[i].path : in.items[i].name; /* for messages */
       if (rs == TS_OK) mine = ts_list_task(&rank, &t, i, label, payload.p, payload.size, &rec, &px, &e);
       else mine = ts_list_failure(i, rs, e.msg, &rec, &e);
+      const double t_write = ts_now() - t0;
+      ts_trace_add(&tr, TS_PHASE_COMPUTE, i, t_compute, t_write, 0, me);
       if (mine == TS_OK) {
         size_t used;
 #pragma omp critical(ts_list_hdf5)
@@ -156,6 +165,7 @@ ts_status ts_run_list_local(const ts_job *job, ts_run_stats *stats, FILE *log, t
           pixels += px;
           ts_progress_tick(&progress, px);
         }
+        ts_trace_add(&tr, TS_PHASE_WRITE, i, t_write, ts_now() - t0, 0, me);
       }
       if (mine) stop = 1;
     }
@@ -163,6 +173,9 @@ ts_status ts_run_list_local(const ts_job *job, ts_run_stats *stats, FILE *log, t
 #pragma omp critical(ts_list_error)
       if (st == TS_OK) st = ts_fail(err, mine, "%s", e.msg);
     }
+#pragma omp critical(ts_list_trace)
+    ts_trace_merge(&trace, &tr);
+    ts_trace_free(&tr);
     ts_lthread_free(&t);
     ts_blob_free(&payload);
     ts_blob_free(&rec);
@@ -176,6 +189,8 @@ ts_status ts_run_list_local(const ts_job *job, ts_run_stats *stats, FILE *log, t
   stats->tasks = in.n;
   stats->pixels = pixels;
   stats->threads = threads;
+  stats->nevents = trace.n;
+  stats->events = trace.ev; /* ownership moves to stats */
   ts_inputs_free(&in);
   return st;
 }

@@ -556,3 +556,23 @@ def test_mpi_bengali_stack(demo_tree):
     assert names == [str(i) for i in range(len(src))] and not failed
     for i, a in enumerate(src):
         assert np.abs(got[i].astype(int) - bengali_original(a.copy()).astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_trace_has_every_image(tmp_path, ranks):
+    """--trace in list mode: one compute event per image, for every input
+    index, on the ranks that computed (workers under MPI), each inside the
+    run; read and write events from rank 0."""
+    import json
+    write_pngs(tmp_path / "in", rgb_images(25, h=20, w=30))
+    args = ["run", "--input", tmp_path / "in", "--output", tmp_path / "o.h5", "--pipeline", "grayscale | otsu",
+            "--trace", tmp_path / "t.json", "--stats", tmp_path / "s.json", "--threads", "2", "--quiet"]
+    p = mpirun(ranks, *args) if ranks > 1 else run(*args)
+    assert p.returncode == 0, p.stderr
+    ev = [e for e in json.load(open(tmp_path / "t.json"))["traceEvents"] if e["ph"] == "X"]
+    seconds = json.load(open(tmp_path / "s.json"))["seconds"]
+    compute = [e for e in ev if e["name"] == "compute"]
+    assert sorted(e["args"]["task"] for e in compute) == list(range(25))
+    assert {e["pid"] for e in compute} == ({0} if ranks == 1 else {1, 2})
+    assert {e["name"] for e in ev if e["pid"] == 0} >= {"read", "write"}
+    assert all(0 <= e["ts"] and e["ts"] + e["dur"] <= seconds * 1e6 + 1e5 for e in ev)
