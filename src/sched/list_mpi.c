@@ -1,6 +1,7 @@
 /* List mode under MPI. Rank 0 enumerates the inputs, reads each one's
- * bytes (a file as stored, or a stack slice) and hands batches to the
- * workers on demand: `credits` batches in flight per worker, a batch
+ * bytes (a file as stored, or a stack slice; with --io direct the workers
+ * enumerate and read the inputs themselves and only indices travel) and
+ * hands batches to the workers on demand: `credits` batches in flight per worker, a batch
  * carrying up to TS_LIST_BATCH inputs and about TS_BATCH_BYTES, largest
  * inputs first. Workers decode and compute with their OpenMP threads (one
  * input per thread) and send back one record per input, which rank 0
@@ -20,9 +21,10 @@
 #define TS_LIST_BATCH 64
 
 typedef struct lsetup {
-  int32_t boundary, quality, compression, no_images, format, threads, credits, trace;
+  int32_t boundary, quality, compression, no_images, format, threads, credits, trace, io, recursive;
   double cval;
-  int32_t len_pipeline, len_output;
+  int64_t strips, n; /* --io direct: how to enumerate, and how many rank 0 found */
+  int32_t len_pipeline, len_output, len_input, len_glob;
   int64_t len_aux[TS_MAX_KERNELS];
 } lsetup;
 
@@ -61,15 +63,16 @@ static void send_gently(const void *p, size_t n, int dst, int tag, MPI_Comm comm
 
 /* ---- worker ---------------------------------------------------------------- */
 
-static ts_status list_worker(MPI_Comm comm, const lsetup *su, ts_lrank *lr, ts_rank_stats *mine, double t_start,
-                             ts_error *err) {
+/* --io direct: this worker's inputs (NULL with --io root). */
+static ts_status list_worker(MPI_Comm comm, const lsetup *su, ts_lrank *lr, ts_inputs *direct, ts_rank_stats *mine,
+                             double t_start, ts_error *err) {
   const int threads = su->threads > 0 ? su->threads : omp_get_max_threads();
   const int me = lr->rank;
   ts_lthread *t = calloc((size_t)threads, sizeof *t);
-  ts_blob *recs = calloc((size_t)threads, sizeof *recs);
+  ts_blob *recs = calloc((size_t)threads, sizeof *recs), *rd = calloc((size_t)threads, sizeof *rd);
   ts_trace *tr = calloc((size_t)threads, sizeof *tr);
   ts_blob in = {0}, out = {0};
-  ts_status st = t && recs && tr ? TS_OK : ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  ts_status st = t && recs && rd && tr ? TS_OK : ts_fail(err, TS_ERR_NOMEM, "out of memory");
   for (int i = 0; st == TS_OK && i < threads; i++) st = ts_lthread_init(&t[i], err), tr[i].on = su->trace;
   double idle = 0;
   for (;;) {
@@ -107,12 +110,21 @@ static ts_status list_worker(MPI_Comm comm, const lsetup *su, ts_lrank *lr, ts_r
           char name[4096];
           snprintf(name, sizeof name, "%.*s", (int)f[1], (char *)in.p + off[base + j] + sizeof f);
           const unsigned char *pay = in.p + off[base + j] + sizeof f + f[1];
+          size_t plen = (size_t)f[2];
           int64_t px = 0;
           ts_error e = {0};
           recs[j].size = 0;
           const double t_task = MPI_Wtime() - t_start;
-          ts_status s = f[3] ? ts_list_failure(f[0], TS_ERR_IO, (const char *)pay, &recs[j], &e)
-                                 : ts_list_task(lr, &t[j], f[0], name, pay, (size_t)f[2], &recs[j], &px, &e);
+          if (direct && !f[3]) { /* read it here: a read error is the task's, as on rank 0 */
+            ts_status rs;
+            rd[j].size = 0;
+#pragma omp critical(ts_list_worker_read)
+            rs = ts_inputs_read(direct, f[0], &rd[j], &e);
+            if (rs) f[3] = rs, pay = (const unsigned char *)e.msg;
+            else pay = rd[j].p, plen = rd[j].size;
+          }
+          ts_status s = f[3] ? ts_list_failure(f[0], (ts_status)f[3], (const char *)pay, &recs[j], &e)
+                             : ts_list_task(lr, &t[j], f[0], name, pay, plen, &recs[j], &px, &e);
           ts_trace_add(&tr[j], TS_PHASE_COMPUTE, f[0], t_task, MPI_Wtime() - t_start, me, (int)j);
           if (s) {
 #pragma omp critical(ts_list_worker_err)
@@ -152,7 +164,9 @@ static ts_status list_worker(MPI_Comm comm, const lsetup *su, ts_lrank *lr, ts_r
   if (fin.count) ts_blob_append(&out, tr[0].ev, (size_t)fin.count * sizeof *tr[0].ev);
   send_gently(out.p, out.size, 0, TAG_DONE, comm, &idle);
   for (int i = 0; t && i < threads; i++) ts_lthread_free(&t[i]), ts_blob_free(&recs[i]);
+  for (int i = 0; rd && i < threads; i++) ts_blob_free(&rd[i]);
   for (int i = 0; tr && i < threads; i++) ts_trace_free(&tr[i]);
+  free(rd);
   free(tr);
   free(t);
   free(recs);
@@ -173,6 +187,7 @@ typedef struct lmaster {
   ts_blob *sends;      /* credits per worker: worker r's slots are (r - 1) * credits + k */
   MPI_Request *reqs;
   int *slot_of;        /* the next slot per worker, round robin */
+  int direct;          /* --io direct: workers read the inputs */
   double idle;
   double t0;           /* the run's common start, for trace times */
   ts_trace trace;      /* every rank's events */
@@ -192,7 +207,7 @@ static ts_status fill_batch(lmaster *m, ts_blob *b, ts_error *err) {
     const char *name = it->path ? it->path : it->name;
     ts_error e = {0};
     m->payload.size = 0;
-    ts_status rs = ts_inputs_read(m->in, i, &m->payload, &e);
+    ts_status rs = m->direct ? TS_OK : ts_inputs_read(m->in, i, &m->payload, &e);
     /* a read error travels in place of the payload: the task fails on the worker as it would here */
     const void *pay = rs ? (const void *)e.msg : m->payload.p;
     size_t plen = rs ? strlen(e.msg) + 1 : m->payload.size;
@@ -229,7 +244,8 @@ static ts_status list_master(const ts_job *job, MPI_Comm comm, ts_inputs *in, ts
   int size;
   MPI_Comm_size(comm, &size);
   const int workers = size - 1, credits = su->credits;
-  lmaster m = {.comm = comm, .in = in, .workers = workers, .credits = credits, .t0 = t0, .trace = {.on = su->trace}};
+  lmaster m = {.comm = comm, .in = in, .workers = workers, .credits = credits, .t0 = t0, .trace = {.on = su->trace},
+               .direct = su->io == TS_IO_DIRECT};
   m.ranks = calloc((size_t)size, sizeof *m.ranks);
   m.sends = calloc((size_t)(workers * credits), sizeof *m.sends);
   m.reqs = malloc((size_t)(workers * credits) * sizeof *m.reqs);
@@ -324,8 +340,10 @@ ts_status ts_run_list_mpi(const ts_job *job, MPI_Comm comm, ts_run_stats *stats,
     if (st == TS_OK) {
       su = (lsetup){.boundary = job->boundary, .quality = oo.quality, .compression = oo.compression,
                     .no_images = oo.no_images, .format = oo.format, .threads = job->threads,
-                    .credits = job->credits > 0 ? job->credits : 2, .trace = job->trace, .cval = job->cval,
-                    .len_pipeline = (int32_t)strlen(job->pipeline), .len_output = (int32_t)strlen(job->output)};
+                    .credits = job->credits > 0 ? job->credits : 2, .trace = job->trace, .io = job->io,
+                    .recursive = job->recursive, .cval = job->cval, .strips = job->strips, .n = in.n,
+                    .len_pipeline = (int32_t)strlen(job->pipeline), .len_output = (int32_t)strlen(job->output),
+                    .len_input = (int32_t)strlen(job->input), .len_glob = job->glob ? (int32_t)strlen(job->glob) : -1};
       for (int i = 0; i < TS_MAX_KERNELS; i++) su.len_aux[i] = aux[i].p ? (int64_t)aux[i].size : 0;
     }
   }
@@ -333,10 +351,18 @@ ts_status ts_run_list_mpi(const ts_job *job, MPI_Comm comm, ts_run_stats *stats,
   if (st) return rank == 0 ? (ts_status)st : ts_fail(err, (ts_status)st, "rank 0 refused the job");
   MPI_Bcast(&su, (int)sizeof su, MPI_BYTE, 0, comm);
   char *text = calloc((size_t)su.len_pipeline + 1, 1), *opath = calloc((size_t)su.len_output + 1, 1);
-  if (!text || !opath) MPI_Abort(comm, 1);
-  if (rank == 0) memcpy(text, job->pipeline, (size_t)su.len_pipeline), memcpy(opath, job->output, (size_t)su.len_output);
+  char *ipath = calloc((size_t)su.len_input + 1, 1), *glob = calloc((size_t)(su.len_glob + 1) + 1, 1);
+  if (!text || !opath || !ipath || !glob) MPI_Abort(comm, 1);
+  if (rank == 0) {
+    memcpy(text, job->pipeline, (size_t)su.len_pipeline);
+    memcpy(opath, job->output, (size_t)su.len_output);
+    memcpy(ipath, job->input, (size_t)su.len_input);
+    if (job->glob) memcpy(glob, job->glob, (size_t)su.len_glob);
+  }
   bcast_bytes(text, su.len_pipeline, comm);
   bcast_bytes(opath, su.len_output, comm);
+  bcast_bytes(ipath, su.len_input, comm);
+  bcast_bytes(glob, su.len_glob > 0 ? su.len_glob : 0, comm);
   for (int i = 0; i < TS_MAX_KERNELS; i++) {
     if (!su.len_aux[i]) continue;
     if (rank != 0 && ts_blob_reserve(&aux[i], (size_t)su.len_aux[i])) MPI_Abort(comm, 1);
@@ -349,6 +375,18 @@ ts_status ts_run_list_mpi(const ts_job *job, MPI_Comm comm, ts_run_stats *stats,
   ts_error e = {0};
   ts_status ready = rank == 0 ? TS_OK : ts_lrank_init(&lr, text, (ts_boundary)su.boundary, su.cval, &wo, aux, &e);
   if (rank != 0) lr.rank = rank;
+  const int have_lr = rank != 0 && ready == TS_OK;
+  /* --io direct: each worker enumerates the inputs itself; it must see what rank 0 saw */
+  ts_inputs direct;
+  int have_direct = 0;
+  if (rank != 0 && ready == TS_OK && su.io == TS_IO_DIRECT) {
+    ready = ts_inputs_open(ipath, su.len_glob >= 0 ? glob : NULL, su.recursive, su.strips, &direct, &e);
+    have_direct = ready == TS_OK;
+    if (ready) ready = TS_ERR_IO; /* rank 0 accepted the path: here it is this host's files that fail */
+    if (ready == TS_OK && direct.n != su.n)
+      ready = ts_fail(&e, TS_ERR_IO, "%s: this rank sees %lld inputs, rank 0 sees %lld (--io direct needs the same "
+                      "files on every host; --io root does not)", ipath, (long long)direct.n, (long long)su.n);
+  }
   for (int i = 0; i < TS_MAX_KERNELS; i++) ts_blob_free(&aux[i]);
   ts_status result = ts_agree(ready, &e, comm, err);
   if (result == TS_OK) {
@@ -360,12 +398,13 @@ ts_status ts_run_list_mpi(const ts_job *job, MPI_Comm comm, ts_run_stats *stats,
     } else {
       ts_rank_stats mine;
       memset(&mine, 0, sizeof mine);
-      result = list_worker(comm, &su, &lr, &mine, t0, err);
+      result = list_worker(comm, &su, &lr, have_direct ? &direct : NULL, &mine, t0, err);
     }
   } else if (rank == 0) {
     ts_list_out_abort(&out);
   }
-  if (rank != 0 && ready == TS_OK) ts_lrank_free(&lr);
+  if (have_lr) ts_lrank_free(&lr);
+  if (have_direct) ts_inputs_free(&direct);
   if (rank == 0) ts_inputs_free(&in);
   /* every rank exits with the job's status */
   int32_t final = result;
@@ -373,5 +412,7 @@ ts_status ts_run_list_mpi(const ts_job *job, MPI_Comm comm, ts_run_stats *stats,
   if (rank != 0 && final != TS_OK && result == TS_OK) result = (ts_status)final;
   free(text);
   free(opath);
+  free(ipath);
+  free(glob);
   return result;
 }

@@ -576,3 +576,42 @@ def test_trace_has_every_image(tmp_path, ranks):
     assert {e["pid"] for e in compute} == ({0} if ranks == 1 else {1, 2})
     assert {e["name"] for e in ev if e["pid"] == 0} >= {"read", "write"}
     assert all(0 <= e["ts"] and e["ts"] + e["dur"] <= seconds * 1e6 + 1e5 for e in ev)
+
+
+def test_mpi_io_direct(tmp_path):
+    """--io direct in list mode: workers enumerate and read the inputs
+    themselves (only indices travel), with the single process's output;
+    a worker that cannot see them, or sees other files, stops the run with
+    one message naming its rank, host and path, and no output."""
+    import time
+    here, there = tmp_path / "a", tmp_path / "b"
+    ims = rgb_images(12, h=24, w=30)
+    write_pngs(here / "in", ims)
+    open(here / "in" / "zz_bad.png", "w").write("not a png")
+    shutil.copytree(here / "in", there / "in")
+    pipe = ["-p", "grayscale | otsu"]
+    run_list(here, here / "in", pipe[1], out="ref.h5", code=3)
+
+    def launch(io, workers_dir):
+        cmd = [MPIEXEC, "--oversubscribe", "-np", "1", "--wdir", str(here), TESSERA, "run", "-i", "in", "-o", "o.h5",
+               *pipe, "--io", io, "--force", "--quiet", ":", "-np", "2", "--wdir", str(workers_dir), TESSERA, "run",
+               "-i", "in", "-o", "o.h5", *pipe, "--io", io, "--force", "--quiet"]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=MPI_ENV)
+
+    p = launch("direct", there)
+    assert p.returncode == 3, p.stderr
+    a, b = read_h5(here / "o.h5"), read_h5(here / "ref.h5")
+    assert a[0] == b[0] and np.array_equal(a[1], b[1]) and np.array_equal(a[2]["otsu"], b[2]["otsu"])
+    assert a[3] == [("zz_bad.png", "in/zz_bad.png: not a PNG, JPEG or TIFF file")]  # read on a worker, named
+    assert not (there / "o.h5").exists()
+    (here / "o.h5").unlink()
+    os.unlink(there / "in" / "im003.png")  # the workers see 12 inputs, rank 0 13
+    for bad, msg in ((there, "this rank sees 12 inputs, rank 0 sees 13"), (tmp_path, "in")):
+        t0 = time.time()
+        p = launch("direct", bad)
+        assert time.time() - t0 < 60 and p.returncode == 1, p.stderr
+        errs = [line for line in p.stderr.splitlines() if line.startswith("tessera:")]
+        assert len(errs) == 1 and "rank 1" in errs[0] and os.uname().nodename in errs[0] and msg in errs[0], p.stderr
+        assert not (here / "o.h5").exists() and not list(here.glob("*.partial"))
+    assert launch("root", tmp_path).returncode == 3  # --io root: workers need no files
+    assert read_h5(here / "o.h5")[0] == b[0]
