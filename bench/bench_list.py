@@ -36,6 +36,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "jobs"))
+import bengali_original as bengali  # noqa: E402
 import make_list_inputs as demo  # noqa: E402
 
 
@@ -75,40 +76,11 @@ def otsu_executor(paths, out):
 HEIGHT, WIDTH, SIZE = 137, 236, 128
 
 
-def bbox(img):
-    rows = np.any(img, axis=1)
-    cols = np.any(img, axis=0)
-    rmin, rmax = np.where(rows)[0][[0, -1]]
-    cmin, cmax = np.where(cols)[0][[0, -1]]
-    return rmin, rmax, cmin, cmax
-
-
-def crop_resize(img0, size=SIZE, pad=16):
-    """The original Kaggle kernel's function, as users run it."""
-    ymin, ymax, xmin, xmax = bbox(img0[5:-5, 5:-5] > 80)
-    xmin = xmin - 13 if (xmin > 13) else 0
-    ymin = ymin - 10 if (ymin > 10) else 0
-    xmax = xmax + 13 if (xmax < WIDTH - 13) else WIDTH
-    ymax = ymax + 10 if (ymax < HEIGHT - 10) else HEIGHT
-    img = img0[ymin:ymax, xmin:xmax]
-    img[img < 28] = 0
-    lx, ly = xmax - xmin, ymax - ymin
-    lmax = max(lx, ly) + pad
-    img = np.pad(img, [((lmax - ly) // 2,), ((lmax - lx) // 2,)], mode="constant")
-    return cv2.resize(img, (size, size))
-
-
-def bengali_one(raw):
-    img0 = 255 - raw
-    img = (img0 * (255.0 / img0.max())).astype(np.uint8)
-    return crop_resize(img)
-
-
 def bengali_pool(src, out):
     with h5py.File(src, "r") as f:
         stack = f["images"][()]
     with multiprocessing.Pool(2) as pool:
-        res = pool.map(bengali_one, stack, chunksize=256)
+        res = pool.map(bengali.preprocess, stack, chunksize=256)
     with h5py.File(out, "w") as f:
         f.create_dataset("images", data=np.stack(res), chunks=(1, SIZE, SIZE), compression="gzip")
 

@@ -18,6 +18,7 @@ from conftest import TESSERA, run  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "jobs"))
+import bengali_original as bengali  # noqa: E402
 import make_list_inputs as demo  # noqa: E402
 
 
@@ -456,32 +457,6 @@ def test_job_tv_hog_strips(demo_tree):
                 np.testing.assert_allclose(vec, ref, rtol=1e-4, atol=1e-6)
 
 
-def bengali_original(img0):
-    """The Bengali.AI preprocessing as people ran it (numpy + OpenCV)."""
-    HEIGHT, WIDTH = img0.shape
-    img0 = 255 - img0
-    img0 = (img0 * (255.0 / img0.max())).astype(np.uint8)
-
-    def bbox(img):
-        rows = np.any(img, axis=1)
-        cols = np.any(img, axis=0)
-        rmin, rmax = np.where(rows)[0][[0, -1]]
-        cmin, cmax = np.where(cols)[0][[0, -1]]
-        return rmin, rmax, cmin, cmax
-
-    ymin, ymax, xmin, xmax = bbox(img0[5:-5, 5:-5] > 80)
-    xmin = xmin - 13 if (xmin > 13) else 0
-    ymin = ymin - 10 if (ymin > 10) else 0
-    xmax = xmax + 13 if (xmax < WIDTH - 13) else WIDTH
-    ymax = ymax + 10 if (ymax < HEIGHT - 10) else HEIGHT
-    img = img0[ymin:ymax, xmin:xmax]
-    img[img < 28] = 0
-    lx, ly = xmax - xmin, ymax - ymin
-    side = max(lx, ly) + 16
-    img = np.pad(img, [((side - ly) // 2,), ((side - lx) // 2,)], mode="constant")
-    return cv2.resize(img, (128, 128))
-
-
 def test_job_bengali(demo_tree):
     run("run", demo_tree / "jobs" / "bengali.ini", "--quiet")
     with h5py.File(demo_tree / "build" / "demo" / "list" / "bengali.h5") as f:
@@ -490,7 +465,7 @@ def test_job_bengali(demo_tree):
     assert not failed and got.shape == (len(src), 128, 128)
     assert names == [str(i) for i in range(len(src))]
     for i, a in enumerate(src):
-        want = bengali_original(a.copy())
+        want = bengali.preprocess(a.copy())
         assert np.abs(got[i].astype(int) - want.astype(int)).max() <= 1, i
 
 
@@ -555,7 +530,7 @@ def test_mpi_bengali_stack(demo_tree):
     names, got, _, failed, _ = read_h5(demo_tree / "build" / "demo" / "out" / "bengali_128.h5")
     assert names == [str(i) for i in range(len(src))] and not failed
     for i, a in enumerate(src):
-        assert np.abs(got[i].astype(int) - bengali_original(a.copy()).astype(int)).max() <= 1
+        assert np.abs(got[i].astype(int) - bengali.preprocess(a.copy()).astype(int)).max() <= 1
 
 
 @pytest.mark.parametrize("ranks", [1, 3])
