@@ -75,6 +75,7 @@ typedef struct ts_list_out_options {
   ts_compression compression;
   int force;
   int no_images;       /* HDF5: store emitted values only */
+  int dir;             /* the output is a directory (ts_list_out_is_dir), for ts_list_encode */
   const char *pipeline, *input; /* recorded as attributes */
 } ts_list_out_options;
 

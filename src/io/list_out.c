@@ -266,8 +266,8 @@ ts_status ts_list_encode(const ts_list_out_options *o, const ts_image *im, ts_re
                          ts_zstream *z, ts_error *err) {
   *ri = (ts_result_image){.w = im->w, .h = im->h, .channels = im->channels, .dtype = im->dtype};
   data->size = 0;
-  if (o->no_images && !ts_list_out_is_dir(o->path)) return TS_OK;
-  if (ts_list_out_is_dir(o->path)) return ts_encode(o->format, im, o->quality, o->compression, data, err);
+  if (o->dir) return ts_encode(o->format, im, o->quality, o->compression, data, err);
+  if (o->no_images) return TS_OK;
   /* HDF5: the deflate stream of the packed pixels is the image's chunk */
   const size_t row = (size_t)im->w * ts_pixel_size(im), raw = row * (size_t)im->h;
   z->level = TS_DEFLATE_LEVEL;

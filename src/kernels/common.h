@@ -32,6 +32,14 @@ void ts_row_to_float(ts_dtype dt, const void *src, float *restrict dst, int64_t 
 /* Round/saturate n floats into dtype at dst. */
 void ts_row_from_float(ts_dtype dt, const float *restrict src, void *dst, int64_t n);
 
+/* Point kernels: run `op` over each row as floats (in row -> f, op(f),
+ * f -> out row, rounded and saturated). u8 to u8 goes through a table of
+ * op on the 256 levels: the same values, since op works sample by sample.
+ * Uses scratch slot 0. */
+typedef void (*ts_point_op)(const ts_kernel *k, float *restrict f, int64_t n);
+ts_status ts_point_rows(const ts_kernel *k, const ts_image *in, ts_image *out, ts_point_op op, ts_scratch *s,
+                        ts_error *err);
+
 /* Vertical pass: dst[i] = sum_k w[k] * in(row y + k)[i] for i < n samples,
  * k in 0..2r. `sym` says w is symmetric (w[k] == w[2r-k]), which halves the
  * multiplies. Zero weights are skipped. */

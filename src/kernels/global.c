@@ -254,39 +254,20 @@ static void normalize_exact_row(const ts_kernel *k, ts_dtype out_dtype, float *f
   }
 }
 
-/* The usual formula in float. */
-static void normalize_row(const ts_kernel *k, float *f, int64_t n) {
+/* skimage.exposure.rescale_intensity: (x - min) / (max - min) * (high - low)
+ * + low in float; mode=max or round=truncate in double, as above. */
+static void normalize_op(const ts_kernel *k, float *restrict f, int64_t n) {
+  if ((int)k->v[2].num == 1 || (int)k->v[3].num == 1) {
+    normalize_exact_row(k, k->out_dtype, f, n);
+    return;
+  }
   const double mn = k->g[0], range = k->g[1] - k->g[0], lo = k->v[0].num, span = k->v[1].num - lo;
   for (int64_t i = 0; i < n; i++) f[i] = (float)(range > 0 ? (f[i] - mn) / range * span + lo : lo);
 }
 
-/* skimage.exposure.rescale_intensity: (x - min) / (max - min) * (high - low) + low */
 static ts_status normalize_apply(const ts_kernel *k, const ts_image *in, ts_image *out, ts_scratch *s,
                                  ts_error *err) {
-  const int64_t n = in->w * in->channels;
-  const int exact = (int)k->v[2].num == 1 || (int)k->v[3].num == 1;
-  float *f = ts_scratch_get(s, 0, (size_t)(n > 256 ? n : 256) * sizeof(float));
-  if (!f) return TS_SCRATCH_OOM(err, k);
-  if (in->dtype == TS_U8 && out->dtype == TS_U8) { /* a table of the 256 levels, by the same formula */
-    uint8_t lut[256];
-    for (int i = 0; i < 256; i++) f[i] = (float)i;
-    if (exact) normalize_exact_row(k, TS_U8, f, 256);
-    else normalize_row(k, f, 256);
-    ts_row_from_float(TS_U8, f, lut, 256);
-    for (int64_t y = 0; y < in->h; y++) {
-      const uint8_t *restrict a = TS_CROW(in, y);
-      uint8_t *restrict b = TS_ROW(out, y);
-      for (int64_t i = 0; i < n; i++) b[i] = lut[a[i]];
-    }
-    return TS_OK;
-  }
-  for (int64_t y = 0; y < in->h; y++) {
-    ts_row_to_float(in->dtype, TS_CROW(in, y), f, n);
-    if (exact) normalize_exact_row(k, out->dtype, f, n);
-    else normalize_row(k, f, n);
-    ts_row_from_float(out->dtype, f, TS_ROW(out, y), n);
-  }
-  return TS_OK;
+  return ts_point_rows(k, in, out, normalize_op, s, err);
 }
 
 /* ---- equalize ---------------------------------------------------------- */

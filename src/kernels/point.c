@@ -5,36 +5,6 @@
 #include "kernels/defs.h"
 #include "kernels/global.h"
 
-/* Run `op` over each row as floats: in row -> f, op(f), f -> out row.
- * u8 to u8 goes through a table of op on the 256 levels (the same values,
- * since op works sample by sample). */
-typedef void (*ts_point_op)(const ts_kernel *k, float *restrict f, int64_t n);
-
-static ts_status point_rows(const ts_kernel *k, const ts_image *in, ts_image *out,
-                            ts_point_op op, ts_scratch *s, ts_error *err) {
-  const int64_t n = in->w * in->channels;
-  float *f = ts_scratch_get(s, 0, (size_t)(n > 256 ? n : 256) * sizeof(float));
-  if (!f) return TS_SCRATCH_OOM(err, k);
-  if (in->dtype == TS_U8 && out->dtype == TS_U8) {
-    uint8_t lut[256];
-    for (int i = 0; i < 256; i++) f[i] = (float)i;
-    op(k, f, 256);
-    ts_row_from_float(TS_U8, f, lut, 256);
-    for (int64_t y = 0; y < in->h; y++) {
-      const uint8_t *restrict a = TS_CROW(in, y);
-      uint8_t *restrict b = TS_ROW(out, y);
-      for (int64_t i = 0; i < n; i++) b[i] = lut[a[i]];
-    }
-    return TS_OK;
-  }
-  for (int64_t y = 0; y < in->h; y++) {
-    ts_row_to_float(in->dtype, TS_CROW(in, y), f, n);
-    op(k, f, n);
-    ts_row_from_float(out->dtype, f, TS_ROW(out, y), n);
-  }
-  return TS_OK;
-}
-
 /* threshold: x > t -> max of the dtype (1.0 for f32), else 0; t is
  * `value`, or with method=otsu the Otsu threshold of the whole image
  * (skimage.filters.threshold_otsu), resolved from its histogram. */
@@ -45,7 +15,7 @@ static void threshold_op(const ts_kernel *k, float *restrict f, int64_t n) {
 }
 static ts_status threshold_apply(const ts_kernel *k, const ts_image *in, ts_image *out,
                                  ts_scratch *s, ts_error *err) {
-  return point_rows(k, in, out, threshold_op, s, err);
+  return ts_point_rows(k, in, out, threshold_op, s, err);
 }
 
 /* invert: max - x (255 - x, 65535 - x, 1 - x for f32) */
@@ -55,7 +25,7 @@ static void invert_op(const ts_kernel *k, float *restrict f, int64_t n) {
 }
 static ts_status invert_apply(const ts_kernel *k, const ts_image *in, ts_image *out,
                               ts_scratch *s, ts_error *err) {
-  return point_rows(k, in, out, invert_op, s, err);
+  return ts_point_rows(k, in, out, invert_op, s, err);
 }
 
 /* scale: x * factor + offset, converted to `dtype` with saturation */
@@ -65,7 +35,7 @@ static void scale_op(const ts_kernel *k, float *restrict f, int64_t n) {
 }
 static ts_status scale_apply(const ts_kernel *k, const ts_image *in, ts_image *out,
                              ts_scratch *s, ts_error *err) {
-  return point_rows(k, in, out, scale_op, s, err);
+  return ts_point_rows(k, in, out, scale_op, s, err);
 }
 static ts_status scale_prepare(ts_kernel *k, ts_error *err) {
   int d = (int)k->v[2].num; /* same|u8|u16|f32 */

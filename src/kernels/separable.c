@@ -29,6 +29,32 @@ void ts_row_from_float(ts_dtype dt, const float *restrict src, void *dst, int64_
   }
 }
 
+/* See common.h. */
+ts_status ts_point_rows(const ts_kernel *k, const ts_image *in, ts_image *out, ts_point_op op, ts_scratch *s,
+                        ts_error *err) {
+  const int64_t n = in->w * in->channels;
+  float *f = ts_scratch_get(s, 0, (size_t)(n > 256 ? n : 256) * sizeof(float));
+  if (!f) return TS_SCRATCH_OOM(err, k);
+  if (in->dtype == TS_U8 && out->dtype == TS_U8) {
+    uint8_t lut[256];
+    for (int i = 0; i < 256; i++) f[i] = (float)i;
+    op(k, f, 256);
+    ts_row_from_float(TS_U8, f, lut, 256);
+    for (int64_t y = 0; y < in->h; y++) {
+      const uint8_t *restrict a = TS_CROW(in, y);
+      uint8_t *restrict b = TS_ROW(out, y);
+      for (int64_t i = 0; i < n; i++) b[i] = lut[a[i]];
+    }
+    return TS_OK;
+  }
+  for (int64_t y = 0; y < in->h; y++) {
+    ts_row_to_float(in->dtype, TS_CROW(in, y), f, n);
+    op(k, f, n);
+    ts_row_from_float(out->dtype, f, TS_ROW(out, y), n);
+  }
+  return TS_OK;
+}
+
 /* One template per input dtype: T is the sample type, A the type in which
  * two samples are added before conversion (exact for integers). */
 #define TS_VPASS(T, A)                                                        \

@@ -38,6 +38,7 @@ ts_status ts_lrank_init(ts_lrank *r, const char *text, ts_boundary b, double cva
   r->boundary = b;
   r->cval = cval;
   r->oo = *oo;
+  r->oo.dir = ts_list_out_is_dir(oo->path); /* once, not per image */
   for (int i = 0; aux && i < TS_MAX_KERNELS; i++) {
     if (!aux[i].p) continue;
     char name[64];
