@@ -118,6 +118,10 @@ TS_API ts_status ts_writer_write_encoded(ts_writer *w, ts_rect r, const void *da
                                          ts_error *err);
 /* Complete the file and rename it to its final name. Frees *w. */
 TS_API ts_status ts_writer_finish(ts_writer **w, ts_error *err);
+/* Complete the file as far as it goes (a readable file: tiles never
+ * written are absent) and keep it under its temporary name, for a job
+ * stopped early. *kept: that name (malloc'ed). Frees *w. */
+TS_API ts_status ts_writer_keep(ts_writer **w, char **kept, ts_error *err);
 /* Drop the partial file. Frees *w. Safe on NULL. */
 TS_API void ts_writer_abort(ts_writer **w);
 

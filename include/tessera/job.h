@@ -74,10 +74,28 @@ typedef struct ts_run_stats {
   char *failures;               /* list mode: "name: reason" lines, malloc'ed */
   int64_t nevents;              /* job->trace: every rank's events (rank 0) */
   ts_trace_event *events;
+  int64_t done;                 /* tasks finished and written (= tasks unless stopped) */
+  int stopped;                  /* TS_STOPPED: the signal (ts_stop_requested) */
+  int stopped_in_stats;         /* TS_STOPPED during a global kernel's statistics pass */
+  char *kept;                   /* TS_STOPPED: the unfinished output kept (malloc'ed), or NULL */
 } ts_run_stats;
 
 /* Free what a run allocated in stats. */
 TS_API void ts_run_stats_free(ts_run_stats *stats);
+
+/* Stopping early. A job asked to stop hands out no new task, finishes the
+ * tasks already under way and writes them, keeps the unfinished output
+ * under its temporary name (OUT.partial; never the final name) and returns
+ * TS_STOPPED. ts_request_stop is async-signal-safe: the command line calls
+ * it from its SIGTERM and SIGUSR1 handlers on every rank, and rank 0
+ * decides. signo is reported in the stats (0: a request without a
+ * signal). */
+TS_API void ts_request_stop(int signo);
+/* The signal of the pending request, -1 for one without a signal, 0 none. */
+TS_API int ts_stop_requested(void);
+TS_API void ts_stop_clear(void);
+/* "SIGUSR1", "SIGTERM", ...; "a stop request" for -1. */
+TS_API const char *ts_stop_name(int signo);
 
 /* Validate the job and run it. `log` gets progress (may be NULL). */
 TS_API ts_status ts_run_local(const ts_job *job, ts_run_stats *stats, FILE *log,

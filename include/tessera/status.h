@@ -18,6 +18,7 @@
 #define TS_STATUS_LIST(X)                                                    \
   X(TS_OK, 0, "success")                                                     \
   X(TS_SOME_FAILED, 1, "some inputs failed (list mode; the rest are done)")  \
+  X(TS_STOPPED, 2, "stopped early on request (SIGTERM, SIGUSR1)")            \
   X(TS_ERR_USAGE, -1, "invalid arguments")                                   \
   X(TS_ERR_NOMEM, -2, "out of memory")                                       \
   X(TS_ERR_IO, -3, "input/output error")                                     \

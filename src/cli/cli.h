@@ -10,7 +10,9 @@ enum {
   TS_EXIT_OK = 0,    /* success */
   TS_EXIT_ERROR = 1, /* the job failed: bad input, I/O error, ... */
   TS_EXIT_USAGE = 2,  /* bad command line or pipeline: nothing was done */
-  TS_EXIT_SOME_FAILED = 3 /* list mode: the run completed, but some inputs failed */
+  TS_EXIT_SOME_FAILED = 3, /* list mode: the run completed, but some inputs failed */
+  TS_EXIT_STOPPED = 75     /* stopped early by SIGTERM/SIGUSR1: the work done is kept;
+                              EX_TEMPFAIL of sysexits.h, "try again later" */
 };
 
 int ts_cmd_run(int argc, char **argv);

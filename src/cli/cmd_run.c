@@ -1,8 +1,10 @@
 /* tessera run: a pipeline over one image, tile by tile; in one process,
  * or under mpirun/srun with rank 0 dispatching to worker ranks. */
 #include <mpi.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "cli/cli.h"
 #include "cli/job_opts.h"
 #include "tessera/sched.h"
@@ -64,12 +66,30 @@ static const char help[] =
     "\n"
     "exit status: 0 success, 1 the job failed (message names the file), 2 bad\n"
     "command line, job file, pipeline, or existing output without --force,\n"
-    "3 list mode: the run completed but some inputs failed (listed on stderr)\n";
+    "3 list mode: the run completed but some inputs failed (listed on stderr),\n"
+    "75 stopped early by SIGTERM or SIGUSR1 (Slurm's warning before the time\n"
+    "limit): no new task was started, the tasks under way were finished and\n"
+    "written, and the unfinished output is kept as OUT.partial\n";
 
 /* Launched by mpirun or srun? Then MPI is initialized; otherwise tessera
  * runs in one process without touching MPI at all. */
 static int under_launcher(void) {
   return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK");
+}
+
+static void on_stop_signal(int signo) { ts_request_stop(signo); }
+
+/* SIGTERM and SIGUSR1 ask the job to stop early (every rank gets them
+ * from srun or mpirun; rank 0 acts). SA_RESTART: file and MPI calls go
+ * on; the loops look at the request between tasks. */
+static void catch_stop_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGUSR1, &sa, NULL);
 }
 
 /* Rank 0's (or the only process's) checks after parsing. */
@@ -85,6 +105,7 @@ int ts_cmd_run(int argc, char **argv) {
   ts_cli_opts o;
   ts_cli_opts_init(&o);
   int code;
+  catch_stop_signals();
   if (!under_launcher()) {
     code = ts_cli_parse(argc, argv, TS_CMD_RUN, help, &o);
     if (code < 0) code = complete(&o);
@@ -94,6 +115,7 @@ int ts_cmd_run(int argc, char **argv) {
   }
   int provided, rank;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  catch_stop_signals(); /* again: MPI_Init may install its own handlers */
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   /* rank 0 alone reads the command line and job file; the others get the
    * validated job from it, so they need no access to its files */

@@ -17,17 +17,39 @@ void ts_cli_error(const char *fmt, ...) {
 int ts_cli_exit(ts_status st) {
   if (st == TS_OK) return TS_EXIT_OK;
   if (st == TS_SOME_FAILED) return TS_EXIT_SOME_FAILED;
+  if (st == TS_STOPPED) return TS_EXIT_STOPPED;
   return st == TS_ERR_USAGE || st == TS_ERR_PIPELINE || st == TS_ERR_EXISTS ? TS_EXIT_USAGE
                                                                              : TS_EXIT_ERROR;
 }
 
+/* What a stopped run did and what it left, in one line. */
+static void report_stop(const ts_job *job, const ts_run_stats *st) {
+  const int list = st->in_w == 0;
+  char kept[4200];
+  if (st->kept)
+    snprintf(kept, sizeof kept, "the unfinished output is kept as %s (only a complete run writes %s)", st->kept,
+             job->output);
+  else if (list && st->done > 0)
+    snprintf(kept, sizeof kept, "the images done are in %s, each file complete", job->output);
+  else
+    snprintf(kept, sizeof kept, "nothing was written");
+  if (st->stopped_in_stats)
+    ts_cli_error("stopped early by %s during the statistics pass of a global kernel; %s", ts_stop_name(st->stopped),
+                 kept);
+  else
+    ts_cli_error("stopped early by %s: %lld of %lld %s done%s; %s", ts_stop_name(st->stopped), (long long)st->done,
+                 (long long)st->tasks, list ? "inputs" : "tasks", st->nfailed ? " (some failed, listed below)" : "",
+                 kept);
+}
+
 int ts_cli_report(const ts_job *job, ts_status st, const ts_error *err, const ts_run_stats *stats,
                   int quiet, const char *stats_path, const char *trace_path) {
-  if (st && st != TS_SOME_FAILED) {
+  if (st && st != TS_SOME_FAILED && st != TS_STOPPED) {
     ts_cli_error("%s", err->msg);
     return ts_cli_exit(st);
   }
   if (!quiet) ts_cli_summary(job->output, stats);
+  if (st == TS_STOPPED) report_stop(job, stats); /* always: a job log must say why it ended */
   if (stats->nfailed) /* always, even with --quiet: the exit status alone would not say which */
     fprintf(stderr, "tessera: %lld of %lld inputs failed:\n%s", (long long)stats->nfailed, (long long)stats->tasks,
             stats->failures ? stats->failures : "");
@@ -48,16 +70,22 @@ int ts_cli_run_job(ts_job *job, int quiet, const char *stats_path, const char *t
 }
 
 void ts_cli_summary(const char *output, const ts_run_stats *st) {
+  const char *verb = st->stopped ? "stopped" : "wrote";
   if (st->in_w == 0) /* list mode */
-    printf("wrote %s: %lld images (%lld failed), %d threads%s, %.3f s, %.1f images/s, %.1f MPix/s\n", output,
-           (long long)st->tasks, (long long)st->nfailed, st->threads, st->nranks > 1 ? " per worker" : "",
-           st->seconds, st->seconds > 0 ? (double)st->tasks / st->seconds : 0.0,
+    printf("%s %s: %lld images (%lld failed), %d threads%s, %.3f s, %.1f images/s, %.1f MPix/s\n", verb, output,
+           (long long)st->done, (long long)st->nfailed, st->threads, st->nranks > 1 ? " per worker" : "",
+           st->seconds, st->seconds > 0 ? (double)st->done / st->seconds : 0.0,
            st->seconds > 0 ? (double)st->pixels / st->seconds / 1e6 : 0.0);
   else
-  printf("wrote %s: %lldx%lld, %lld tasks, %d threads%s, %.3f s, %.1f MPix/s\n", output,
-         (long long)st->in_w, (long long)st->in_h, (long long)st->tasks, st->threads,
-         st->nranks > 1 ? " per worker" : "", st->seconds,
-         st->seconds > 0 ? (double)st->pixels / st->seconds / 1e6 : 0.0);
+  {
+    char tasks[64];
+    if (st->stopped) snprintf(tasks, sizeof tasks, "%lld of %lld", (long long)st->done, (long long)st->tasks);
+    else snprintf(tasks, sizeof tasks, "%lld", (long long)st->tasks);
+    const double px = st->tasks > 0 ? (double)st->pixels * (double)st->done / (double)st->tasks : 0.0;
+    printf("%s %s: %lldx%lld, %s tasks, %d threads%s, %.3f s, %.1f MPix/s\n", verb, output, (long long)st->in_w,
+           (long long)st->in_h, tasks, st->threads, st->nranks > 1 ? " per worker" : "", st->seconds,
+           st->seconds > 0 ? px / st->seconds / 1e6 : 0.0);
+  }
   if (st->resolved[0]) printf("  global kernels: %s\n", st->resolved);
   for (int r = 0; r < st->nranks; r++) {
     const ts_rank_stats *k = &st->ranks[r];

@@ -34,6 +34,13 @@ int ts_cli_write_stats(const char *path, const ts_job *job, const ts_run_stats *
   json_string(f, job->pipeline);
   fprintf(f, ",\n  \"width\": %lld,\n  \"height\": %lld,\n  \"tasks\": %lld,\n  \"tile\": %lld,\n",
           (long long)st->in_w, (long long)st->in_h, (long long)st->tasks, (long long)job->tile);
+  fprintf(f, "  \"done\": %lld,\n  \"stopped\": ", (long long)st->done);
+  if (st->stopped) json_string(f, ts_stop_name(st->stopped));
+  else fputs("null", f);
+  fprintf(f, ",\n  \"kept\": ");
+  if (st->kept) json_string(f, st->kept);
+  else fputs("null", f);
+  fprintf(f, ",\n");
   fprintf(f, "  \"resolved\": ");
   json_string(f, st->resolved);
   fprintf(f, ",\n");

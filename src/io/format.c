@@ -287,6 +287,20 @@ ts_status ts_writer_finish(ts_writer **wp, ts_error *err) {
   return st;
 }
 
+ts_status ts_writer_keep(ts_writer **wp, char **kept, ts_error *err) {
+  ts_writer *w = *wp;
+  ts_status st = w->ops->finish(w->ctx, err);
+  w->ctx = NULL;
+  if (st) unlink(w->tmp);
+  *kept = st ? NULL : w->tmp;
+  if (st) free(w->tmp);
+  free(w->path);
+  free(w->spec);
+  free(w);
+  *wp = NULL;
+  return st;
+}
+
 void ts_writer_abort(ts_writer **wp) {
   if (!wp || !*wp) return;
   ts_writer *w = *wp;

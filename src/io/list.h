@@ -100,6 +100,11 @@ int64_t ts_list_out_nfailed(const ts_list_out *o);
 const char *ts_list_out_failure(const ts_list_out *o, int64_t k);
 /* Complete: compact, write /names and /failed, close, rename. Frees *o. */
 ts_status ts_list_out_finish(ts_list_out **o, ts_error *err);
+/* A run stopped early: complete an HDF5 output over the inputs done so far
+ * (as finish does, with the attribute stopped_early = note) and keep it
+ * under its temporary name, *kept (malloc'ed; NULL for a directory, whose
+ * files are each complete). Frees *o. */
+ts_status ts_list_out_keep(ts_list_out **o, const char *note, char **kept, ts_error *err);
 /* Drop everything written. Frees *o. */
 void ts_list_out_abort(ts_list_out **o);
 

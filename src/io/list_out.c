@@ -6,8 +6,8 @@
  * (H5Dwrite_chunk), so compression runs in parallel. The first image whose
  * shape or dtype differs turns the stack into one dataset per input
  * (/images/<name>); emitted values do the same in /results/<name>. At the
- * end, if inputs failed, the stacks are compacted so that row i of every
- * stack belongs to /names[i]. HDF5 is not thread-safe here: one caller. */
+ * end, if inputs failed (or a stopped run left some undone), the stacks
+ * are compacted so that row i of every stack belongs to /names[i]. HDF5 is not thread-safe here: one caller. */
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
@@ -397,45 +397,61 @@ static void attr_string(hid_t obj, const char *name, const char *value) {
   H5Tclose(t);
 }
 
+/* Write /names, /failed and the attributes over the inputs done so far
+ * (compacting the stacks if some are missing) and close the file. */
+static ts_status complete(ts_list_out *o, const char *stopped, ts_error *err) {
+  ts_status st = TS_OK;
+  int64_t ndone = 0;
+  for (int64_t i = 0; i < o->in->n; i++) ndone += o->state[i] == 1;
+  for (int i = 0; st == TS_OK && i < o->nst; i++)
+    if (!o->st[i].per_name && ndone < o->in->n) st = compact(o, &o->st[i], ndone, err);
+  const char **names = calloc((size_t)ndone + 1, sizeof *names);
+  if (!names && st == TS_OK) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  for (int64_t i = 0, k = 0; names && i < o->in->n; i++)
+    if (o->state[i] == 1) names[k++] = o->in->items[i].name;
+  if (st == TS_OK) st = write_strings(o, "/names", names, ndone, err);
+  free(names);
+  if (st == TS_OK) st = write_failed(o, err);
+  if (st == TS_OK) {
+    attr_string(o->file, "tessera_version", ts_version());
+    attr_string(o->file, "pipeline", o->o.pipeline ? o->o.pipeline : "");
+    attr_string(o->file, "input", o->o.input ? o->o.input : "");
+    if (stopped) attr_string(o->file, "stopped_early", stopped);
+  }
+  for (int i = 0; i < o->nst; i++)
+    if (o->st[i].dset >= 0) H5Dclose(o->st[i].dset), o->st[i].dset = -1;
+  if (H5Fclose(o->file) < 0 && st == TS_OK) st = ts_fail(err, TS_ERR_IO, "%s: cannot close", o->path);
+  o->file = -1;
+  if (st == TS_OK) { /* durable before it takes its name */
+    int fd = open(o->tmp, O_RDONLY);
+    if (fd >= 0) fsync(fd), close(fd);
+  }
+  return st;
+}
+
 ts_status ts_list_out_finish(ts_list_out **po, ts_error *err) {
   ts_list_out *o = *po;
-  ts_status st = TS_OK;
-  if (!o->dir) {
-    int64_t ndone = 0;
-    for (int64_t i = 0; i < o->in->n; i++) ndone += o->state[i] == 1;
-    for (int i = 0; st == TS_OK && i < o->nst; i++)
-      if (!o->st[i].per_name && o->nfailed > 0) st = compact(o, &o->st[i], ndone, err);
-    const char **names = calloc((size_t)ndone + 1, sizeof *names);
-    if (!names && st == TS_OK) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
-    for (int64_t i = 0, k = 0; names && i < o->in->n; i++)
-      if (o->state[i] == 1) names[k++] = o->in->items[i].name;
-    if (st == TS_OK) st = write_strings(o, "/names", names, ndone, err);
-    free(names);
-    if (st == TS_OK) st = write_failed(o, err);
-    if (st == TS_OK) {
-      attr_string(o->file, "tessera_version", ts_version());
-      attr_string(o->file, "pipeline", o->o.pipeline ? o->o.pipeline : "");
-      attr_string(o->file, "input", o->o.input ? o->o.input : "");
-    }
-    for (int i = 0; i < o->nst; i++)
-      if (o->st[i].dset >= 0) H5Dclose(o->st[i].dset), o->st[i].dset = -1;
-    if (H5Fclose(o->file) < 0 && st == TS_OK) st = ts_fail(err, TS_ERR_IO, "%s: cannot close", o->path);
-    o->file = -1;
-    if (st == TS_OK) { /* durable before it takes the final name */
-      int fd = open(o->tmp, O_RDONLY);
-      if (fd >= 0) fsync(fd), close(fd);
-      if (rename(o->tmp, o->path) != 0)
-        st = ts_fail(err, TS_ERR_IO, "%s: cannot rename %s to it: %s", o->path, o->tmp, strerror(errno));
-    }
+  ts_status st = o->dir ? TS_OK : complete(o, NULL, err);
+  if (st == TS_OK && !o->dir && rename(o->tmp, o->path) != 0)
+    st = ts_fail(err, TS_ERR_IO, "%s: cannot rename %s to it: %s", o->path, o->tmp, strerror(errno));
+  if (st == TS_OK) {
+    free(o->tmp); /* renamed: abort must not remove it */
+    o->tmp = NULL;
   }
-  if (st) {
-    ts_list_out_abort(po);
-    return st;
+  ts_list_out_abort(po); /* frees */
+  return st;
+}
+
+ts_status ts_list_out_keep(ts_list_out **po, const char *note, char **kept, ts_error *err) {
+  ts_list_out *o = *po;
+  *kept = NULL;
+  ts_status st = o->dir ? TS_OK : complete(o, note, err);
+  if (st == TS_OK) {
+    *kept = o->tmp; /* NULL for a directory: each file there is complete */
+    o->tmp = NULL;
   }
-  free(o->tmp);
-  o->tmp = NULL;
-  ts_list_out_abort(po); /* frees; the file is already renamed */
-  return TS_OK;
+  ts_list_out_abort(po);
+  return st;
 }
 
 void ts_list_out_abort(ts_list_out **po) {

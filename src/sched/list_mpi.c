@@ -260,7 +260,14 @@ static ts_status list_master(const ts_job *job, MPI_Comm comm, ts_inputs *in, ts
   ts_emits em = {0};
   for (int c = 0; c < credits && st == TS_OK; c++)
     for (int r = 1; r <= workers && st == TS_OK && m.next < in->n; r++) st = send_to(&m, r, err);
-  while (st == TS_OK && stored < in->n) {
+  /* once a stop is requested no new batch goes out; what is in flight is
+   * finished and stored (then everything handed out is: end = m.next) */
+  int64_t end = in->n;
+  while (st == TS_OK && stored < end) {
+    if (end > m.next && ts_stop_requested()) {
+      end = m.next;
+      if (stored == end) break;
+    }
     int src = recv_gently(comm, MPI_ANY_SOURCE, TAG_DONE, &rb, &m.idle);
     ts_msg h;
     memcpy(&h, rb.p, sizeof h);
@@ -284,9 +291,11 @@ static ts_status list_master(const ts_job *job, MPI_Comm comm, ts_inputs *in, ts
       pixels += rec.ri.w * rec.ri.h;
     }
     ts_trace_add(&m.trace, TS_PHASE_WRITE, first, t_write, MPI_Wtime() - t0, 0, 0);
-    if (st == TS_OK && m.next < in->n) st = send_to(&m, src, err);
+    if (st == TS_OK && m.next < end) st = send_to(&m, src, err);
   }
   ts_progress_done(&progress);
+  stats->done = stored;
+  if (st == TS_OK && end < in->n) st = TS_STOPPED;
   st = ts_list_close(out, in, st, stats, err);
   /* stop everyone, then drain until each worker's FINAL */
   ts_msg stop = {.kind = MSG_STOP, .status = st};
@@ -381,6 +390,7 @@ ts_status ts_run_list_mpi(const ts_job *job, MPI_Comm comm, ts_run_stats *stats,
   int have_direct = 0;
   if (rank != 0 && ready == TS_OK && su.io == TS_IO_DIRECT) {
     ready = ts_inputs_open(ipath, su.len_glob >= 0 ? glob : NULL, su.recursive, su.strips, &direct, &e);
+    if (ready) ts_note_relative(ipath, ready, &e);
     have_direct = ready == TS_OK;
     if (ready) ready = TS_ERR_IO; /* rank 0 accepted the path: here it is this host's files that fail */
     if (ready == TS_OK && direct.n != su.n)

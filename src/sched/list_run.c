@@ -104,8 +104,18 @@ ts_status ts_list_close(ts_list_out **out, const ts_inputs *in, ts_status st, ts
     strcat(stats->failures, "\n");
   }
   stats->nfailed = nf;
-  if (st == TS_OK) st = ts_list_out_finish(out, err);
-  else ts_list_out_abort(out);
+  if (st == TS_OK) {
+    st = ts_list_out_finish(out, err);
+  } else if (st == TS_STOPPED) { /* keep what is done */
+    char note[160];
+    stats->stopped = ts_stop_requested();
+    snprintf(note, sizeof note, "stopped by %s: %lld of %lld inputs done", ts_stop_name(stats->stopped),
+             (long long)stats->done, (long long)in->n);
+    ts_status k = ts_list_out_keep(out, note, &stats->kept, err);
+    if (k) st = k;
+  } else {
+    ts_list_out_abort(out);
+  }
   return st == TS_OK && nf > 0 ? TS_SOME_FAILED : st;
 }
 
@@ -128,7 +138,8 @@ ts_status ts_run_list_local(const ts_job *job, ts_run_stats *stats, FILE *log, t
   ts_progress progress;
   ts_progress_init(&progress, job->progress ? log : NULL, in.n, t0);
   int64_t next = 0, pixels = 0;
-  volatile int stop = st != TS_OK;
+  volatile int stop = st != TS_OK, stopped = 0; /* stopped: on request (ts_request_stop) */
+  int64_t stored = 0;
   ts_trace trace = {.on = job->trace};
 #pragma omp parallel num_threads(threads)
   {
@@ -142,7 +153,10 @@ ts_status ts_run_list_local(const ts_job *job, ts_run_stats *stats, FILE *log, t
     for (;;) {
       int64_t i = -1;
 #pragma omp critical(ts_list_next)
-      if (!stop && mine == TS_OK && next < in.n) i = order[next++];
+      {
+        if (!stop && next < in.n && ts_stop_requested()) stop = stopped = 1;
+        if (!stop && mine == TS_OK && next < in.n) i = order[next++];
+      }
       if (i < 0) break;
       ts_status rs;
       int64_t px = 0;
@@ -162,6 +176,7 @@ ts_status ts_run_list_local(const ts_job *job, ts_run_stats *stats, FILE *log, t
 #pragma omp critical(ts_list_hdf5)
         {
           mine = ts_list_store(out, &in, rec.p, &used, &em, &e);
+          stored++;
           pixels += px;
           ts_progress_tick(&progress, px);
         }
@@ -184,6 +199,8 @@ ts_status ts_run_list_local(const ts_job *job, ts_run_stats *stats, FILE *log, t
   ts_progress_done(&progress);
   free(order);
   ts_lrank_free(&rank);
+  stats->done = stored;
+  if (st == TS_OK && stopped) st = TS_STOPPED;
   st = ts_list_close(&out, &in, st, stats, err);
   stats->seconds = ts_now() - t0;
   stats->tasks = in.n;

@@ -26,6 +26,7 @@ typedef struct engine {
   pthread_cond_t written;
   int64_t next_task;  /* read_lock */
   int failed;         /* write_lock; read racily as a hint to stop early */
+  int stopped;        /* read_lock: ts_request_stop was seen; no new task */
   ts_error err;       /* write_lock: first failure */
   ts_progress progress;
   double t0;          /* the run's start, for trace times */
@@ -78,7 +79,8 @@ static void worker(engine *e) {
   while (st == TS_OK && !e->failed) {
     pthread_mutex_lock(&e->read_lock);
     double t_read = ts_now() - e->t0;
-    int64_t t = e->next_task < pl->grid.ntasks ? e->next_task++ : -1;
+    if (ts_stop_requested()) e->stopped = 1;
+    int64_t t = !e->stopped && e->next_task < pl->grid.ntasks ? e->next_task++ : -1;
     ts_rect core = {0}, in = {0};
     ts_image src = {0};
     if (t >= 0) {
@@ -126,7 +128,8 @@ static void stats_worker(engine *e, const ts_pass *ps, double *partial) {
   ts_status st = inbuf && outbuf && fetch ? TS_OK : ts_fail(&err, TS_ERR_NOMEM, "out of memory");
   while (st == TS_OK && !e->failed) {
     pthread_mutex_lock(&e->read_lock);
-    int64_t t = e->next_task < pl->grid.ntasks ? e->next_task++ : -1;
+    if (ts_stop_requested()) e->stopped = 1;
+    int64_t t = !e->stopped && e->next_task < pl->grid.ntasks ? e->next_task++ : -1;
     ts_rect core = {0}, in = {0};
     ts_image src = {0};
     if (t >= 0) {
@@ -162,9 +165,10 @@ static ts_status stats_passes(engine *e, int threads, ts_error *err) {
 #pragma omp parallel num_threads(threads)
     stats_worker(e, &passes[i], partials + omp_get_thread_num() * len);
     for (int t = 1; t < threads; t++) g->def->merge(g, passes[i].stage, partials, partials + t * len);
-    ts_status st = e->failed ? TS_OK : g->def->resolve(g, passes[i].stage, partials, err);
+    ts_status st = e->failed || e->stopped ? TS_OK : g->def->resolve(g, passes[i].stage, partials, err);
     free(partials);
     if (st) return st;
+    if (e->stopped && !e->failed) return TS_STOPPED; /* the partial statistics are of no use */
   }
   e->next_task = 0;
   return TS_OK;
@@ -213,11 +217,15 @@ ts_status ts_run_local(const ts_job *job, ts_run_stats *stats, FILE *log, ts_err
   pthread_mutex_destroy(&e.read_lock);
   pthread_mutex_destroy(&e.write_lock);
   pthread_cond_destroy(&e.written);
+  const int64_t written = e.order.next;
   ts_order_free(&e.order);
   if (e.failed)
     st = ts_fail(err, e.err.code, "%s", e.err.msg);
+  else if (st == TS_STOPPED || (st == TS_OK && e.stopped))
+    st = ts_stopped_output(&plan.writer, written, st == TS_STOPPED, stats, err);
   else if (st == TS_OK)
     st = ts_writer_finish(&plan.writer, err);
+  stats->done = st == TS_OK ? plan.grid.ntasks : written;
   ts_passes_describe(plan.pipe, stats->resolved, sizeof stats->resolved);
   stats->seconds = ts_now() - t0;
   stats->tasks = plan.grid.ntasks;

@@ -318,16 +318,20 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_se
       }
       g->def->stats_init(g, m.pass->stage, m.merged);
     }
-    /* fill every worker's credits, then one new batch per result */
+    /* fill every worker's credits, then one new batch per result; once a
+     * stop is requested, no new batch: what is in flight is finished and
+     * stored (then everything handed out is done: end = m.next) */
+    int64_t end = plan->grid.ntasks;
     for (int k = 0; k < m.credits && st == TS_OK; k++)
       for (int r = 1; r <= m.workers && st == TS_OK && m.next < plan->grid.ntasks; r++)
         st = send_batch(&m, r, err);
     long ns = 10000;
-    while (st == TS_OK && (m.pass ? m.done : order.next) < plan->grid.ntasks) {
+    while (st == TS_OK && (m.pass ? m.done : order.next) < end) {
+      if (end > m.next && ts_stop_requested()) end = m.next;
       ts_msg h;
       int src = receive(&m, &rb, &h, 0);
       if (src < 0) { /* nothing to answer: compute, or sleep */
-        if (own && m.next < plan->grid.ntasks)
+        if (own && m.next < end)
           st = own_task(&m, &order, err);
         else
           ts_backoff(&ns, &m.idle);
@@ -339,7 +343,11 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_se
         break;
       }
       st = store_batch(&m, src, &order, &rb, &h, err);
-      if (st == TS_OK && m.next < plan->grid.ntasks) st = send_batch(&m, src, err);
+      if (st == TS_OK && m.next < end) st = send_batch(&m, src, err);
+    }
+    if (st == TS_OK && end < plan->grid.ntasks) { /* stopped early */
+      st = ts_stopped_output(&plan->writer, m.pass ? 0 : order.next, m.pass != NULL, stats, err);
+      break;
     }
     if (st == TS_OK && m.pass) { /* resolve on rank 0 too, for its own compute */
       ts_kernel *g = &plan->pipe->k[m.pass->kernel];
@@ -352,6 +360,7 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_se
   m.merged = NULL;
   ts_progress_done(&progress);
   if (st == TS_OK) st = ts_writer_finish(&plan->writer, err);
+  const int64_t written = order.next;
 
   /* stop everyone (the job's status travels with STOP), then drain until
    * each worker's FINAL: results still in flight are dropped */
@@ -384,6 +393,7 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_se
   gethostname(m.ranks[0].host, sizeof m.ranks[0].host - 1);
   stats->seconds = wall;
   stats->tasks = plan->grid.ntasks;
+  stats->done = st == TS_OK ? plan->grid.ntasks : written;
   stats->pixels = plan->grid.w * plan->grid.h;
   stats->in_w = plan->grid.w;
   stats->in_h = plan->grid.h;

@@ -13,7 +13,9 @@ void ts_run_stats_free(ts_run_stats *stats) {
   free(stats->ranks);
   free(stats->events);
   free(stats->failures);
+  free(stats->kept);
   stats->failures = NULL;
+  stats->kept = NULL;
   stats->ranks = NULL;
   stats->events = NULL;
   stats->nranks = 0;
@@ -36,6 +38,15 @@ void ts_wait_gently(MPI_Request *req, MPI_Status *status, double *idle) {
     if (done) return;
     ts_backoff(&ns, idle);
   }
+}
+
+ts_status ts_note_relative(const char *path, ts_status st, ts_error *err) {
+  char cwd[512];
+  size_t n = strlen(err->msg);
+  if (path[0] == '@') path++;
+  if (path[0] != '/' && strncmp(path, "synth:", 6) != 0 && getcwd(cwd, sizeof cwd))
+    snprintf(err->msg + n, sizeof err->msg - n, " (looked in %s: a relative path)", cwd);
+  return st;
 }
 
 /* Broadcast a string from rank 0 (NULL-safe); returns a malloc'ed copy. */

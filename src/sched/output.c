@@ -172,3 +172,14 @@ ts_status ts_order_put(ts_order *o, int64_t t, const ts_blob *b, int *placed, ts
   }
   return st;
 }
+
+ts_status ts_stopped_output(ts_writer **w, int64_t written, int in_stats, ts_run_stats *stats, ts_error *err) {
+  stats->stopped = ts_stop_requested();
+  stats->stopped_in_stats = in_stats;
+  if (written == 0) {
+    ts_writer_abort(w);
+    return TS_STOPPED;
+  }
+  ts_status st = ts_writer_keep(w, &stats->kept, err);
+  return st ? st : TS_STOPPED;
+}

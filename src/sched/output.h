@@ -8,6 +8,7 @@
 #include "core/blob.h"
 #include "sched/progress.h"
 #include "tessera/io.h"
+#include "tessera/job.h"
 #include "tessera/kernel.h"
 #include "tessera/partition.h"
 
@@ -61,5 +62,12 @@ void ts_order_free(ts_order *o);
  * one that follows), else copied into its slot. *placed = 0 means its slot
  * is still taken (t is too far ahead): call again after another put. */
 ts_status ts_order_put(ts_order *o, int64_t t, const ts_blob *b, int *placed, ts_error *err);
+
+/* The output of a tile-mode run stopped early (ts_request_stop) after
+ * `written` tasks: kept under its temporary name if any task was written,
+ * else dropped; records the stop in stats. in_stats: stopped during a
+ * statistics pass. Returns TS_STOPPED, or the error that kept it from being
+ * kept. */
+ts_status ts_stopped_output(ts_writer **w, int64_t written, int in_stats, ts_run_stats *stats, ts_error *err);
 
 #endif

@@ -73,6 +73,11 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_se
 ts_status ts_worker(const ts_setup *su, const char *input, const char *output, const char *pipeline,
                     MPI_Comm comm, ts_rank_stats *mine, ts_error *err);
 
+/* --io direct: a worker that cannot open a relative input path says
+ * where it looked (its working directory, which need not be rank 0's).
+ * Appends to err's message; returns st. */
+ts_status ts_note_relative(const char *path, ts_status st, ts_error *err);
+
 /* Gather every rank's readiness to rank 0 and agree on one status; rank
  * 0's err names the first failing rank and host. Collective. */
 ts_status ts_agree(ts_status mine, const ts_error *my_err, MPI_Comm comm, ts_error *err);

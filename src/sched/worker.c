@@ -83,7 +83,7 @@ static ts_status prepare(worker *w, const ts_setup *su, const char *input, const
     }
   }
   if (su->io == TS_IO_DIRECT) {
-    if ((st = ts_reader_open(input, &w->reader, err))) return st;
+    if ((st = ts_reader_open(input, &w->reader, err))) return ts_note_relative(input, st, err);
     const ts_image_info *i = &w->reader->info;
     if (i->w != su->grid.w || i->h != su->grid.h || (int32_t)i->dtype != su->in_dtype ||
         i->channels != su->in_channels)
@@ -315,6 +315,7 @@ ts_status ts_worker(const ts_setup *su, const char *input, const char *output, c
   ts_blob_free(&res[0]);
   ts_blob_free(&res[1]);
   worker_free(&w);
-  if (final_status != TS_OK) return ts_fail(err, (ts_status)final_status, "the job failed");
+  if (final_status != TS_OK)
+    return ts_fail(err, (ts_status)final_status, final_status == TS_STOPPED ? "the job stopped early" : "the job failed");
   return TS_OK;
 }

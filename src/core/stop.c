@@ -1,0 +1,29 @@
+/* The request to stop a running job early. One word, written from a signal
+ * handler and read by the scheduler loops between tasks: nothing else is
+ * async-signal-safe, so nothing else happens here. */
+#include <signal.h>
+#include <stdio.h>
+#include "tessera/job.h"
+
+static volatile sig_atomic_t requested;
+
+void ts_request_stop(int signo) {
+  if (!requested) requested = signo > 0 ? signo : -1;
+}
+
+int ts_stop_requested(void) { return requested; }
+
+void ts_stop_clear(void) { requested = 0; }
+
+const char *ts_stop_name(int signo) {
+  static char other[32];
+  switch (signo) {
+    case SIGTERM: return "SIGTERM";
+    case SIGUSR1: return "SIGUSR1";
+    case SIGUSR2: return "SIGUSR2";
+    case SIGINT: return "SIGINT";
+    case SIGHUP: return "SIGHUP";
+    case 0: case -1: return "a stop request";
+    default: snprintf(other, sizeof other, "signal %d", signo); return other;
+  }
+}
