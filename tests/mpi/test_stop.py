@@ -111,7 +111,7 @@ def test_stop_during_the_statistics_pass_writes_nothing(tmp_path, np_):
     assert json.loads((tmp_path / "s.json").read_text())["done"] == 0
 
 
-N_PNG = 300
+N_PNG = 600  # about 9 s of work on one thread: a stop after 1 s lands mid-run even on a faster machine
 
 
 def make_pngs(d, n=N_PNG):
