@@ -91,6 +91,11 @@ typedef struct ts_writer_ops {
   ts_status (*write_encoded)(void *ctx, ts_rect r, const void *data, size_t size, ts_error *err);
   ts_status (*finish)(void *ctx, ts_error *err); /* flush and close */
   void (*abort)(void *ctx);                      /* close, keep nothing */
+  /* For checkpoints (NULL: the format cannot be resumed): where the bytes
+   * of the tile at r lie in the file, and making everything written so far
+   * durable (flush, fsync). */
+  ts_status (*locate)(void *ctx, ts_rect r, uint64_t *offset, uint64_t *size, ts_error *err);
+  ts_status (*sync)(void *ctx, ts_error *err);
 } ts_writer_ops;
 
 typedef struct ts_writer ts_writer;
@@ -100,6 +105,8 @@ typedef struct ts_writer ts_writer;
  * Creates `path` + ".partial" and writes there. */
 TS_API ts_status ts_writer_open(const char *path, const ts_writer_options *o,
                                 ts_writer **out, ts_error *err);
+/* The file an output spec names (FILE.h5:/dataset -> FILE.h5), malloc'ed. */
+TS_API char *ts_output_file(const char *spec);
 
 /* A tile encoder for one thread (compression happens here, in parallel,
  * on any rank): it needs only the output's path (for the format and the
@@ -116,6 +123,13 @@ TS_API ts_status ts_encoder_encode(ts_encoder *e, ts_rect r, const void *src, in
  * of the calls sets the file's byte layout. */
 TS_API ts_status ts_writer_write_encoded(ts_writer *w, ts_rect r, const void *data, size_t size,
                                          ts_error *err);
+/* Checkpoints: can this writer be resumed (locate and sync exist); the
+ * file offset and size of the tile stored at r; make all writes durable;
+ * the temporary file's name. */
+TS_API int ts_writer_resumable(const ts_writer *w);
+TS_API ts_status ts_writer_locate(ts_writer *w, ts_rect r, uint64_t *offset, uint64_t *size, ts_error *err);
+TS_API ts_status ts_writer_sync(ts_writer *w, ts_error *err);
+TS_API const char *ts_writer_tmp(const ts_writer *w);
 /* Complete the file and rename it to its final name. Frees *w. */
 TS_API ts_status ts_writer_finish(ts_writer **w, ts_error *err);
 /* Complete the file as far as it goes (a readable file: tiles never

@@ -42,6 +42,10 @@ typedef struct ts_job {
                            one task per strip of this many rows */
   const char *format;   /* directory output: png|tiff|jpeg */
   int no_images;        /* HDF5 output: emitted values only, no /images */
+  /* resuming (OUT.partial + OUT.journal) */
+  int resume;           /* finish the unfinished output a stopped or killed run left */
+  int64_t checkpoint_tasks;  /* checkpoint after this many tasks stored (0: by time only) */
+  double checkpoint_seconds; /* ... or this many seconds after the last (default 10) */
 } ts_job;
 
 /* Defaults: tile 1024, reflect, all cores, no compression, quality 90. */
@@ -78,6 +82,8 @@ typedef struct ts_run_stats {
   int stopped;                  /* TS_STOPPED: the signal (ts_stop_requested) */
   int stopped_in_stats;         /* TS_STOPPED during a global kernel's statistics pass */
   char *kept;                   /* TS_STOPPED: the unfinished output kept (malloc'ed), or NULL */
+  int64_t resumed;              /* --resume: tasks taken from the unfinished output, not computed */
+  int64_t checkpoints;          /* checkpoints written */
 } ts_run_stats;
 
 /* Free what a run allocated in stats. */

@@ -86,6 +86,18 @@ static int set_images(ts_cli_opts *o, const char *v, const char *w) {
 static int set_force(ts_cli_opts *o, const char *v, const char *w) {
   return set_bool(&o->job.force, v, w, "--force");
 }
+static int set_resume(ts_cli_opts *o, const char *v, const char *w) {
+  return set_bool(&o->job.resume, v, w, "--resume");
+}
+static int set_checkpoint_tasks(ts_cli_opts *o, const char *v, const char *w) {
+  return set_int(&o->job.checkpoint_tasks, v, w, "--checkpoint-tasks", 0, 1 << 30);
+}
+static int set_checkpoint_seconds(ts_cli_opts *o, const char *v, const char *w) {
+  double x;
+  if (ts_parse_double(v, &x) || !(x >= 0)) return bad(w, "--checkpoint-seconds", v, "a number of seconds >= 0");
+  o->job.checkpoint_seconds = x;
+  return 0;
+}
 static int set_quiet(ts_cli_opts *o, const char *v, const char *w) {
   return set_bool(&o->quiet, v, w, "--quiet");
 }
@@ -137,6 +149,9 @@ static const spec specs[] = {
     {"stats", 0, "run", 0, 1, R, set_stats},
     {"trace", 0, "run", 0, 1, R, set_trace},
     {"quiet", 0, "run", 1, 0, R | G, set_quiet},
+    {"resume", 0, "run", 1, 0, R, set_resume},
+    {"checkpoint-tasks", 0, "run", 0, 0, R, set_checkpoint_tasks},
+    {"checkpoint-seconds", 0, "run", 0, 0, R, set_checkpoint_seconds},
     {"size", 's', "input", 0, 0, G, set_size},
     {"dtype", 'd', "input", 0, 0, G, set_dtype},
     {"channels", 'c', "input", 0, 0, G, set_channels},

@@ -27,7 +27,7 @@ static void report_stop(const ts_job *job, const ts_run_stats *st) {
   const int list = st->in_w == 0;
   char kept[4200];
   if (st->kept)
-    snprintf(kept, sizeof kept, "the unfinished output is kept as %s (only a complete run writes %s)", st->kept,
+    snprintf(kept, sizeof kept, "the unfinished output is kept as %s; run again with --resume to finish %s", st->kept,
              job->output);
   else if (list && st->done > 0)
     snprintf(kept, sizeof kept, "the images done are in %s, each file complete", job->output);
@@ -86,6 +86,8 @@ void ts_cli_summary(const char *output, const ts_run_stats *st) {
            (long long)st->in_h, tasks, st->threads, st->nranks > 1 ? " per worker" : "", st->seconds,
            st->seconds > 0 ? px / st->seconds / 1e6 : 0.0);
   }
+  if (st->resumed) printf("  resumed: %lld tasks from the unfinished run's output, %lld computed now\n",
+                          (long long)st->resumed, (long long)(st->done - st->resumed));
   if (st->resolved[0]) printf("  global kernels: %s\n", st->resolved);
   for (int r = 0; r < st->nranks; r++) {
     const ts_rank_stats *k = &st->ranks[r];

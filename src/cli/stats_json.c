@@ -34,7 +34,9 @@ int ts_cli_write_stats(const char *path, const ts_job *job, const ts_run_stats *
   json_string(f, job->pipeline);
   fprintf(f, ",\n  \"width\": %lld,\n  \"height\": %lld,\n  \"tasks\": %lld,\n  \"tile\": %lld,\n",
           (long long)st->in_w, (long long)st->in_h, (long long)st->tasks, (long long)job->tile);
-  fprintf(f, "  \"done\": %lld,\n  \"stopped\": ", (long long)st->done);
+  fprintf(f, "  \"done\": %lld,\n  \"resumed\": %lld,\n  \"computed\": %lld,\n  \"checkpoints\": %lld,\n",
+          (long long)st->done, (long long)st->resumed, (long long)(st->done - st->resumed), (long long)st->checkpoints);
+  fprintf(f, "  \"stopped\": ");
   if (st->stopped) json_string(f, ts_stop_name(st->stopped));
   else fputs("null", f);
   fprintf(f, ",\n  \"kept\": ");

@@ -171,6 +171,18 @@ static int split_output(const ts_writer_ops *ops, const char *spec, char **file,
   return *file && (ops != &ts_hdf5_writer_ops || *dset);
 }
 
+char *ts_output_file(const char *spec) {
+  const ts_writer_ops *ops = NULL;
+  ts_error e = {0};
+  char *file = NULL, *dset = NULL;
+  if (pick_writer(spec, &ops, &e) || !split_output(ops, spec, &file, &dset)) {
+    free(file);
+    file = strdup(spec);
+  }
+  free(dset);
+  return file;
+}
+
 ts_status ts_writer_open(const char *path, const ts_writer_options *o, ts_writer **out,
                          ts_error *err) {
   *out = NULL;
@@ -271,6 +283,16 @@ ts_status ts_writer_write_encoded(ts_writer *w, ts_rect r, const void *data, siz
                                   ts_error *err) {
   return w->ops->write_encoded(w->ctx, r, data, size, err);
 }
+
+int ts_writer_resumable(const ts_writer *w) { return w->ops->locate && w->ops->sync && w->ctx; }
+
+ts_status ts_writer_locate(ts_writer *w, ts_rect r, uint64_t *offset, uint64_t *size, ts_error *err) {
+  return w->ops->locate(w->ctx, r, offset, size, err);
+}
+
+ts_status ts_writer_sync(ts_writer *w, ts_error *err) { return w->ops->sync(w->ctx, err); }
+
+const char *ts_writer_tmp(const ts_writer *w) { return w->tmp; }
 
 ts_status ts_writer_finish(ts_writer **wp, ts_error *err) {
   ts_writer *w = *wp;

@@ -230,6 +230,30 @@ static ts_status tiff_finish(void *ctx, ts_error *err) {
   return st;
 }
 
+/* Checkpoints: tiles are written raw, appended in the order of the calls,
+ * and the directory only at the end; so a tile's bytes stay where they
+ * were written, and syncing the data is enough (the journal holds the
+ * offsets). JPEG tiles are encoded here against tables libtiff keeps in the
+ * directory: not resumable. */
+static ts_status tiff_locate(void *ctx, ts_rect r, uint64_t *offset, uint64_t *size, ts_error *err) {
+  tiff_writer *w = ctx;
+  uint32_t t = TIFFComputeTile(w->tif, (uint32_t)r.x, (uint32_t)r.y, 0, 0);
+  int bad = 0;
+  *offset = TIFFGetStrileOffsetWithErr(w->tif, t, &bad);
+  *size = TIFFGetStrileByteCountWithErr(w->tif, t, &bad);
+  return bad || !*offset ? ts_fail(err, TS_ERR_INTERNAL, "%s: tile at (%lld, %lld) was not written", w->path,
+                                   (long long)r.x, (long long)r.y)
+                         : TS_OK;
+}
+
+static ts_status tiff_sync(void *ctx, ts_error *err) {
+  tiff_writer *w = ctx;
+  if (w->comp == COMPRESSION_JPEG) return ts_fail(err, TS_ERR_USAGE, "%s: a JPEG TIFF cannot be resumed", w->path);
+  if (!TIFFFlushData(w->tif) || fsync(TIFFFileno(w->tif)) != 0)
+    return ts_fail(err, TS_ERR_IO, "%s: cannot sync the output to disk", w->path);
+  return TS_OK;
+}
+
 const ts_writer_ops ts_tiff_writer_ops = {
     .name = "tiff",
     .open = tiff_wopen,
@@ -239,4 +263,6 @@ const ts_writer_ops ts_tiff_writer_ops = {
     .write_encoded = tiff_write_encoded,
     .finish = tiff_finish,
     .abort = tiff_abort,
+    .locate = tiff_locate,
+    .sync = tiff_sync,
 };

@@ -160,17 +160,27 @@ static ts_status stats_passes(engine *e, int threads, ts_error *err) {
     int64_t len = g->def->stats_size(g, passes[i].stage);
     double *partials = malloc((size_t)(threads * len) * sizeof *partials);
     if (!partials) return ts_fail(err, TS_ERR_NOMEM, "out of memory for statistics");
+    const ts_jpass *saved = ts_plan_saved_pass(e->plan, passes[i].kernel, passes[i].stage);
+    if (saved && saved->n == len) { /* --resume: the previous run merged it */
+      memcpy(partials, saved->v, (size_t)len * sizeof *partials);
+      ts_status st = g->def->resolve(g, passes[i].stage, partials, err);
+      free(partials);
+      if (st) return st;
+      continue;
+    }
     for (int t = 0; t < threads; t++) g->def->stats_init(g, passes[i].stage, partials + t * len);
     e->next_task = 0;
 #pragma omp parallel num_threads(threads)
     stats_worker(e, &passes[i], partials + omp_get_thread_num() * len);
     for (int t = 1; t < threads; t++) g->def->merge(g, passes[i].stage, partials, partials + t * len);
-    ts_status st = e->failed || e->stopped ? TS_OK : g->def->resolve(g, passes[i].stage, partials, err);
+    ts_status st = e->failed || e->stopped ? TS_OK : ts_plan_pass_done(e->plan, passes[i].kernel, passes[i].stage,
+                                                                          partials, len, err);
+    if (st == TS_OK && !e->failed && !e->stopped) st = g->def->resolve(g, passes[i].stage, partials, err);
     free(partials);
     if (st) return st;
     if (e->stopped && !e->failed) return TS_STOPPED; /* the partial statistics are of no use */
   }
-  e->next_task = 0;
+  e->next_task = e->plan->resumed;
   return TS_OK;
 }
 
@@ -182,6 +192,7 @@ void ts_job_init(ts_job *job) {
   job->compression = TS_COMPRESS_NONE;
   job->quality = 90;
   job->root_compute = -1;
+  job->checkpoint_seconds = 10;
 }
 
 ts_status ts_run_local(const ts_job *job, ts_run_stats *stats, FILE *log, ts_error *err) {
@@ -207,7 +218,10 @@ ts_status ts_run_local(const ts_job *job, ts_run_stats *stats, FILE *log, ts_err
   pthread_mutex_init(&e.write_lock, NULL);
   pthread_cond_init(&e.written, NULL);
 
-  st = stats_passes(&e, threads, err);
+  e.order.journal = plan.journal;
+  st = ts_plan_replay(&plan, &e.order, err); /* --resume: the tasks done before */
+  e.next_task = plan.resumed;
+  if (st == TS_OK) st = stats_passes(&e, threads, err);
   if (st == TS_OK) {
 #pragma omp parallel num_threads(threads)
     worker(&e);
@@ -222,10 +236,13 @@ ts_status ts_run_local(const ts_job *job, ts_run_stats *stats, FILE *log, ts_err
   if (e.failed)
     st = ts_fail(err, e.err.code, "%s", e.err.msg);
   else if (st == TS_STOPPED || (st == TS_OK && e.stopped))
-    st = ts_stopped_output(&plan.writer, written, st == TS_STOPPED, stats, err);
-  else if (st == TS_OK)
-    st = ts_writer_finish(&plan.writer, err);
+    st = ts_plan_stopped(&plan, written, st == TS_STOPPED, stats, err);
+  else if (st == TS_OK) {
+    stats->checkpoints = plan.journal ? plan.journal->checkpoints : 0;
+    st = ts_plan_finish(&plan, err);
+  }
   stats->done = st == TS_OK ? plan.grid.ntasks : written;
+  stats->resumed = plan.resumed;
   ts_passes_describe(plan.pipe, stats->resolved, sizeof stats->resolved);
   stats->seconds = ts_now() - t0;
   stats->tasks = plan.grid.ntasks;

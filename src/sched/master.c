@@ -20,6 +20,7 @@
 #include "sched/fetch.h"
 #include "sched/output.h"
 #include "sched/passes.h"
+#include "sched/plan.h"
 #include "sched/protocol.h"
 #include "sched/trace.h"
 
@@ -281,6 +282,8 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_se
   if (st == TS_OK) /* every task in flight has its own slot */
     st = ts_order_init(&order, plan->writer, &plan->grid, plan->out_tile, &progress,
                        (int64_t)m.nsend * TS_BATCH_TASKS + 1, err);
+  order.journal = plan->journal;
+  if (st == TS_OK) st = ts_plan_replay(plan, &order, err); /* --resume: the tasks done before */
 
   /* rank 0 computing delays its answers by one task: cheap with a few
    * workers (and it wins back the cores a small machine has), costly when
@@ -294,6 +297,8 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_se
     m.pass = i < npasses ? &passes[i] : NULL;
     m.halo = m.pass ? ts_pipeline_halo_upto(plan->pipe, m.pass->kernel) : plan->grid.halo;
     m.next = m.done = 0;
+    if (!m.pass) m.next = plan->resumed;
+    const ts_jpass *saved = m.pass ? ts_plan_saved_pass(plan, m.pass->kernel, m.pass->stage) : NULL;
     /* announce the pass, with the last pass's statistics to resolve */
     if (npasses > 0) {
       ts_msg a = {.count = m.pass ? m.pass->kernel : -1, .kind = MSG_PASS, .status = m.pass ? m.pass->stage : 0};
@@ -317,6 +322,10 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_se
         break;
       }
       g->def->stats_init(g, m.pass->stage, m.merged);
+      if (saved && saved->n == prev_len) { /* --resume: the previous run merged it; no task to run */
+        memcpy(m.merged, saved->v, (size_t)prev_len * sizeof(double));
+        m.done = m.next = plan->grid.ntasks;
+      }
     }
     /* fill every worker's credits, then one new batch per result; once a
      * stop is requested, no new batch: what is in flight is finished and
@@ -346,12 +355,13 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_se
       if (st == TS_OK && m.next < end) st = send_batch(&m, src, err);
     }
     if (st == TS_OK && end < plan->grid.ntasks) { /* stopped early */
-      st = ts_stopped_output(&plan->writer, m.pass ? 0 : order.next, m.pass != NULL, stats, err);
+      st = ts_plan_stopped(plan, m.pass ? 0 : order.next, m.pass != NULL, stats, err);
       break;
     }
-    if (st == TS_OK && m.pass) { /* resolve on rank 0 too, for its own compute */
+    if (st == TS_OK && m.pass) { /* save it for a resume; resolve on rank 0 too, for its own compute */
       ts_kernel *g = &plan->pipe->k[m.pass->kernel];
-      st = g->def->resolve(g, m.pass->stage, m.merged, err);
+      st = ts_plan_pass_done(plan, m.pass->kernel, m.pass->stage, m.merged, prev_len, err);
+      if (st == TS_OK) st = g->def->resolve(g, m.pass->stage, m.merged, err);
       prev_kernel = m.pass->kernel;
       prev_stage = m.pass->stage;
     }
@@ -359,7 +369,10 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_se
   free(m.merged);
   m.merged = NULL;
   ts_progress_done(&progress);
-  if (st == TS_OK) st = ts_writer_finish(&plan->writer, err);
+  if (st == TS_OK) {
+    stats->checkpoints = plan->journal ? plan->journal->checkpoints : 0;
+    st = ts_plan_finish(plan, err);
+  }
   const int64_t written = order.next;
 
   /* stop everyone (the job's status travels with STOP), then drain until
@@ -394,6 +407,7 @@ ts_status ts_master(const ts_job *job, ts_plan *plan, MPI_Comm comm, const ts_se
   stats->seconds = wall;
   stats->tasks = plan->grid.ntasks;
   stats->done = st == TS_OK ? plan->grid.ntasks : written;
+  stats->resumed = plan->resumed;
   stats->pixels = plan->grid.w * plan->grid.h;
   stats->in_w = plan->grid.w;
   stats->in_h = plan->grid.h;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "sched/output.h"
+#include "sched/journal.h"
 
 
 
@@ -89,17 +90,37 @@ ts_status ts_encode_core(ts_encoder **encs, ts_blob *parts, int n, ts_rect core,
   return st;
 }
 
-/* Store task t's encoded tiles. */
+/* Store task t's encoded tiles; with a journal, note where they went and
+ * checkpoint when one is due. */
 static ts_status store(ts_order *o, int64_t t, const ts_blob *b, ts_error *err) {
   ts_rect core = ts_grid_core(o->grid, t);
   const unsigned char *p = b->p;
-  for (int64_t i = 0, n = out_tiles(core, o->out_tile); i < n; i++) {
+  const int64_t n = out_tiles(core, o->out_tile);
+  if (o->journal && n > o->njt) {
+    ts_jtile *jt = realloc(o->jt, (size_t)n * sizeof *jt);
+    if (!jt) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+    o->jt = jt;
+    o->njt = n;
+  }
+  for (int64_t i = 0; i < n; i++) {
     uint64_t size;
     memcpy(&size, p, sizeof size);
-    ts_status st = ts_writer_write_encoded(o->writer, out_tile(core, o->out_tile, i), p + sizeof size,
-                                           size, err);
+    ts_rect r = out_tile(core, o->out_tile, i);
+    ts_status st = ts_writer_write_encoded(o->writer, r, p + sizeof size, size, err);
+    if (st == TS_OK && o->journal) {
+      st = ts_writer_locate(o->writer, r, &o->jt[i].off, &o->jt[i].size, err);
+      if (st == TS_OK && o->jt[i].size != size)
+        st = ts_fail(err, TS_ERR_INTERNAL, "tile at (%lld, %lld): %llu bytes stored, %llu given", (long long)r.x,
+                     (long long)r.y, (unsigned long long)o->jt[i].size, (unsigned long long)size);
+      o->jt[i].crc = ts_crc32(p + sizeof size, size);
+    }
     if (st) return st;
     p += sizeof size + size;
+  }
+  if (o->journal) {
+    ts_status st = ts_journal_task(o->journal, t, o->jt, n, err);
+    if (st == TS_OK && ts_journal_due(o->journal)) st = ts_journal_checkpoint(o->journal, o->writer, err);
+    if (st) return st;
   }
   if (o->progress) ts_progress_tick(o->progress, core.w * core.h);
   return TS_OK;
@@ -124,6 +145,8 @@ void ts_order_free(ts_order *o) {
   for (int64_t i = 0; i < o->npool; i++) ts_blob_free(&o->pool[i]);
   free(o->slots);
   free(o->pool);
+  free(o->jt);
+  o->jt = NULL;
   o->slots = NULL;
   o->pool = NULL;
   o->npool = o->cappool = 0;
@@ -173,13 +196,3 @@ ts_status ts_order_put(ts_order *o, int64_t t, const ts_blob *b, int *placed, ts
   return st;
 }
 
-ts_status ts_stopped_output(ts_writer **w, int64_t written, int in_stats, ts_run_stats *stats, ts_error *err) {
-  stats->stopped = ts_stop_requested();
-  stats->stopped_in_stats = in_stats;
-  if (written == 0) {
-    ts_writer_abort(w);
-    return TS_STOPPED;
-  }
-  ts_status st = ts_writer_keep(w, &stats->kept, err);
-  return st ? st : TS_STOPPED;
-}

@@ -53,6 +53,9 @@ typedef struct ts_order {
   } *slots;
   ts_blob *pool; /* free buffers */
   int64_t npool, cappool;
+  struct ts_journal *journal; /* NULL: no checkpoints */
+  struct ts_jtile *jt;        /* one task's tile locations */
+  int64_t njt;
 } ts_order;
 
 ts_status ts_order_init(ts_order *o, ts_writer *w, const ts_grid *g, int64_t out_tile,
@@ -63,11 +66,5 @@ void ts_order_free(ts_order *o);
  * is still taken (t is too far ahead): call again after another put. */
 ts_status ts_order_put(ts_order *o, int64_t t, const ts_blob *b, int *placed, ts_error *err);
 
-/* The output of a tile-mode run stopped early (ts_request_stop) after
- * `written` tasks: kept under its temporary name if any task was written,
- * else dropped; records the stop in stats. in_stats: stopped during a
- * statistics pass. Returns TS_STOPPED, or the error that kept it from being
- * kept. */
-ts_status ts_stopped_output(ts_writer **w, int64_t written, int in_stats, ts_run_stats *stats, ts_error *err);
 
 #endif

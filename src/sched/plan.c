@@ -1,4 +1,5 @@
 /* Validation and set-up of a job. */
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "sched/plan.h"
@@ -55,7 +56,7 @@ ts_status ts_plan_open(ts_plan *p, const ts_job *job, ts_error *err) {
       .force = job->force, .description = p->pipe->text,
   };
   p->wopts = wo;
-  if ((st = ts_writer_open(job->output, &wo, &p->writer, err))) goto fail;
+  if ((st = ts_plan_open_output(p, err))) goto fail;
   ts_plan_size_cache(p->reader, &p->grid);
   return TS_OK;
 fail:
@@ -65,6 +66,11 @@ fail:
 
 void ts_plan_close(ts_plan *p) {
   ts_writer_abort(&p->writer);
+  ts_journal_close(&p->journal, 1); /* a failed run leaves nothing; a stopped one has kept both already */
+  ts_journal_state_free(&p->saved);
+  free(p->prev_partial);
+  free(p->prev_journal);
+  p->prev_partial = p->prev_journal = NULL;
   ts_pipeline_free(&p->pipe);
   ts_reader_close(&p->reader);
 }

@@ -115,7 +115,7 @@ def test_signal_mid_run_stops_every_rank_cleanly(slurm, tmp_path, launcher):
     assert len(lines) == 1, log
     done, total = lines[0].split(": ", 2)[2].split(" tasks done")[0].split(" of ")
     assert 0 < int(done) < int(total) == 64 * 64, lines[0]
-    assert f"kept as {tmp_path}/long.tif.partial (only a complete run writes {tmp_path}/long.tif)" in lines[0]
+    assert f"kept as {tmp_path}/long.tif.partial; run again with --resume to finish {tmp_path}/long.tif" in lines[0]
     if launcher == "mpirun":
         assert "SIGUSR1 received, asking tessera to stop" in log, log
     assert "stopped early (time limit or signal)" in log.splitlines()[-1], log

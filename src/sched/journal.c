@@ -1,0 +1,256 @@
+/* The journal of an unfinished output; see journal.h. */
+#include "sched/journal.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <libdeflate.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+#include "sched/plan.h"
+
+uint32_t ts_crc32(const void *p, size_t n) { return libdeflate_crc32(0, p, n); }
+
+/* Append one line "payload #crc\n" to b. */
+static int add_line(ts_blob *b, const char *payload, size_t n) {
+  char tail[16];
+  snprintf(tail, sizeof tail, " #%08x\n", ts_crc32(payload, n));
+  return ts_blob_append(b, payload, n) || ts_blob_append(b, tail, strlen(tail));
+}
+
+static int write_all(int fd, const void *p, size_t n) {
+  const char *c = p;
+  while (n > 0) {
+    ssize_t k = write(fd, c, n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return -1;
+    c += k;
+    n -= (size_t)k;
+  }
+  return 0;
+}
+
+static ts_status write_durably(ts_journal *j, const ts_blob *b, ts_error *err) {
+  if (b->size && write_all(j->fd, b->p, b->size) != 0)
+    return ts_fail(err, TS_ERR_IO, "%s: cannot write the journal: %s", j->path, strerror(errno));
+  if (fsync(j->fd) != 0) return ts_fail(err, TS_ERR_IO, "%s: cannot sync the journal: %s", j->path, strerror(errno));
+  return TS_OK;
+}
+
+ts_status ts_journal_create(const char *path, const char *fingerprint, int64_t every_tasks, double every_seconds,
+                            ts_journal **out, ts_error *err) {
+  *out = NULL;
+  ts_journal *j = calloc(1, sizeof *j);
+  if (!j || !(j->path = strdup(path))) {
+    free(j);
+    return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  }
+  j->every_tasks = every_tasks;
+  j->every_seconds = every_seconds;
+  j->last = ts_now();
+  j->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (j->fd >= 0) flock(j->fd, LOCK_EX | LOCK_NB); /* held while the run writes: see ts_journal_busy */
+  if (j->fd < 0) {
+    ts_status st = ts_fail(err, TS_ERR_IO, "%s: cannot create the journal: %s", path, strerror(errno));
+    free(j->path);
+    free(j);
+    return st;
+  }
+  ts_blob b = {0};
+  int bad = add_line(&b, "tessera-journal 1", 17);
+  for (const char *s = fingerprint; !bad && *s;) {
+    const char *e = strchr(s, '\n');
+    size_t n = e ? (size_t)(e - s) : strlen(s);
+    char line[4200];
+    int m = snprintf(line, sizeof line, "fp %.*s", (int)n, s);
+    bad = m < 0 || (size_t)m >= sizeof line || add_line(&b, line, (size_t)m);
+    s += n + (e ? 1 : 0);
+  }
+  ts_status st = bad ? ts_fail(err, TS_ERR_NOMEM, "out of memory") : write_durably(j, &b, err);
+  ts_blob_free(&b);
+  if (st) {
+    ts_journal_close(&j, 1);
+    return st;
+  }
+  *out = j;
+  return TS_OK;
+}
+
+ts_status ts_journal_stats(ts_journal *j, int64_t kernel, int64_t stage, const double *v, int64_t n, ts_error *err) {
+  ts_blob line = {0}, b = {0};
+  char num[64];
+  int bad = 0;
+  snprintf(num, sizeof num, "stats %lld %lld %lld", (long long)kernel, (long long)stage, (long long)n);
+  bad |= ts_blob_append(&line, num, strlen(num));
+  for (int64_t i = 0; i < n && !bad; i++) {
+    snprintf(num, sizeof num, " %a", v[i]); /* exact */
+    bad |= ts_blob_append(&line, num, strlen(num));
+  }
+  bad = bad || add_line(&b, (const char *)line.p, line.size);
+  ts_status st = bad ? ts_fail(err, TS_ERR_NOMEM, "out of memory") : write_durably(j, &b, err);
+  ts_blob_free(&line);
+  ts_blob_free(&b);
+  return st;
+}
+
+ts_status ts_journal_task(ts_journal *j, int64_t t, const ts_jtile *tiles, int64_t n, ts_error *err) {
+  char line[64 + 64 * 64], *at = line;
+  ts_blob big = {0}; /* tasks with many output tiles */
+  int bad = 0;
+  at += snprintf(at, sizeof line, "task %lld %lld", (long long)t, (long long)n);
+  for (int64_t i = 0; i < n && !bad; i++) {
+    char one[80];
+    int m = snprintf(one, sizeof one, " %llu %llu %08x", (unsigned long long)tiles[i].off,
+                     (unsigned long long)tiles[i].size, tiles[i].crc);
+    if (!big.p && (size_t)(at - line) + (size_t)m < sizeof line) {
+      memcpy(at, one, (size_t)m + 1);
+      at += m;
+    } else {
+      if (!big.p) bad |= ts_blob_append(&big, line, (size_t)(at - line));
+      bad |= ts_blob_append(&big, one, (size_t)m);
+    }
+  }
+  bad = bad || (big.p ? add_line(&j->pending, (const char *)big.p, big.size)
+                      : add_line(&j->pending, line, (size_t)(at - line)));
+  ts_blob_free(&big);
+  if (bad) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  j->npending++;
+  return TS_OK;
+}
+
+int ts_journal_due(const ts_journal *j) {
+  if (!j->npending) return 0;
+  if (j->every_tasks > 0 && j->npending >= j->every_tasks) return 1;
+  return j->every_seconds > 0 && ts_now() - j->last >= j->every_seconds;
+}
+
+ts_status ts_journal_checkpoint(ts_journal *j, ts_writer *w, ts_error *err) {
+  j->last = ts_now();
+  if (!j->npending) return TS_OK;
+  ts_status st = ts_writer_sync(w, err); /* the data first: the journal lists only durable tasks */
+  if (st == TS_OK) st = write_durably(j, &j->pending, err);
+  if (st) return st;
+  j->durable += j->npending;
+  j->npending = 0;
+  j->pending.size = 0;
+  j->checkpoints++;
+  return TS_OK;
+}
+
+void ts_journal_close(ts_journal **jp, int remove) {
+  ts_journal *j = *jp;
+  if (!j) return;
+  if (j->fd >= 0) close(j->fd);
+  if (remove) unlink(j->path);
+  ts_blob_free(&j->pending);
+  free(j->path);
+  free(j);
+  *jp = NULL;
+}
+
+/* ---- loading ---------------------------------------------------------------- */
+
+void ts_journal_state_free(ts_journal_state *s) {
+  ts_blob_free(&s->fingerprint);
+  free(s->first);
+  free(s->tiles);
+  for (int i = 0; i < s->npasses; i++) free(s->pass[i].v);
+  memset(s, 0, sizeof *s);
+}
+
+/* The payload of the line at p (up to the newline at e), if its CRC checks. */
+static int check_line(char *p, char *e) {
+  if (e - p < 10 || e[-10] != ' ' || e[-9] != '#') return 0; /* "payload #xxxxxxxx" */
+  char *end;
+  unsigned long crc = strtoul(e - 8, &end, 16);
+  if (end != e) return 0;
+  e[-10] = '\0';
+  return ts_crc32(p, (size_t)(e - 10 - p)) == (uint32_t)crc;
+}
+
+static ts_status parse(char *text, size_t n, ts_journal_state *s, const char *path, ts_error *err) {
+  int64_t cap_t = 0, cap_tiles = 0, ntiles = 0;
+  char *p = text, *limit = text + n;
+  for (int line = 0; p < limit; line++) {
+    char *e = memchr(p, '\n', (size_t)(limit - p));
+    if (!e) break; /* torn last line */
+    *e = '\0';
+    if (!check_line(p, e)) break;
+    if (line == 0) {
+      if (strcmp(p, "tessera-journal 1") != 0) return ts_fail(err, TS_ERR_FORMAT, "%s: not a tessera journal", path);
+    } else if (strncmp(p, "fp ", 3) == 0) {
+      if (ts_blob_append(&s->fingerprint, p + 3, strlen(p + 3)) || ts_blob_append(&s->fingerprint, "\n", 1))
+        return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+    } else if (strncmp(p, "stats ", 6) == 0) {
+      if (s->npasses == TS_MAX_PASSES) break;
+      ts_jpass *ps = &s->pass[s->npasses];
+      char *q = p + 6;
+      ps->kernel = strtoll(q, &q, 10);
+      ps->stage = strtoll(q, &q, 10);
+      ps->n = strtoll(q, &q, 10);
+      if (ps->n < 0 || ps->n > (1 << 26) || !(ps->v = malloc((size_t)(ps->n + 1) * sizeof *ps->v)))
+        break;
+      for (int64_t i = 0; i < ps->n; i++) ps->v[i] = strtod(q, &q);
+      s->npasses++;
+    } else if (strncmp(p, "task ", 5) == 0) {
+      char *q = p + 5;
+      int64_t t = strtoll(q, &q, 10), k = strtoll(q, &q, 10);
+      if (t != s->ntasks || k < 1 || k > (1 << 20)) break; /* not the next task: stop trusting */
+      if (s->ntasks + 2 > cap_t) {
+        cap_t = 2 * cap_t + 64;
+        int64_t *f = realloc(s->first, (size_t)cap_t * sizeof *f);
+        if (!f) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+        s->first = f;
+      }
+      if (ntiles + k > cap_tiles) {
+        cap_tiles = 2 * cap_tiles + k + 64;
+        ts_jtile *tl = realloc(s->tiles, (size_t)cap_tiles * sizeof *tl);
+        if (!tl) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+        s->tiles = tl;
+      }
+      s->first[s->ntasks] = ntiles;
+      for (int64_t i = 0; i < k; i++) {
+        ts_jtile *tl = &s->tiles[ntiles + i];
+        tl->off = strtoull(q, &q, 10);
+        tl->size = strtoull(q, &q, 10);
+        tl->crc = (uint32_t)strtoul(q, &q, 16);
+      }
+      ntiles += k;
+      s->ntasks++;
+      s->first[s->ntasks] = ntiles;
+    } else {
+      break;
+    }
+    p = e + 1;
+  }
+  if (!s->fingerprint.p && ts_blob_append(&s->fingerprint, "", 0)) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  if (ts_blob_append(&s->fingerprint, "", 1)) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  if (!s->first && !(s->first = calloc(1, sizeof *s->first))) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  return TS_OK;
+}
+
+ts_status ts_journal_load(const char *path, ts_journal_state *s, ts_error *err) {
+  memset(s, 0, sizeof *s);
+  FILE *f = fopen(path, "rb");
+  if (!f) return ts_fail(err, TS_ERR_IO, "%s: cannot open the journal: %s", path, strerror(errno));
+  ts_blob b = {0};
+  char buf[65536];
+  size_t n;
+  ts_status st = TS_OK;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+    if (ts_blob_append(&b, buf, n)) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  fclose(f);
+  if (st == TS_OK) st = parse((char *)b.p, b.size, s, path, err);
+  ts_blob_free(&b);
+  if (st) ts_journal_state_free(s);
+  return st;
+}
+
+int ts_journal_busy(const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  int busy = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  close(fd);
+  return busy;
+}

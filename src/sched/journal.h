@@ -1,0 +1,79 @@
+/* The journal beside an unfinished tile-mode output (OUT.journal next to
+ * OUT.partial): which tasks are durably written, where their tiles lie in
+ * the file, and the merged statistics of global kernels. A text file of
+ * lines, each ending in " #<crc32 of the line>": a torn or corrupt line
+ * ends what is trusted. Entries are appended only at checkpoints, after
+ * the output's data has been synced (write, sync, then journal, fsync).
+ *
+ *   tessera-journal 1
+ *   fp KEY=VALUE            the job's fingerprint, one line per key
+ *   stats KERNEL STAGE N V1 .. VN   a statistics pass's merged partial (%a)
+ *   task T N OFF SIZE CRC ...       task T's N output tiles, in order
+ *
+ * Tasks are stored in task order, so the journaled tasks are always a
+ * prefix 0..k-1. */
+#ifndef TS_SCHED_JOURNAL_H
+#define TS_SCHED_JOURNAL_H
+
+#include "core/blob.h"
+#include "sched/passes.h"
+#include "tessera/tessera.h"
+
+typedef struct ts_jtile {
+  uint64_t off, size;
+  uint32_t crc;
+} ts_jtile;
+
+typedef struct ts_jpass {
+  int64_t kernel, stage, n;
+  double *v;
+} ts_jpass;
+
+/* A journal being written. */
+typedef struct ts_journal {
+  char *path;
+  int fd;
+  int64_t every_tasks;  /* checkpoint after this many tasks (0: by time only) */
+  double every_seconds; /* ... or this long after the last one */
+  double last;          /* time of the last checkpoint */
+  ts_blob pending;      /* task lines not yet durable */
+  int64_t npending;
+  int64_t durable;      /* tasks listed on disk */
+  int64_t checkpoints;
+} ts_journal;
+
+/* What a journal on disk says. */
+typedef struct ts_journal_state {
+  ts_blob fingerprint; /* "KEY=VALUE\n" lines, NUL-terminated */
+  int64_t ntasks;      /* tasks 0..ntasks-1 */
+  int64_t *first;      /* ntasks + 1 entries: task t's tiles are tiles[first[t] .. first[t+1]) */
+  ts_jtile *tiles;
+  int npasses;
+  ts_jpass pass[TS_MAX_PASSES];
+} ts_journal_state;
+
+/* Create (truncating) the journal with the fingerprint; durable on return. */
+ts_status ts_journal_create(const char *path, const char *fingerprint, int64_t every_tasks, double every_seconds,
+                            ts_journal **j, ts_error *err);
+/* A statistics pass's merged partial: written and synced at once. */
+ts_status ts_journal_stats(ts_journal *j, int64_t kernel, int64_t stage, const double *v, int64_t n, ts_error *err);
+/* Task t was stored with these tiles: pending until the next checkpoint. */
+ts_status ts_journal_task(ts_journal *j, int64_t t, const ts_jtile *tiles, int64_t n, ts_error *err);
+/* Is a checkpoint due? */
+int ts_journal_due(const ts_journal *j);
+/* Sync the writer's data, then append the pending tasks and fsync. */
+ts_status ts_journal_checkpoint(ts_journal *j, ts_writer *w, ts_error *err);
+/* Close; remove = 1 deletes the file (the output is complete, or dropped). */
+void ts_journal_close(ts_journal **j, int remove);
+
+/* Is a run still writing the output this journal belongs to (it holds
+ * an exclusive flock on it)? */
+int ts_journal_busy(const char *path);
+/* Read a journal; stops at the first line that does not check out. A file
+ * that is not a journal at all fails. */
+ts_status ts_journal_load(const char *path, ts_journal_state *s, ts_error *err);
+void ts_journal_state_free(ts_journal_state *s);
+/* A CRC-32 (zlib's) of n bytes. */
+uint32_t ts_crc32(const void *p, size_t n);
+
+#endif

@@ -1,0 +1,241 @@
+/* Checkpoints and --resume in tile mode.
+ *
+ * A run writes OUT.partial and, beside it, OUT.journal (journal.h). Tasks
+ * are stored in task order, so what the journal lists is a prefix of the
+ * tasks. --resume checks the journal's fingerprint against this job, moves
+ * the previous files aside (OUT.partial.prev, OUT.journal.prev), opens a
+ * fresh output, and stores the journaled tasks again from the previous
+ * file's bytes (each tile checked by CRC) before computing the rest. The
+ * new file is then written by the same calls in the same order as an
+ * uninterrupted run's, so it is byte-identical to it. A replay that is
+ * itself killed leaves the .prev files, which win next time. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "sched/output.h"
+#include "sched/plan.h"
+
+static int exists(const char *path) {
+  struct stat sb;
+  return stat(path, &sb) == 0;
+}
+
+static char *concat(const char *a, const char *b) {
+  char *s = malloc(strlen(a) + strlen(b) + 1);
+  if (s) strcat(strcpy(s, a), b);
+  return s;
+}
+
+/* The job's identity: what must not change between a run and its resume. */
+static char *fingerprint(const ts_plan *p) {
+  const ts_job *job = p->job;
+  ts_blob b = {0};
+  char line[4200];
+#define ADD(...) (snprintf(line, sizeof line, __VA_ARGS__), ts_blob_append(&b, line, strlen(line)))
+  int bad = ADD("mode=tile\n") || ADD("input=%s\n", job->input);
+  if (strncmp(job->input, "synth:", 6) != 0) {
+    const char *colon = strstr(job->input, ":/");
+    char file[4096];
+    snprintf(file, sizeof file, "%.*s", colon ? (int)(colon - job->input) : (int)strlen(job->input), job->input);
+    struct stat sb;
+    if (stat(file, &sb) == 0)
+      bad |= ADD("input_size=%lld\n", (long long)sb.st_size) ||
+             ADD("input_mtime=%lld.%09ld\n", (long long)sb.st_mtim.tv_sec, (long)sb.st_mtim.tv_nsec);
+  }
+  /* the pipeline as parsed: whitespace and line breaks of a job file do not matter */
+  char pipe[4096];
+  size_t n = 0;
+  for (const char *s = job->pipeline; *s && n + 1 < sizeof pipe; s++) {
+    int space = *s == ' ' || *s == '\t' || *s == '\n' || *s == '\r';
+    if (space && (n == 0 || pipe[n - 1] == ' ')) continue;
+    pipe[n++] = space ? ' ' : *s;
+  }
+  while (n > 0 && pipe[n - 1] == ' ') n--;
+  pipe[n] = '\0';
+  bad |= ADD("pipeline=%s\n", pipe) || ADD("boundary=%d\n", (int)job->boundary) || ADD("cval=%a\n", job->cval) ||
+         ADD("tile=%lld\n", (long long)job->tile) || ADD("out_tile=%lld\n", (long long)p->out_tile) ||
+         ADD("output=%s\n", job->output) || ADD("compression=%s\n", ts_compression_name(job->compression)) ||
+         ADD("quality=%d\n", job->quality) || ADD("size=%lldx%lld\n", (long long)p->grid.w, (long long)p->grid.h) ||
+         ADD("output_type=%s x%d\n", ts_dtype_name(p->pipe->out_dtype), p->pipe->out_channels) ||
+         ts_blob_append(&b, "", 1);
+#undef ADD
+  if (bad) {
+    ts_blob_free(&b);
+    return NULL;
+  }
+  return (char *)b.p;
+}
+
+/* The value of key in "KEY=VALUE\n" lines (a pointer into text; length in *n). */
+static const char *value_of(const char *text, const char *key, size_t *n) {
+  size_t k = strlen(key);
+  for (const char *s = text; s && *s;) {
+    const char *e = strchr(s, '\n');
+    if (strncmp(s, key, k) == 0 && s[k] == '=') {
+      *n = e ? (size_t)(e - s - (ptrdiff_t)k - 1) : strlen(s + k + 1);
+      return s + k + 1;
+    }
+    s = e ? e + 1 : NULL;
+  }
+  return NULL;
+}
+
+/* "pipeline: 'a' before, 'b' now; ..." for every key that differs. */
+static void differences(const char *then, const char *now, char *out, size_t cap) {
+  out[0] = '\0';
+  for (const char *s = now; *s;) {
+    const char *eq = strchr(s, '='), *e = strchr(s, '\n');
+    if (!eq || !e) break;
+    char key[64];
+    snprintf(key, sizeof key, "%.*s", (int)(eq - s), s);
+    size_t na = 0, nb = (size_t)(e - eq - 1);
+    const char *a = value_of(then, key, &na);
+    if (!a || na != nb || strncmp(a, eq + 1, nb) != 0) {
+      size_t used = strlen(out);
+      snprintf(out + used, cap - used, "%s%s: '%.*s' before, '%.*s' now", used ? "; " : "", key, a ? (int)na : 4,
+               a ? a : "none", (int)nb, eq + 1);
+    }
+    s = e + 1;
+  }
+}
+
+ts_status ts_plan_open_output(ts_plan *p, ts_error *err) {
+  const ts_job *job = p->job;
+  char *file = ts_output_file(job->output);
+  char *partial = file ? concat(file, ".partial") : NULL, *journal = file ? concat(file, ".journal") : NULL;
+  char *prevp = partial ? concat(partial, ".prev") : NULL, *prevj = journal ? concat(journal, ".prev") : NULL;
+  char *fp = fingerprint(p);
+  ts_status st = file && partial && journal && prevp && prevj && fp ? TS_OK : ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  if (st == TS_OK && ts_journal_busy(journal))
+    st = ts_fail(err, TS_ERR_EXISTS, "%s: another tessera run is still writing it (%s is locked); wait for it or "
+                 "stop it first", file, journal);
+  /* a replay that was interrupted: the previous run's files are the truth */
+  if (st == TS_OK && exists(prevj)) {
+    unlink(partial);
+    unlink(journal);
+    if (rename(prevj, journal) != 0 || (exists(prevp) && rename(prevp, partial) != 0))
+      st = ts_fail(err, TS_ERR_IO, "%s: cannot restore %s: %s", file, prevj, strerror(errno));
+  }
+  const int left = st == TS_OK && (exists(partial) || exists(journal));
+  if (left && !job->resume && !job->force)
+    st = ts_fail(err, TS_ERR_EXISTS, "%s: an unfinished run left %s%s%s; --resume finishes it, --force starts over",
+                 file, exists(partial) ? partial : "", exists(partial) && exists(journal) ? " and " : "",
+                 exists(journal) ? journal : "");
+  int replay = 0;
+  if (st == TS_OK && left && job->resume && exists(journal)) {
+    st = ts_journal_load(journal, &p->saved, err);
+    if (st == TS_OK && strcmp((const char *)p->saved.fingerprint.p, fp) != 0) {
+      char diff[2048];
+      differences((const char *)p->saved.fingerprint.p, fp, diff, sizeof diff);
+      st = ts_fail(err, TS_ERR_USAGE, "%s: --resume: %s is from another job (%s); nothing was changed, --force "
+                   "starts over", file, journal, diff);
+    }
+    if (st == TS_OK) { /* set the previous files aside for the replay */
+      if (rename(journal, prevj) != 0 || (exists(partial) && rename(partial, prevp) != 0))
+        st = ts_fail(err, TS_ERR_IO, "%s: cannot move the unfinished run's files aside: %s", file, strerror(errno));
+      replay = st == TS_OK;
+    }
+  } else if (st == TS_OK && left) { /* --force, or --resume with no journal: nothing to keep */
+    unlink(partial);
+    unlink(journal);
+  }
+  if (st == TS_OK) st = ts_writer_open(job->output, &p->wopts, &p->writer, err);
+  if (st == TS_OK && ts_writer_resumable(p->writer) && job->compression != TS_COMPRESS_JPEG)
+    st = ts_journal_create(journal, fp, job->checkpoint_tasks, job->checkpoint_seconds, &p->journal, err);
+  /* the statistics the previous run merged stay known */
+  for (int i = 0; st == TS_OK && p->journal && i < p->saved.npasses; i++, p->passes_saved++)
+    st = ts_journal_stats(p->journal, p->saved.pass[i].kernel, p->saved.pass[i].stage, p->saved.pass[i].v,
+                          p->saved.pass[i].n, err);
+  if (st == TS_OK && replay) {
+    p->prev_partial = prevp;
+    p->prev_journal = prevj;
+    prevp = prevj = NULL;
+  }
+  free(file);
+  free(partial);
+  free(journal);
+  free(prevp);
+  free(prevj);
+  free(fp);
+  return st;
+}
+
+ts_status ts_plan_replay(ts_plan *p, ts_order *o, ts_error *err) {
+  p->resumed = 0;
+  if (!p->prev_journal) return TS_OK;
+  o->journal = p->journal;
+  const ts_journal_state *s = &p->saved;
+  int fd = p->prev_partial ? open(p->prev_partial, O_RDONLY | O_CLOEXEC) : -1;
+  ts_blob b = {0};
+  ts_status st = TS_OK;
+  for (int64_t t = 0; fd >= 0 && st == TS_OK && t < s->ntasks && t < p->grid.ntasks; t++) {
+    ts_rect core = ts_grid_core(&p->grid, t);
+    const int64_t want = ((core.w + p->out_tile - 1) / p->out_tile) * ((core.h + p->out_tile - 1) / p->out_tile);
+    if (s->first[t + 1] - s->first[t] != want) break;
+    b.size = 0;
+    int ok = 1;
+    for (int64_t i = s->first[t]; ok && i < s->first[t + 1]; i++) {
+      const ts_jtile *jt = &s->tiles[i];
+      uint64_t n = jt->size;
+      if (n > ((uint64_t)1 << 31) || ts_blob_append(&b, &n, sizeof n) || ts_blob_reserve(&b, b.size + n)) {
+        ok = 0;
+        break;
+      }
+      ok = pread(fd, b.p + b.size, n, (off_t)jt->off) == (ssize_t)n && ts_crc32(b.p + b.size, n) == jt->crc;
+      b.size += n;
+    }
+    if (!ok) break; /* torn or lost: this task and the rest are computed again */
+    int placed;
+    st = ts_order_put(o, t, &b, &placed, err);
+    if (st == TS_OK && !placed) st = ts_fail(err, TS_ERR_INTERNAL, "replayed task %lld has no slot", (long long)t);
+    if (st == TS_OK) p->resumed = t + 1;
+  }
+  ts_blob_free(&b);
+  if (fd >= 0) close(fd);
+  if (st == TS_OK && p->journal) st = ts_journal_checkpoint(p->journal, p->writer, err);
+  if (st) return st;
+  /* the new files hold it all now */
+  unlink(p->prev_partial);
+  unlink(p->prev_journal);
+  free(p->prev_partial);
+  free(p->prev_journal);
+  p->prev_partial = p->prev_journal = NULL;
+  return TS_OK;
+}
+
+const ts_jpass *ts_plan_saved_pass(const ts_plan *p, int64_t kernel, int64_t stage) {
+  for (int i = 0; i < p->saved.npasses; i++)
+    if (p->saved.pass[i].kernel == kernel && p->saved.pass[i].stage == stage) return &p->saved.pass[i];
+  return NULL;
+}
+
+ts_status ts_plan_pass_done(ts_plan *p, int64_t kernel, int64_t stage, const double *v, int64_t n, ts_error *err) {
+  if (!p->journal || ts_plan_saved_pass(p, kernel, stage)) return TS_OK;
+  p->passes_saved++;
+  return ts_journal_stats(p->journal, kernel, stage, v, n, err);
+}
+
+ts_status ts_plan_finish(ts_plan *p, ts_error *err) {
+  ts_status st = ts_writer_finish(&p->writer, err);
+  ts_journal_close(&p->journal, 1); /* renamed (or dropped): the journal has nothing left to say */
+  return st;
+}
+
+ts_status ts_plan_stopped(ts_plan *p, int64_t written, int in_stats, ts_run_stats *stats, ts_error *err) {
+  stats->stopped = ts_stop_requested();
+  stats->stopped_in_stats = in_stats;
+  if (written == 0 && p->passes_saved == 0) { /* nothing worth keeping */
+    ts_writer_abort(&p->writer);
+    ts_journal_close(&p->journal, 1);
+    return TS_STOPPED;
+  }
+  ts_status st = p->journal ? ts_journal_checkpoint(p->journal, p->writer, err) : TS_OK;
+  if (st == TS_OK) st = ts_writer_keep(&p->writer, &stats->kept, err);
+  if (p->journal) stats->checkpoints = p->journal->checkpoints;
+  ts_journal_close(&p->journal, st != TS_OK);
+  return st ? st : TS_STOPPED;
+}
