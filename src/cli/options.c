@@ -86,8 +86,8 @@ void ts_cli_summary(const char *output, const ts_run_stats *st) {
            (long long)st->in_h, tasks, st->threads, st->nranks > 1 ? " per worker" : "", st->seconds,
            st->seconds > 0 ? px / st->seconds / 1e6 : 0.0);
   }
-  if (st->resumed) printf("  resumed: %lld tasks from the unfinished run's output, %lld computed now\n",
-                          (long long)st->resumed, (long long)(st->done - st->resumed));
+  if (st->resumed) printf("  resumed: %lld %s from the unfinished run, %lld computed now\n", (long long)st->resumed,
+                          st->in_w == 0 ? "inputs" : "tasks", (long long)(st->done - st->resumed));
   if (st->resolved[0]) printf("  global kernels: %s\n", st->resolved);
   for (int r = 0; r < st->nranks; r++) {
     const ts_rank_stats *k = &st->ranks[r];

@@ -76,6 +76,7 @@ typedef struct ts_list_out_options {
   int force;
   int no_images;       /* HDF5: store emitted values only */
   int dir;             /* the output is a directory (ts_list_out_is_dir), for ts_list_encode */
+  int resume;          /* --resume: files in a directory output may be this job's own leftovers */
   const char *pipeline, *input; /* recorded as attributes */
 } ts_list_out_options;
 
@@ -93,6 +94,8 @@ typedef struct ts_result_image {
 } ts_result_image;
 ts_status ts_list_out_put(ts_list_out *o, int64_t index, const ts_result_image *ri, const void *data, size_t size,
                           const ts_emits *em, ts_error *err);
+/* --resume, directory output: input `index` was written by the previous run. */
+void ts_list_out_mark_done(ts_list_out *o, int64_t index);
 /* Input `index` failed: recorded in /failed (and the summary). */
 ts_status ts_list_out_failed(ts_list_out *o, int64_t index, const char *reason, ts_error *err);
 int64_t ts_list_out_nfailed(const ts_list_out *o);

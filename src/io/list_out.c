@@ -111,7 +111,7 @@ ts_status ts_list_out_open(const ts_list_out_options *opt, const ts_inputs *in, 
       snprintf(name, sizeof name, "%s/", opt->path);
       if (mkdirs(name) != 0) st = ts_fail(err, TS_ERR_IO, "%s: cannot create the directory: %s", opt->path, strerror(errno));
     }
-    for (int64_t i = 0; st == TS_OK && !opt->force && i < in->n; i++) {
+    for (int64_t i = 0; st == TS_OK && !opt->force && !opt->resume && i < in->n; i++) {
       dir_name(o, in->items[i].name, name, sizeof name);
       if (stat(name, &sb) == 0)
         st = ts_fail(err, TS_ERR_EXISTS, "%s: output exists (use --force to replace it)", name);
@@ -314,6 +314,8 @@ ts_status ts_list_out_put(ts_list_out *o, int64_t index, const ts_result_image *
   if (st == TS_OK) o->state[index] = 1;
   return st;
 }
+
+void ts_list_out_mark_done(ts_list_out *o, int64_t index) { o->state[index] = 1; }
 
 ts_status ts_list_out_failed(ts_list_out *o, int64_t index, const char *reason, ts_error *err) {
   if (o->state[index] == 2) return TS_OK;

@@ -1,4 +1,5 @@
 /* The journal of an unfinished output; see journal.h. */
+#define _GNU_SOURCE /* syncfs */
 #include "sched/journal.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -48,6 +49,7 @@ ts_status ts_journal_create(const char *path, const char *fingerprint, int64_t e
   }
   j->every_tasks = every_tasks;
   j->every_seconds = every_seconds;
+  j->sync_fd = -1;
   j->last = ts_now();
   j->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (j->fd >= 0) flock(j->fd, LOCK_EX | LOCK_NB); /* held while the run writes: see ts_journal_busy */
@@ -119,6 +121,16 @@ ts_status ts_journal_task(ts_journal *j, int64_t t, const ts_jtile *tiles, int64
   return TS_OK;
 }
 
+ts_status ts_journal_record(ts_journal *j, int64_t index, const void *rec, size_t len, ts_error *err) {
+  char line[96];
+  int m = snprintf(line, sizeof line, "rec %lld %zu %08x", (long long)index, len, ts_crc32(rec, len));
+  if (add_line(&j->pending, line, (size_t)m) || ts_blob_append(&j->pending, rec, len) ||
+      ts_blob_append(&j->pending, "\n", 1))
+    return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  j->npending++;
+  return TS_OK;
+}
+
 int ts_journal_due(const ts_journal *j) {
   if (!j->npending) return 0;
   if (j->every_tasks > 0 && j->npending >= j->every_tasks) return 1;
@@ -128,7 +140,10 @@ int ts_journal_due(const ts_journal *j) {
 ts_status ts_journal_checkpoint(ts_journal *j, ts_writer *w, ts_error *err) {
   j->last = ts_now();
   if (!j->npending) return TS_OK;
-  ts_status st = ts_writer_sync(w, err); /* the data first: the journal lists only durable tasks */
+  ts_status st = TS_OK; /* the data first: the journal lists only durable tasks */
+  if (w) st = ts_writer_sync(w, err);
+  if (st == TS_OK && j->sync_fd >= 0 && syncfs(j->sync_fd) != 0)
+    st = ts_fail(err, TS_ERR_IO, "%s: cannot sync the output files: %s", j->path, strerror(errno));
   if (st == TS_OK) st = write_durably(j, &j->pending, err);
   if (st) return st;
   j->durable += j->npending;
@@ -142,6 +157,7 @@ void ts_journal_close(ts_journal **jp, int remove) {
   ts_journal *j = *jp;
   if (!j) return;
   if (j->fd >= 0) close(j->fd);
+  if (j->sync_fd >= 0) close(j->sync_fd);
   if (remove) unlink(j->path);
   ts_blob_free(&j->pending);
   free(j->path);
@@ -153,6 +169,7 @@ void ts_journal_close(ts_journal **jp, int remove) {
 
 void ts_journal_state_free(ts_journal_state *s) {
   ts_blob_free(&s->fingerprint);
+  ts_blob_free(&s->records);
   free(s->first);
   free(s->tiles);
   for (int i = 0; i < s->npasses; i++) free(s->pass[i].v);
@@ -219,6 +236,18 @@ static ts_status parse(char *text, size_t n, ts_journal_state *s, const char *pa
       ntiles += k;
       s->ntasks++;
       s->first[s->ntasks] = ntiles;
+    } else if (strncmp(p, "rec ", 4) == 0) {
+      char *q = p + 4;
+      long long index = strtoll(q, &q, 10);
+      unsigned long long len = strtoull(q, &q, 10);
+      uint32_t crc = (uint32_t)strtoul(q, &q, 16);
+      const char *body = e + 1;
+      if (index < 0 || len > (unsigned long long)(limit - body) || (size_t)(limit - body) < len + 1 ||
+          body[len] != '\n' || ts_crc32(body, len) != crc)
+        break; /* torn */
+      if (ts_blob_append(&s->records, body, len)) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+      s->nrecords++;
+      e = (char *)body + len; /* the record's closing newline */
     } else {
       break;
     }
@@ -254,3 +283,50 @@ int ts_journal_busy(const char *path) {
   close(fd);
   return busy;
 }
+
+/* ---- fingerprints ----------------------------------------------------------- */
+
+void ts_journal_pipeline(const char *text, char *out, size_t cap) {
+  size_t n = 0;
+  for (const char *s = text; *s && n + 1 < cap; s++) {
+    int space = *s == ' ' || *s == '\t' || *s == '\n' || *s == '\r';
+    if (space && (n == 0 || out[n - 1] == ' ')) continue;
+    out[n++] = space ? ' ' : *s;
+  }
+  while (n > 0 && out[n - 1] == ' ') n--;
+  out[n] = '\0';
+}
+
+/* The value of key in "KEY=VALUE\n" lines (a pointer into text; length in *n). */
+static const char *value_of(const char *text, const char *key, size_t *n) {
+  size_t k = strlen(key);
+  for (const char *s = text; s && *s;) {
+    const char *e = strchr(s, '\n');
+    if (strncmp(s, key, k) == 0 && s[k] == '=') {
+      *n = e ? (size_t)(e - s - (ptrdiff_t)k - 1) : strlen(s + k + 1);
+      return s + k + 1;
+    }
+    s = e ? e + 1 : NULL;
+  }
+  return NULL;
+}
+
+/* "pipeline: 'a' before, 'b' now; ..." for every key that differs. */
+void ts_journal_diff(const char *then, const char *now, char *out, size_t cap) {
+  out[0] = '\0';
+  for (const char *s = now; *s;) {
+    const char *eq = strchr(s, '='), *e = strchr(s, '\n');
+    if (!eq || !e) break;
+    char key[64];
+    snprintf(key, sizeof key, "%.*s", (int)(eq - s), s);
+    size_t na = 0, nb = (size_t)(e - eq - 1);
+    const char *a = value_of(then, key, &na);
+    if (!a || na != nb || strncmp(a, eq + 1, nb) != 0) {
+      size_t used = strlen(out);
+      snprintf(out + used, cap - used, "%s%s: '%.*s' before, '%.*s' now", used ? "; " : "", key, a ? (int)na : 4,
+               a ? a : "none", (int)nb, eq + 1);
+    }
+    s = e + 1;
+  }
+}
+

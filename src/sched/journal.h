@@ -9,6 +9,7 @@
  *   fp KEY=VALUE            the job's fingerprint, one line per key
  *   stats KERNEL STAGE N V1 .. VN   a statistics pass's merged partial (%a)
  *   task T N OFF SIZE CRC ...       task T's N output tiles, in order
+ *   rec INDEX LEN CRC               list mode: an input's record, LEN bytes follow
  *
  * Tasks are stored in task order, so the journaled tasks are always a
  * prefix 0..k-1. */
@@ -40,6 +41,7 @@ typedef struct ts_journal {
   int64_t npending;
   int64_t durable;      /* tasks listed on disk */
   int64_t checkpoints;
+  int sync_fd;          /* list mode, directory output: syncfs() this before the journal (-1: none) */
 } ts_journal;
 
 /* What a journal on disk says. */
@@ -50,6 +52,8 @@ typedef struct ts_journal_state {
   ts_jtile *tiles;
   int npasses;
   ts_jpass pass[TS_MAX_PASSES];
+  ts_blob records;     /* list mode: the records, one after another */
+  int64_t nrecords;
 } ts_journal_state;
 
 /* Create (truncating) the journal with the fingerprint; durable on return. */
@@ -59,9 +63,13 @@ ts_status ts_journal_create(const char *path, const char *fingerprint, int64_t e
 ts_status ts_journal_stats(ts_journal *j, int64_t kernel, int64_t stage, const double *v, int64_t n, ts_error *err);
 /* Task t was stored with these tiles: pending until the next checkpoint. */
 ts_status ts_journal_task(ts_journal *j, int64_t t, const ts_jtile *tiles, int64_t n, ts_error *err);
+/* List mode: one input's record (list.h's ts_lrec layout), whole, so a
+ * resume needs nothing else: "rec INDEX LEN CRC" then the LEN bytes.
+ * Pending until the next checkpoint. */
+ts_status ts_journal_record(ts_journal *j, int64_t index, const void *rec, size_t len, ts_error *err);
 /* Is a checkpoint due? */
 int ts_journal_due(const ts_journal *j);
-/* Sync the writer's data, then append the pending tasks and fsync. */
+/* Sync the writer's data (w may be NULL), then append the pending tasks and fsync. */
 ts_status ts_journal_checkpoint(ts_journal *j, ts_writer *w, ts_error *err);
 /* Close; remove = 1 deletes the file (the output is complete, or dropped). */
 void ts_journal_close(ts_journal **j, int remove);
@@ -73,6 +81,12 @@ int ts_journal_busy(const char *path);
  * that is not a journal at all fails. */
 ts_status ts_journal_load(const char *path, ts_journal_state *s, ts_error *err);
 void ts_journal_state_free(ts_journal_state *s);
+/* Fingerprints: a pipeline's text with whitespace and line breaks
+ * collapsed (a job file's layout does not matter); and, for the message
+ * refusing a changed job, "key: 'a' before, 'b' now; ..." for every key of
+ * `now` ("KEY=VALUE" lines) that differs in `then`. */
+void ts_journal_pipeline(const char *text, char *out, size_t cap);
+void ts_journal_diff(const char *then, const char *now, char *out, size_t cap);
 /* A CRC-32 (zlib's) of n bytes. */
 uint32_t ts_crc32(const void *p, size_t n);
 

@@ -66,10 +66,36 @@ ts_status ts_list_store(ts_list_out *o, const ts_inputs *in, const unsigned char
 /* Shared by the local engine and MPI rank 0: validate and open inputs and
  * output; the task order (largest input first); every blend with= file's
  * bytes; and the end of the run (SOME_FAILED, or fatal if all failed). */
-ts_status ts_list_open(const ts_job *job, ts_inputs *in, ts_list_out_options *oo, ts_list_out **out, ts_error *err);
+struct ts_ljournal;
+ts_status ts_list_open(const ts_job *job, ts_inputs *in, ts_list_out_options *oo, ts_list_out **out,
+                       struct ts_ljournal *lj, ts_error *err);
+/* The inputs still to run (largest first), after a resume's replay: *n of them. */
+ts_status ts_list_todo(const ts_inputs *in, const char *done, int64_t **order, int64_t *n);
 ts_status ts_list_order(const ts_inputs *in, int64_t **order);
 ts_status ts_list_read_aux(const char *text, ts_blob *aux, ts_error *err);
 ts_status ts_list_close(ts_list_out **out, const ts_inputs *in, ts_status st, ts_run_stats *stats, ts_error *err);
+
+/* Checkpoints and --resume (list_resume.c), on rank 0 or the only process. */
+#include "sched/journal.h"
+typedef struct ts_ljournal {
+  ts_journal *j;          /* this run's */
+  ts_journal_state saved; /* --resume: the previous run's records */
+  char *prev;             /* the previous journal, set aside until replayed */
+  int dir;                /* directory output */
+  int64_t replayed;
+  char *done;             /* per input: replayed from the previous run */
+} ts_ljournal;
+/* Before ts_list_out_open: refuse leftovers without --resume/--force,
+ * check the fingerprint and load the records with --resume, create the
+ * journal. */
+ts_status ts_ljournal_open(ts_ljournal *lj, const ts_job *job, const ts_inputs *in, ts_list_out_options *oo,
+                           ts_error *err);
+/* Store the previous run's records again (lj->done[index] = 1 for each). */
+ts_status ts_ljournal_replay(ts_ljournal *lj, ts_list_out *out, const ts_inputs *in, ts_error *err);
+/* A record just stored: journal it, checkpoint when due. */
+ts_status ts_ljournal_add(ts_ljournal *lj, const unsigned char *rec, size_t used, ts_error *err);
+/* The end: keep the journal for a stopped run (after a checkpoint), else drop it. */
+void ts_ljournal_close(ts_ljournal *lj, ts_status st, ts_run_stats *stats);
 
 /* Run a list-mode job under MPI (list_mpi.c); called by ts_run_mpi. */
 #include <mpi.h>

@@ -180,7 +180,7 @@ static ts_status list_worker(MPI_Comm comm, const lsetup *su, ts_lrank *lr, ts_i
 typedef struct lmaster {
   MPI_Comm comm;
   ts_inputs *in;
-  int64_t *order, next;
+  int64_t *order, next, ntodo; /* the inputs to run (a resume skips those done before) */
   int workers, credits;
   ts_blob payload;
   ts_rank_stats *ranks;
@@ -199,9 +199,9 @@ static ts_status fill_batch(lmaster *m, ts_blob *b, ts_error *err) {
   b->size = 0;
   if (ts_blob_append(b, &h, sizeof h)) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   /* near the end (or with few inputs), smaller batches keep every worker busy */
-  int64_t cap = (m->in->n - m->next) / (2 * (int64_t)m->workers * m->credits);
+  int64_t cap = (m->ntodo - m->next) / (2 * (int64_t)m->workers * m->credits);
   cap = cap < 1 ? 1 : cap > TS_LIST_BATCH ? TS_LIST_BATCH : cap;
-  while (m->next < m->in->n && h.count < cap && (h.count == 0 || b->size < TS_BATCH_BYTES)) {
+  while (m->next < m->ntodo && h.count < cap && (h.count == 0 || b->size < TS_BATCH_BYTES)) {
     int64_t i = m->order[m->next++];
     const ts_input *it = &m->in->items[i];
     const char *name = it->path ? it->path : it->name;
@@ -227,7 +227,7 @@ static ts_status send_to(lmaster *m, int r, ts_error *err) {
   int k = (r - 1) * m->credits + m->slot_of[r];
   m->slot_of[r] = (m->slot_of[r] + 1) % m->credits;
   ts_wait_gently(&m->reqs[k], MPI_STATUS_IGNORE, &m->idle);
-  const int64_t first = m->next < m->in->n ? m->order[m->next] : -1;
+  const int64_t first = m->next < m->ntodo ? m->order[m->next] : -1;
   const double t_read = MPI_Wtime() - m->t0;
   ts_status st = fill_batch(m, &m->sends[k], err);
   if (st) return st;
@@ -239,8 +239,8 @@ static ts_status send_to(lmaster *m, int r, ts_error *err) {
   return TS_OK;
 }
 
-static ts_status list_master(const ts_job *job, MPI_Comm comm, ts_inputs *in, ts_list_out **out, const lsetup *su,
-                             ts_run_stats *stats, FILE *log, double t0, ts_error *err) {
+static ts_status list_master(const ts_job *job, MPI_Comm comm, ts_inputs *in, ts_list_out **out, ts_ljournal *lj,
+                             const lsetup *su, ts_run_stats *stats, FILE *log, double t0, ts_error *err) {
   int size;
   MPI_Comm_size(comm, &size);
   const int workers = size - 1, credits = su->credits;
@@ -251,18 +251,18 @@ static ts_status list_master(const ts_job *job, MPI_Comm comm, ts_inputs *in, ts
   m.reqs = malloc((size_t)(workers * credits) * sizeof *m.reqs);
   m.slot_of = calloc((size_t)size, sizeof *m.slot_of);
   ts_status st = m.ranks && m.sends && m.reqs && m.slot_of ? TS_OK : ts_fail(err, TS_ERR_NOMEM, "out of memory");
-  if (st == TS_OK && ts_list_order(in, &m.order)) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  if (st == TS_OK && ts_list_todo(in, lj->done, &m.order, &m.ntodo)) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
   for (int i = 0; m.reqs && i < workers * credits; i++) m.reqs[i] = MPI_REQUEST_NULL;
   ts_progress progress;
-  ts_progress_init(&progress, job->progress ? log : NULL, in->n, ts_now());
+  ts_progress_init(&progress, job->progress ? log : NULL, m.ntodo, ts_now());
   int64_t stored = 0, pixels = 0;
   ts_blob rb = {0};
   ts_emits em = {0};
   for (int c = 0; c < credits && st == TS_OK; c++)
-    for (int r = 1; r <= workers && st == TS_OK && m.next < in->n; r++) st = send_to(&m, r, err);
+    for (int r = 1; r <= workers && st == TS_OK && m.next < m.ntodo; r++) st = send_to(&m, r, err);
   /* once a stop is requested no new batch goes out; what is in flight is
    * finished and stored (then everything handed out is: end = m.next) */
-  int64_t end = in->n;
+  int64_t end = m.ntodo;
   while (st == TS_OK && stored < end) {
     if (end > m.next && ts_stop_requested()) {
       end = m.next;
@@ -285,6 +285,7 @@ static ts_status list_master(const ts_job *job, MPI_Comm comm, ts_inputs *in, ts
       memcpy(&rec, rb.p + at, sizeof rec);
       if (i == 0) first = rec.index;
       st = ts_list_store(*out, in, rb.p + at, &used, &em, err);
+      if (st == TS_OK) st = ts_ljournal_add(lj, rb.p + at, used, err);
       at += used;
       stored++;
       ts_progress_tick(&progress, rec.ri.w * rec.ri.h);
@@ -294,9 +295,11 @@ static ts_status list_master(const ts_job *job, MPI_Comm comm, ts_inputs *in, ts
     if (st == TS_OK && m.next < end) st = send_to(&m, src, err);
   }
   ts_progress_done(&progress);
-  stats->done = stored;
-  if (st == TS_OK && end < in->n) st = TS_STOPPED;
+  stats->done = stored + lj->replayed;
+  stats->resumed = lj->replayed;
+  if (st == TS_OK && end < m.ntodo) st = TS_STOPPED;
   st = ts_list_close(out, in, st, stats, err);
+  ts_ljournal_close(lj, st, stats);
   /* stop everyone, then drain until each worker's FINAL */
   ts_msg stop = {.kind = MSG_STOP, .status = st};
   for (int r = 1; r <= workers; r++) MPI_Send(&stop, (int)sizeof stop, MPI_BYTE, r, TAG_WORK, comm);
@@ -340,12 +343,19 @@ ts_status ts_run_list_mpi(const ts_job *job, MPI_Comm comm, ts_run_stats *stats,
   ts_inputs in;
   ts_list_out_options oo;
   ts_list_out *out = NULL;
+  ts_ljournal lj;
+  memset(&lj, 0, sizeof lj);
   ts_blob aux[TS_MAX_KERNELS];
   memset(aux, 0, sizeof aux);
   int32_t st = TS_OK;
   if (rank == 0) {
-    st = ts_list_open(job, &in, &oo, &out, err);
-    if (st == TS_OK && (st = ts_list_read_aux(job->pipeline, aux, err))) ts_list_out_abort(&out), ts_inputs_free(&in);
+    st = ts_list_open(job, &in, &oo, &out, &lj, err);
+    if (st == TS_OK && (st = ts_list_read_aux(job->pipeline, aux, err))) {
+      ts_run_stats ignored = {0};
+      ts_list_out_abort(&out);
+      ts_ljournal_close(&lj, st, &ignored);
+      ts_inputs_free(&in);
+    }
     if (st == TS_OK) {
       su = (lsetup){.boundary = job->boundary, .quality = oo.quality, .compression = oo.compression,
                     .no_images = oo.no_images, .format = oo.format, .threads = job->threads,
@@ -404,14 +414,16 @@ ts_status ts_run_list_mpi(const ts_job *job, MPI_Comm comm, ts_run_stats *stats,
     const double t0 = MPI_Wtime();
     if (rank == 0) {
       memset(stats, 0, sizeof *stats);
-      result = list_master(job, comm, &in, &out, &su, stats, log, t0, err);
+      result = list_master(job, comm, &in, &out, &lj, &su, stats, log, t0, err);
     } else {
       ts_rank_stats mine;
       memset(&mine, 0, sizeof mine);
       result = list_worker(comm, &su, &lr, have_direct ? &direct : NULL, &mine, t0, err);
     }
   } else if (rank == 0) {
+    ts_run_stats ignored = {0};
     ts_list_out_abort(&out);
+    ts_ljournal_close(&lj, result, &ignored);
   }
   if (have_lr) ts_lrank_free(&lr);
   if (have_direct) ts_inputs_free(&direct);

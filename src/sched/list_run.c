@@ -34,8 +34,18 @@ ts_status ts_list_order(const ts_inputs *in, int64_t **order) {
   return TS_OK;
 }
 
-ts_status ts_list_open(const ts_job *job, ts_inputs *in, ts_list_out_options *oo, ts_list_out **out, ts_error *err) {
+ts_status ts_list_todo(const ts_inputs *in, const char *done, int64_t **order, int64_t *n) {
+  if (ts_list_order(in, order)) return TS_ERR_NOMEM;
+  *n = 0;
+  for (int64_t i = 0; i < in->n; i++)
+    if (!done || !done[(*order)[i]]) (*order)[(*n)++] = (*order)[i];
+  return TS_OK;
+}
+
+ts_status ts_list_open(const ts_job *job, ts_inputs *in, ts_list_out_options *oo, ts_list_out **out,
+                       ts_ljournal *lj, ts_error *err) {
   memset(oo, 0, sizeof *oo);
+  memset(lj, 0, sizeof *lj);
   oo->path = job->output;
   oo->quality = job->quality;
   oo->compression = job->compression;
@@ -65,7 +75,15 @@ ts_status ts_list_open(const ts_job *job, ts_inputs *in, ts_list_out_options *oo
   }
   if (st) return st;
   if ((st = ts_inputs_open(job->input, job->glob, job->recursive, job->strips, in, err))) return st;
-  if ((st = ts_list_out_open(oo, in, out, err))) ts_inputs_free(in);
+  st = ts_ljournal_open(lj, job, in, oo, err);
+  if (st == TS_OK) st = ts_list_out_open(oo, in, out, err);
+  if (st == TS_OK) st = ts_ljournal_replay(lj, *out, in, err); /* --resume: the inputs done before */
+  if (st) {
+    ts_list_out_abort(out);
+    ts_run_stats ignored = {0};
+    ts_ljournal_close(lj, st, &ignored);
+    ts_inputs_free(in);
+  }
   return st;
 }
 
@@ -125,7 +143,8 @@ ts_status ts_run_list_local(const ts_job *job, ts_run_stats *stats, FILE *log, t
   ts_inputs in;
   ts_list_out_options oo;
   ts_list_out *out = NULL;
-  ts_status st = ts_list_open(job, &in, &oo, &out, err);
+  ts_ljournal lj;
+  ts_status st = ts_list_open(job, &in, &oo, &out, &lj, err);
   if (st) return st;
   ts_blob aux[TS_MAX_KERNELS];
   ts_lrank rank;
@@ -133,10 +152,11 @@ ts_status ts_run_list_local(const ts_job *job, ts_run_stats *stats, FILE *log, t
   st = ts_list_read_aux(job->pipeline, aux, err);
   if (st == TS_OK) st = ts_lrank_init(&rank, job->pipeline, job->boundary, job->cval, &oo, aux, err);
   for (int i = 0; i < TS_MAX_KERNELS; i++) ts_blob_free(&aux[i]);
-  if (st == TS_OK && ts_list_order(&in, &order)) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  int64_t ntodo = 0;
+  if (st == TS_OK && ts_list_todo(&in, lj.done, &order, &ntodo)) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
   const int threads = job->threads > 0 ? job->threads : omp_get_max_threads();
   ts_progress progress;
-  ts_progress_init(&progress, job->progress ? log : NULL, in.n, t0);
+  ts_progress_init(&progress, job->progress ? log : NULL, ntodo, t0);
   int64_t next = 0, pixels = 0;
   volatile int stop = st != TS_OK, stopped = 0; /* stopped: on request (ts_request_stop) */
   int64_t stored = 0;
@@ -154,8 +174,8 @@ ts_status ts_run_list_local(const ts_job *job, ts_run_stats *stats, FILE *log, t
       int64_t i = -1;
 #pragma omp critical(ts_list_next)
       {
-        if (!stop && next < in.n && ts_stop_requested()) stop = stopped = 1;
-        if (!stop && mine == TS_OK && next < in.n) i = order[next++];
+        if (!stop && next < ntodo && ts_stop_requested()) stop = stopped = 1;
+        if (!stop && mine == TS_OK && next < ntodo) i = order[next++];
       }
       if (i < 0) break;
       ts_status rs;
@@ -176,6 +196,7 @@ ts_status ts_run_list_local(const ts_job *job, ts_run_stats *stats, FILE *log, t
 #pragma omp critical(ts_list_hdf5)
         {
           mine = ts_list_store(out, &in, rec.p, &used, &em, &e);
+          if (mine == TS_OK) mine = ts_ljournal_add(&lj, rec.p, used, &e);
           stored++;
           pixels += px;
           ts_progress_tick(&progress, px);
@@ -199,9 +220,11 @@ ts_status ts_run_list_local(const ts_job *job, ts_run_stats *stats, FILE *log, t
   ts_progress_done(&progress);
   free(order);
   ts_lrank_free(&rank);
-  stats->done = stored;
+  stats->done = stored + lj.replayed;
+  stats->resumed = lj.replayed;
   if (st == TS_OK && stopped) st = TS_STOPPED;
   st = ts_list_close(&out, &in, st, stats, err);
+  ts_ljournal_close(&lj, st, stats);
   stats->seconds = ts_now() - t0;
   stats->tasks = in.n;
   stats->pixels = pixels;

@@ -46,16 +46,8 @@ static char *fingerprint(const ts_plan *p) {
       bad |= ADD("input_size=%lld\n", (long long)sb.st_size) ||
              ADD("input_mtime=%lld.%09ld\n", (long long)sb.st_mtim.tv_sec, (long)sb.st_mtim.tv_nsec);
   }
-  /* the pipeline as parsed: whitespace and line breaks of a job file do not matter */
   char pipe[4096];
-  size_t n = 0;
-  for (const char *s = job->pipeline; *s && n + 1 < sizeof pipe; s++) {
-    int space = *s == ' ' || *s == '\t' || *s == '\n' || *s == '\r';
-    if (space && (n == 0 || pipe[n - 1] == ' ')) continue;
-    pipe[n++] = space ? ' ' : *s;
-  }
-  while (n > 0 && pipe[n - 1] == ' ') n--;
-  pipe[n] = '\0';
+  ts_journal_pipeline(job->pipeline, pipe, sizeof pipe);
   bad |= ADD("pipeline=%s\n", pipe) || ADD("boundary=%d\n", (int)job->boundary) || ADD("cval=%a\n", job->cval) ||
          ADD("tile=%lld\n", (long long)job->tile) || ADD("out_tile=%lld\n", (long long)p->out_tile) ||
          ADD("output=%s\n", job->output) || ADD("compression=%s\n", ts_compression_name(job->compression)) ||
@@ -68,39 +60,6 @@ static char *fingerprint(const ts_plan *p) {
     return NULL;
   }
   return (char *)b.p;
-}
-
-/* The value of key in "KEY=VALUE\n" lines (a pointer into text; length in *n). */
-static const char *value_of(const char *text, const char *key, size_t *n) {
-  size_t k = strlen(key);
-  for (const char *s = text; s && *s;) {
-    const char *e = strchr(s, '\n');
-    if (strncmp(s, key, k) == 0 && s[k] == '=') {
-      *n = e ? (size_t)(e - s - (ptrdiff_t)k - 1) : strlen(s + k + 1);
-      return s + k + 1;
-    }
-    s = e ? e + 1 : NULL;
-  }
-  return NULL;
-}
-
-/* "pipeline: 'a' before, 'b' now; ..." for every key that differs. */
-static void differences(const char *then, const char *now, char *out, size_t cap) {
-  out[0] = '\0';
-  for (const char *s = now; *s;) {
-    const char *eq = strchr(s, '='), *e = strchr(s, '\n');
-    if (!eq || !e) break;
-    char key[64];
-    snprintf(key, sizeof key, "%.*s", (int)(eq - s), s);
-    size_t na = 0, nb = (size_t)(e - eq - 1);
-    const char *a = value_of(then, key, &na);
-    if (!a || na != nb || strncmp(a, eq + 1, nb) != 0) {
-      size_t used = strlen(out);
-      snprintf(out + used, cap - used, "%s%s: '%.*s' before, '%.*s' now", used ? "; " : "", key, a ? (int)na : 4,
-               a ? a : "none", (int)nb, eq + 1);
-    }
-    s = e + 1;
-  }
 }
 
 ts_status ts_plan_open_output(ts_plan *p, ts_error *err) {
@@ -130,7 +89,7 @@ ts_status ts_plan_open_output(ts_plan *p, ts_error *err) {
     st = ts_journal_load(journal, &p->saved, err);
     if (st == TS_OK && strcmp((const char *)p->saved.fingerprint.p, fp) != 0) {
       char diff[2048];
-      differences((const char *)p->saved.fingerprint.p, fp, diff, sizeof diff);
+      ts_journal_diff((const char *)p->saved.fingerprint.p, fp, diff, sizeof diff);
       st = ts_fail(err, TS_ERR_USAGE, "%s: --resume: %s is from another job (%s); nothing was changed, --force "
                    "starts over", file, journal, diff);
     }

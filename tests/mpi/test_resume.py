@@ -239,3 +239,117 @@ def test_hdf5_output_resumes_with_identical_datasets(tmp_path):
         assert np.array_equal(a["image"][:], b["image"][:])
         assert dict(a["image"].attrs) == dict(b["image"].attrs) and dict(a.attrs) == dict(b.attrs)
         assert a["image"].chunks == b["image"].chunks and a["image"].compression == b["image"].compression
+
+
+# ---- list mode ------------------------------------------------------------------
+
+N_LIST = 300
+LIST_PIPE = "tv_denoise weight=0.1 max_iter=200 | otsu | stats"
+
+
+@pytest.fixture(scope="module")
+def list_inputs(tmp_path_factory):
+    """300 PNGs (one corrupt, one missing from the list) and the uninterrupted reference."""
+    import cv2
+    d = tmp_path_factory.mktemp("list")
+    rng = np.random.default_rng(8)
+    names = []
+    for i in range(N_LIST):
+        f = d / f"im{i:04d}.png"
+        if i == 17:
+            f.write_bytes(b"not a png")
+        else:
+            cv2.imwrite(str(f), rng.integers(0, 256, (128 + i % 7, 160), dtype=np.uint8))
+        names.append(str(f))
+    names.append(str(d / "missing.png"))
+    (d / "list.txt").write_text("\n".join(names) + "\n")
+    run("run", "-i", f"@{d}/list.txt", "-o", d / "ref.h5", "-p", LIST_PIPE, "--quiet", check=False)
+    return d
+
+
+def read_h5(path):
+    with h5py.File(path, "r") as f:
+        out = {"attrs": {k: v for k, v in f.attrs.items()}}
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                out[name] = (obj[()], dict(obj.attrs))
+        f.visititems(visit)
+        return out
+
+
+def same_h5(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        if k == "attrs":
+            assert a[k] == b[k]
+            continue
+        (va, aa), (vb, ab) = a[k], b[k]
+        assert aa == ab, k
+        assert np.array_equal(va, vb) if va.dtype.kind not in "OV" else list(va) == list(vb), k
+
+
+def journal_records(path):
+    try:
+        return sum(1 for l in open(path, "rb") if l.startswith(b"rec "))
+    except FileNotFoundError:
+        return 0
+
+
+@pytest.mark.parametrize("np_,at", [(3, 0.05), (3, 0.5), (3, 0.9), (0, 0.5)],
+                         ids=["mpi-early", "mpi-middle", "mpi-late", "one-process"])
+def test_list_mode_sigkill_then_resume(tmp_path, list_inputs, np_, at):
+    out = tmp_path / "out.h5"
+    args = ["run", "-i", f"@{list_inputs}/list.txt", "-o", out, "-p", LIST_PIPE, "--threads", 1, "--quiet",
+            "--checkpoint-tasks", 8]
+    p = launch(np_, args, tmp_path)
+    journal = tmp_path / "out.h5.journal"
+    wait_until(lambda: journal_records(journal) >= max(1, int(N_LIST * at)), p)
+    kill_all(p, str(out))
+    j = journal_records(journal)
+    r = launch(np_, args + ["--resume", "--stats", tmp_path / "s.json"], tmp_path)
+    _, err = r.communicate(timeout=300)
+    assert r.returncode == 3, err  # some inputs failed, as in the uninterrupted run
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["resumed"] == j and s["computed"] == N_LIST + 1 - j
+    same_h5(read_h5(out), read_h5(list_inputs / "ref.h5"))  # images, names, values, /failed, attributes
+    assert not journal.exists() and not (tmp_path / "out.h5.partial").exists()
+
+
+def test_list_mode_torn_record_is_redone(tmp_path, list_inputs):
+    out = tmp_path / "out.h5"
+    args = ["run", "-i", f"@{list_inputs}/list.txt", "-o", out, "-p", LIST_PIPE, "--threads", 1, "--quiet",
+            "--checkpoint-tasks", 4]
+    p = launch(0, args, tmp_path)
+    journal = tmp_path / "out.h5.journal"
+    wait_until(lambda: journal_records(journal) >= N_LIST // 3, p)
+    p.send_signal(signal.SIGUSR1)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 75 and "run again with --resume" in err, err
+    j = journal_records(journal)
+    data = journal.read_bytes()
+    journal.write_bytes(data[:len(data) - 40])  # the last record loses its tail
+    r = subprocess.run([TESSERA, *map(str, args + ["--resume", "--stats", tmp_path / "s.json"])], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 3, r.stderr
+    assert json.loads((tmp_path / "s.json").read_text())["resumed"] == j - 1
+    same_h5(read_h5(out), read_h5(list_inputs / "ref.h5"))
+
+
+def test_list_mode_directory_output_resumes(tmp_path, list_inputs):
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    base = ["run", "-i", f"@{list_inputs}/list.txt", "-p", "tv_denoise weight=0.1 max_iter=200", "--format", "tiff",
+            "--threads", 1, "--quiet"]
+    run(*base, "-o", f"{ref}/", check=False)
+    p = launch(3, base + ["-o", f"{out}/", "--checkpoint-tasks", 8], tmp_path)
+    wait_until(lambda: journal_records(tmp_path / "out.journal") >= N_LIST // 2, p)
+    kill_all(p, str(out))
+    r = launch(3, base + ["-o", f"{out}/", "--resume", "--stats", tmp_path / "s.json"], tmp_path)
+    _, err = r.communicate(timeout=300)
+    assert r.returncode == 3, err
+    assert json.loads((tmp_path / "s.json").read_text())["resumed"] >= N_LIST // 2
+    files = lambda d: sorted(str(f.relative_to(d)) for f in d.rglob("*") if f.is_file())
+    got = files(out)
+    assert got == files(ref) and len(got) == N_LIST - 1 and not [g for g in got if g.endswith(".partial")]
+    for name in got:
+        assert (out / name).read_bytes() == (ref / name).read_bytes(), name
+    assert not (tmp_path / "out.journal").exists()

@@ -1,0 +1,185 @@
+/* Checkpoints and --resume in list mode.
+ *
+ * The journal (OUT.journal beside OUT.h5, or DIR.journal beside a
+ * directory output) holds every finished input's record whole: status,
+ * failure message, emitted values and, for HDF5 outputs, the compressed
+ * image. A resume stores those records again into a fresh output, exactly
+ * as if they had just arrived from the workers, and runs the other inputs;
+ * the HDF5 file is therefore rebuilt with the same datasets and attributes
+ * as an uninterrupted run's. A directory output's files are complete as
+ * soon as they are renamed; their records omit the image, and a checkpoint
+ * syncs the filesystem before the journal lists them. The previous
+ * journal is set aside (.prev) until its records are journaled anew. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libdeflate.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "sched/list.h"
+
+static int exists(const char *path) {
+  struct stat sb;
+  return stat(path, &sb) == 0;
+}
+
+/* The journal's name: OUT.h5 -> OUT.h5.journal, DIR/ -> DIR.journal. */
+static char *journal_name(const char *out) {
+  size_t n = strlen(out);
+  while (n > 1 && out[n - 1] == '/') n--;
+  char *s = malloc(n + 9);
+  if (s) snprintf(s, n + 9, "%.*s.journal", (int)n, out);
+  return s;
+}
+
+static char *fingerprint(const ts_job *job, const ts_inputs *in, const ts_list_out_options *oo) {
+  ts_blob b = {0};
+  char line[4200], pipe[4096];
+  uint32_t names = 0;
+  for (int64_t i = 0; i < in->n; i++) {
+    names = libdeflate_crc32(names, in->items[i].name, strlen(in->items[i].name) + 1);
+    names = libdeflate_crc32(names, &in->items[i].size, sizeof in->items[i].size);
+  }
+  ts_journal_pipeline(job->pipeline, pipe, sizeof pipe);
+#define ADD(...) (snprintf(line, sizeof line, __VA_ARGS__), ts_blob_append(&b, line, strlen(line)))
+  int bad = ADD("mode=list\n") || ADD("input=%s\n", job->input) || ADD("glob=%s\n", job->glob ? job->glob : "") ||
+            ADD("recursive=%d\n", job->recursive) || ADD("strips=%lld\n", (long long)job->strips) ||
+            ADD("inputs=%lld\n", (long long)in->n) || ADD("input_names_and_sizes=%08x\n", names) ||
+            ADD("pipeline=%s\n", pipe) || ADD("boundary=%d\n", (int)job->boundary) || ADD("cval=%a\n", job->cval) ||
+            ADD("output=%s\n", job->output) || ADD("format=%d\n", (int)oo->format) ||
+            ADD("compression=%s\n", ts_compression_name(oo->compression)) || ADD("quality=%d\n", oo->quality) ||
+            ADD("images=%d\n", !oo->no_images) || ts_blob_append(&b, "", 1);
+#undef ADD
+  if (bad) {
+    ts_blob_free(&b);
+    return NULL;
+  }
+  return (char *)b.p;
+}
+
+ts_status ts_ljournal_open(ts_ljournal *lj, const ts_job *job, const ts_inputs *in, ts_list_out_options *oo,
+                           ts_error *err) {
+  memset(lj, 0, sizeof *lj);
+  const int dir = ts_list_out_is_dir(job->output);
+  char *journal = journal_name(job->output), *partial = NULL, *prevj = NULL;
+  if (journal && !dir && (partial = malloc(strlen(job->output) + 9))) sprintf(partial, "%s.partial", job->output);
+  if (journal && (prevj = malloc(strlen(journal) + 6))) sprintf(prevj, "%s.prev", journal);
+  char *fp = journal ? fingerprint(job, in, oo) : NULL;
+  ts_status st = journal && prevj && fp && (dir || partial) ? TS_OK : ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  if (st == TS_OK && ts_journal_busy(journal))
+    st = ts_fail(err, TS_ERR_EXISTS, "%s: another tessera run is still writing it (%s is locked); wait for it or "
+                 "stop it first", job->output, journal);
+  if (st == TS_OK && exists(prevj)) { /* an interrupted replay: the previous journal is the truth */
+    unlink(journal);
+    if (rename(prevj, journal) != 0)
+      st = ts_fail(err, TS_ERR_IO, "%s: cannot restore %s: %s", job->output, prevj, strerror(errno));
+  }
+  const int has_partial = partial && exists(partial), has_journal = st == TS_OK && exists(journal);
+  if (st == TS_OK && (has_partial || has_journal) && !job->resume && !job->force)
+    st = ts_fail(err, TS_ERR_EXISTS, "%s: an unfinished run left %s%s%s; --resume finishes it, --force starts over",
+                 job->output, has_partial ? partial : "", has_partial && has_journal ? " and " : "",
+                 has_journal ? journal : "");
+  if (st == TS_OK && has_journal && job->resume) {
+    st = ts_journal_load(journal, &lj->saved, err);
+    if (st == TS_OK && strcmp((const char *)lj->saved.fingerprint.p, fp) != 0) {
+      char diff[2048];
+      ts_journal_diff((const char *)lj->saved.fingerprint.p, fp, diff, sizeof diff);
+      st = ts_fail(err, TS_ERR_USAGE, "%s: --resume: %s is from another job (%s); nothing was changed, --force "
+                   "starts over", job->output, journal, diff);
+    }
+    if (st == TS_OK && rename(journal, prevj) != 0)
+      st = ts_fail(err, TS_ERR_IO, "%s: cannot move %s aside: %s", job->output, journal, strerror(errno));
+    if (st == TS_OK) {
+      lj->prev = prevj;
+      prevj = NULL;
+      oo->resume = 1; /* a directory's files may be this job's own */
+    }
+  } else if (st == TS_OK && has_journal) { /* --force */
+    unlink(journal);
+  }
+  if (st == TS_OK && has_partial && !lj->prev) unlink(partial);
+  if (st == TS_OK) {
+    st = ts_journal_create(journal, fp, job->checkpoint_tasks, job->checkpoint_seconds, &lj->j, err);
+    if (st == TS_OK && dir) lj->j->sync_fd = open(job->output, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  }
+  lj->dir = dir;
+  free(journal);
+  free(partial);
+  free(prevj);
+  free(fp);
+  return st;
+}
+
+/* Journal one stored record; a directory output's without the image (the
+ * data, last in the record), since its file holds it. */
+static ts_status journal_rec(ts_ljournal *lj, const unsigned char *rec, size_t used, ts_error *err) {
+  ts_lrec r;
+  memcpy(&r, rec, sizeof r);
+  if (!lj->dir || r.data_len == 0) return ts_journal_record(lj->j, r.index, rec, used, err);
+  const size_t keep = used - (size_t)r.data_len;
+  r.data_len = 0;
+  ts_blob b = {0};
+  ts_status st = ts_blob_append(&b, &r, sizeof r) || ts_blob_append(&b, rec + sizeof r, keep - sizeof r)
+                     ? ts_fail(err, TS_ERR_NOMEM, "out of memory")
+                     : ts_journal_record(lj->j, r.index, b.p, b.size, err);
+  ts_blob_free(&b);
+  return st;
+}
+
+ts_status ts_ljournal_replay(ts_ljournal *lj, ts_list_out *out, const ts_inputs *in, ts_error *err) {
+  char *done = lj->done = calloc((size_t)in->n + 1, 1);
+  if (!done) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  ts_status st = TS_OK;
+  ts_emits em = {0};
+  const unsigned char *p = lj->saved.records.p;
+  for (int64_t k = 0; st == TS_OK && k < lj->saved.nrecords; k++) {
+    ts_lrec r;
+    memcpy(&r, p, sizeof r);
+    size_t used = sizeof r + (size_t)r.msg_len + (size_t)r.nemit * sizeof(ts_emit) +
+                  (size_t)r.nvalues * sizeof(double) + (size_t)r.data_len;
+    if (r.index < 0 || r.index >= in->n) break;
+    if (!done[r.index]) {
+      if (lj->dir && r.status == TS_OK) ts_list_out_mark_done(out, r.index); /* its file is there */
+      else st = ts_list_store(out, in, p, &used, &em, err);
+      if (st == TS_OK) st = ts_journal_record(lj->j, r.index, p, used, err);
+      done[r.index] = 1;
+      lj->replayed++;
+    }
+    p += used;
+  }
+  ts_emits_free(&em);
+  if (st == TS_OK) st = ts_journal_checkpoint(lj->j, NULL, err);
+  if (st == TS_OK && lj->prev) {
+    unlink(lj->prev);
+    free(lj->prev);
+    lj->prev = NULL;
+  }
+  ts_journal_state_free(&lj->saved);
+  return st;
+}
+
+ts_status ts_ljournal_add(ts_ljournal *lj, const unsigned char *rec, size_t used, ts_error *err) {
+  ts_status st = journal_rec(lj, rec, used, err);
+  if (st == TS_OK && ts_journal_due(lj->j)) st = ts_journal_checkpoint(lj->j, NULL, err);
+  return st;
+}
+
+void ts_ljournal_close(ts_ljournal *lj, ts_status st, ts_run_stats *stats) {
+  free(lj->done);
+  lj->done = NULL;
+  if (!lj->j) {
+    ts_journal_state_free(&lj->saved);
+    free(lj->prev);
+    lj->prev = NULL;
+    return;
+  }
+  ts_error e = {0};
+  if (st == TS_STOPPED) ts_journal_checkpoint(lj->j, NULL, &e); /* what is stored is durable: resumable */
+  stats->checkpoints = lj->j->checkpoints;
+  ts_journal_close(&lj->j, st != TS_STOPPED || e.code != TS_OK);
+  ts_journal_state_free(&lj->saved);
+  free(lj->prev);
+  lj->prev = NULL;
+}
