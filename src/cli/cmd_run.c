@@ -23,8 +23,9 @@ static const char help[] =
     "A job file (INI) sets the same options: [input] input, glob, recursive,\n"
     "strips, [output] output, format, images, compression, jpeg_quality, force,\n"
     "[pipeline] pipeline, boundary, cval, [partition] tile, out_tile, [run]\n"
-    "threads, io, root_compute, credits, stats, trace, quiet. Options on the\n"
-    "command line win. Relative paths in a job file are relative to the file.\n"
+    "threads, io, root_compute, credits, stats, trace, quiet, resume,\n"
+    "checkpoint_tasks, checkpoint_seconds. Options on the command line win.\n"
+    "Relative paths in a job file are relative to the file.\n"
     "\n"
     "  -i, --input PATH      input TIFF or BigTIFF, FILE.h5:/dataset (H x W or\n"
     "                        H x W x C), or synth:WxH[:dtype[:channels]]\n"
@@ -44,6 +45,12 @@ static const char help[] =
     "  --jpeg-quality Q      1..100 (default 90)\n"
     "  --force               replace an existing output\n"
     "  --quiet               no progress and no summary lines\n"
+    "  --resume              finish the unfinished output (OUT.partial + OUT.journal)\n"
+    "                        a stopped or killed run of the same job left; only\n"
+    "                        the missing tasks run, and the result is identical\n"
+    "  --checkpoint-tasks N  make written tasks durable and journal them every N\n"
+    "                        tasks (default 0: by time only)\n"
+    "  --checkpoint-seconds S  ... or S seconds after the last checkpoint (default 10)\n"
     "  --stats FILE          write the run's figures (time, MPix/s, per rank: tasks,\n"
     "                        busy fraction, bytes sent and received) as JSON\n"
     "  --trace FILE          write a Chrome trace-event JSON of every task phase per\n"
@@ -69,7 +76,7 @@ static const char help[] =
     "3 list mode: the run completed but some inputs failed (listed on stderr),\n"
     "75 stopped early by SIGTERM or SIGUSR1 (Slurm's warning before the time\n"
     "limit): no new task was started, the tasks under way were finished and\n"
-    "written, and the unfinished output is kept as OUT.partial\n";
+    "written and checkpointed; OUT.partial and OUT.journal are kept for --resume\n";
 
 /* Launched by mpirun or srun? Then MPI is initialized; otherwise tessera
  * runs in one process without touching MPI at all. */

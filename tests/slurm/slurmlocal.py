@@ -90,7 +90,10 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket={self.munge_socket}
+# cred_expire: how long a requeued job waits before it may start again (default 120 s);
+# sched_interval: how often pending jobs are looked at again (default 60 s)
+AuthInfo=socket={self.munge_socket},cred_expire=5
+SchedulerParameters=sched_interval=1
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres

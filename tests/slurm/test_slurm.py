@@ -91,7 +91,8 @@ def test_signal_mid_run_stops_every_rank_cleanly(slurm, tmp_path, launcher):
     # about 15 s of work on 2 cores: the signal lands well inside it
     job = write_job(tmp_path, "long.ini", input={"input": "synth:16384x16384"}, output={"output": "long.tif"},
                     pipeline={"pipeline": "gaussian sigma=30 | median size=9"}, partition={"tile": 256})
-    jobid = slurm.sbatch(TEMPLATES[launcher], job, cwd=tmp_path, env=JOB_ENV)
+    # TESSERA_REQUEUE=0: the template stops after this allocation (the requeue test is below)
+    jobid = slurm.sbatch(TEMPLATES[launcher], job, cwd=tmp_path, env=dict(JOB_ENV, TESSERA_REQUEUE="0"))
     slurm.wait(jobid, timeout=60, state="RUNNING")
     partial = tmp_path / "long.tif.partial"
     t = time.monotonic()
@@ -118,6 +119,39 @@ def test_signal_mid_run_stops_every_rank_cleanly(slurm, tmp_path, launcher):
     assert f"kept as {tmp_path}/long.tif.partial; run again with --resume to finish {tmp_path}/long.tif" in lines[0]
     if launcher == "mpirun":
         assert "SIGUSR1 received, asking tessera to stop" in log, log
-    assert "stopped early (time limit or signal)" in log.splitlines()[-1], log
+    assert "stopped early (time limit or signal); the work done is kept" in log.splitlines()[-1], log
     s = json.loads((tmp_path / f"tessera-{jobid}.stats.json").read_text())
     assert s["stopped"] == "SIGUSR1" and s["done"] == int(done)
+
+
+@pytest.mark.parametrize("launcher", ["srun", "mpirun"])
+def test_stopped_job_requeues_itself_and_completes(slurm, tmp_path, launcher):
+    """The signal Slurm sends before a time limit, mid-run: tessera stops
+    (75), the template requeues the job, the next start resumes, and the
+    output equals an uninterrupted local run's."""
+    pipe = "gaussian sigma=30 | median size=9 | equalize"
+    job = write_job(tmp_path, "long.ini", input={"input": "synth:12288x12288"}, output={"output": "long.tif"},
+                    pipeline={"pipeline": pipe}, partition={"tile": 256})
+    run("run", "-i", "synth:12288x12288", "-o", tmp_path / "local.tif", "-p", pipe, "--tile", 256, "--quiet")
+    jobid = slurm.sbatch(TEMPLATES[launcher], job, cwd=tmp_path, env=JOB_ENV)
+    slurm.wait(jobid, timeout=60, state="RUNNING")
+    journal = tmp_path / "long.tif.journal"
+    t = time.monotonic()
+    while sum(1 for l in open(journal, "rb") if l.startswith(b"task ")) < 200 if journal.exists() else True:
+        assert slurm.job(jobid)["JobState"] == "RUNNING", log_of(tmp_path, jobid)
+        assert time.monotonic() - t < 120
+        time.sleep(0.05)
+    if launcher == "srun":
+        slurm.cmd("scancel", "--signal=USR1", jobid)
+    else:
+        slurm.cmd("scancel", "--batch", "--signal=USR1", jobid)
+    j = slurm.wait(jobid, timeout=300, state="COMPLETED")
+    log = log_of(tmp_path, jobid)
+    assert int(j["Restarts"]) == 1 and j["ExitCode"] == "0:0", (j, log)
+    assert (tmp_path / "long.tif").read_bytes() == (tmp_path / "local.tif").read_bytes()
+    assert not journal.exists() and not (tmp_path / "long.tif.partial").exists()
+    # one log across both starts (--open-mode=append): the stop, the requeue, the resume
+    assert "stopped early by SIGUSR1" in log and f"requeueing job {jobid} to resume" in log, log
+    resumed = [l for l in log.splitlines() if "resumed:" in l]
+    assert len(resumed) == 1 and int(resumed[0].split()[1]) >= 200, log
+    assert log.splitlines()[-1].endswith("done"), log
