@@ -84,6 +84,7 @@ typedef struct ts_run_stats {
   char *kept;                   /* TS_STOPPED: the unfinished output kept (malloc'ed), or NULL */
   int64_t resumed;              /* --resume: tasks taken from the unfinished output, not computed */
   int64_t checkpoints;          /* checkpoints written */
+  int resumable;                /* TS_STOPPED: a journal was kept, --resume finishes the job */
 } ts_run_stats;
 
 /* Free what a run allocated in stats. */

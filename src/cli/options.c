@@ -26,11 +26,14 @@ int ts_cli_exit(ts_status st) {
 static void report_stop(const ts_job *job, const ts_run_stats *st) {
   const int list = st->in_w == 0;
   char kept[4200];
-  if (st->kept)
+  if (st->kept && st->resumable)
     snprintf(kept, sizeof kept, "the unfinished output is kept as %s; run again with --resume to finish %s", st->kept,
              job->output);
+  else if (st->kept)
+    snprintf(kept, sizeof kept, "the unfinished output is kept as %s (this format cannot be resumed)", st->kept);
   else if (list && st->done > 0)
-    snprintf(kept, sizeof kept, "the images done are in %s, each file complete", job->output);
+    snprintf(kept, sizeof kept, "the images done are in %s, each file complete; run again with --resume to finish",
+             job->output);
   else
     snprintf(kept, sizeof kept, "nothing was written");
   if (st->stopped_in_stats)

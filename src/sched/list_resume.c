@@ -178,7 +178,8 @@ void ts_ljournal_close(ts_ljournal *lj, ts_status st, ts_run_stats *stats) {
   ts_error e = {0};
   if (st == TS_STOPPED) ts_journal_checkpoint(lj->j, NULL, &e); /* what is stored is durable: resumable */
   stats->checkpoints = lj->j->checkpoints;
-  ts_journal_close(&lj->j, st != TS_STOPPED || e.code != TS_OK);
+  stats->resumable = st == TS_STOPPED && e.code == TS_OK;
+  ts_journal_close(&lj->j, !stats->resumable);
   ts_journal_state_free(&lj->saved);
   free(lj->prev);
   lj->prev = NULL;

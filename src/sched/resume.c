@@ -195,6 +195,7 @@ ts_status ts_plan_stopped(ts_plan *p, int64_t written, int in_stats, ts_run_stat
   ts_status st = p->journal ? ts_journal_checkpoint(p->journal, p->writer, err) : TS_OK;
   if (st == TS_OK) st = ts_writer_keep(&p->writer, &stats->kept, err);
   if (p->journal) stats->checkpoints = p->journal->checkpoints;
+  stats->resumable = st == TS_OK && p->journal;
   ts_journal_close(&p->journal, st != TS_OK);
   return st ? st : TS_STOPPED;
 }
