@@ -295,12 +295,14 @@ def journal_records(path):
         return 0
 
 
-@pytest.mark.parametrize("np_,at", [(3, 0.05), (3, 0.5), (3, 0.9), (0, 0.5)],
-                         ids=["mpi-early", "mpi-middle", "mpi-late", "one-process"])
-def test_list_mode_sigkill_then_resume(tmp_path, list_inputs, np_, at):
+# list mode has no statistics pass (global kernels act per image): early,
+# middle, late, while checkpointing after every input, and in one process
+@pytest.mark.parametrize("np_,at,every", [(3, 0.05, 8), (3, 0.5, 8), (3, 0.9, 8), (3, 0.4, 1), (0, 0.5, 8)],
+                         ids=["mpi-early", "mpi-middle", "mpi-late", "mpi-checkpointing", "one-process"])
+def test_list_mode_sigkill_then_resume(tmp_path, list_inputs, np_, at, every):
     out = tmp_path / "out.h5"
     args = ["run", "-i", f"@{list_inputs}/list.txt", "-o", out, "-p", LIST_PIPE, "--threads", 1, "--quiet",
-            "--checkpoint-tasks", 8]
+            "--checkpoint-tasks", every]
     p = launch(np_, args, tmp_path)
     journal = tmp_path / "out.h5.journal"
     wait_until(lambda: journal_records(journal) >= max(1, int(N_LIST * at)), p)
