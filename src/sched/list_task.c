@@ -149,7 +149,8 @@ ts_status ts_list_task(ts_lrank *r, ts_lthread *t, int64_t index, const char *na
   if (st == TS_OK) st = ts_list_encode(&r->oo, &res, &rec.ri, &t->data, &t->z, &e);
   if (st != TS_OK && strncmp(e.msg, name, strlen(name)) != 0) { /* name the image */
     char msg[sizeof e.msg + 1100];
-    snprintf(msg, sizeof e.msg, "%s: %s", name, e.msg);
+    if (snprintf(msg, sizeof e.msg, "%s: %s", name, e.msg) >= (int)sizeof e.msg) /* cut: still one line */
+      msg[sizeof e.msg - 1] = '\0';
     memcpy(e.msg, msg, sizeof e.msg);
   }
   rec.status = st;
