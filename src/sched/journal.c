@@ -178,7 +178,7 @@ void ts_journal_state_free(ts_journal_state *s) {
 
 /* The payload of the line at p (up to the newline at e), if its CRC checks. */
 static int check_line(char *p, char *e) {
-  if (e - p < 10 || e[-10] != ' ' || e[-9] != '#') return 0; /* "payload #xxxxxxxx" */
+  if (e - p < 10 || e[-10] != ' ' || e[-9] != '#') return 0; /* "payload #" and 8 hex digits */
   char *end;
   unsigned long crc = strtoul(e - 8, &end, 16);
   if (end != e) return 0;

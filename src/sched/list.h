@@ -70,7 +70,7 @@ struct ts_ljournal;
 ts_status ts_list_open(const ts_job *job, ts_inputs *in, ts_list_out_options *oo, ts_list_out **out,
                        struct ts_ljournal *lj, ts_error *err);
 /* The inputs still to run (largest first), after a resume's replay: *n of them. */
-ts_status ts_list_todo(const ts_inputs *in, const char *done, int64_t **order, int64_t *n);
+ts_status ts_list_remaining(const ts_inputs *in, const char *done, int64_t **order, int64_t *n);
 ts_status ts_list_order(const ts_inputs *in, int64_t **order);
 ts_status ts_list_read_aux(const char *text, ts_blob *aux, ts_error *err);
 ts_status ts_list_close(ts_list_out **out, const ts_inputs *in, ts_status st, ts_run_stats *stats, ts_error *err);

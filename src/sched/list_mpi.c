@@ -180,7 +180,7 @@ static ts_status list_worker(MPI_Comm comm, const lsetup *su, ts_lrank *lr, ts_i
 typedef struct lmaster {
   MPI_Comm comm;
   ts_inputs *in;
-  int64_t *order, next, ntodo; /* the inputs to run (a resume skips those done before) */
+  int64_t *order, next, nleft; /* the inputs to run (a resume skips those done before) */
   int workers, credits;
   ts_blob payload;
   ts_rank_stats *ranks;
@@ -199,9 +199,9 @@ static ts_status fill_batch(lmaster *m, ts_blob *b, ts_error *err) {
   b->size = 0;
   if (ts_blob_append(b, &h, sizeof h)) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   /* near the end (or with few inputs), smaller batches keep every worker busy */
-  int64_t cap = (m->ntodo - m->next) / (2 * (int64_t)m->workers * m->credits);
+  int64_t cap = (m->nleft - m->next) / (2 * (int64_t)m->workers * m->credits);
   cap = cap < 1 ? 1 : cap > TS_LIST_BATCH ? TS_LIST_BATCH : cap;
-  while (m->next < m->ntodo && h.count < cap && (h.count == 0 || b->size < TS_BATCH_BYTES)) {
+  while (m->next < m->nleft && h.count < cap && (h.count == 0 || b->size < TS_BATCH_BYTES)) {
     int64_t i = m->order[m->next++];
     const ts_input *it = &m->in->items[i];
     const char *name = it->path ? it->path : it->name;
@@ -227,7 +227,7 @@ static ts_status send_to(lmaster *m, int r, ts_error *err) {
   int k = (r - 1) * m->credits + m->slot_of[r];
   m->slot_of[r] = (m->slot_of[r] + 1) % m->credits;
   ts_wait_gently(&m->reqs[k], MPI_STATUS_IGNORE, &m->idle);
-  const int64_t first = m->next < m->ntodo ? m->order[m->next] : -1;
+  const int64_t first = m->next < m->nleft ? m->order[m->next] : -1;
   const double t_read = MPI_Wtime() - m->t0;
   ts_status st = fill_batch(m, &m->sends[k], err);
   if (st) return st;
@@ -251,18 +251,18 @@ static ts_status list_master(const ts_job *job, MPI_Comm comm, ts_inputs *in, ts
   m.reqs = malloc((size_t)(workers * credits) * sizeof *m.reqs);
   m.slot_of = calloc((size_t)size, sizeof *m.slot_of);
   ts_status st = m.ranks && m.sends && m.reqs && m.slot_of ? TS_OK : ts_fail(err, TS_ERR_NOMEM, "out of memory");
-  if (st == TS_OK && ts_list_todo(in, lj->done, &m.order, &m.ntodo)) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  if (st == TS_OK && ts_list_remaining(in, lj->done, &m.order, &m.nleft)) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
   for (int i = 0; m.reqs && i < workers * credits; i++) m.reqs[i] = MPI_REQUEST_NULL;
   ts_progress progress;
-  ts_progress_init(&progress, job->progress ? log : NULL, m.ntodo, ts_now());
+  ts_progress_init(&progress, job->progress ? log : NULL, m.nleft, ts_now());
   int64_t stored = 0, pixels = 0;
   ts_blob rb = {0};
   ts_emits em = {0};
   for (int c = 0; c < credits && st == TS_OK; c++)
-    for (int r = 1; r <= workers && st == TS_OK && m.next < m.ntodo; r++) st = send_to(&m, r, err);
+    for (int r = 1; r <= workers && st == TS_OK && m.next < m.nleft; r++) st = send_to(&m, r, err);
   /* once a stop is requested no new batch goes out; what is in flight is
    * finished and stored (then everything handed out is: end = m.next) */
-  int64_t end = m.ntodo;
+  int64_t end = m.nleft;
   while (st == TS_OK && stored < end) {
     if (end > m.next && ts_stop_requested()) {
       end = m.next;
@@ -297,7 +297,7 @@ static ts_status list_master(const ts_job *job, MPI_Comm comm, ts_inputs *in, ts
   ts_progress_done(&progress);
   stats->done = stored + lj->replayed;
   stats->resumed = lj->replayed;
-  if (st == TS_OK && end < m.ntodo) st = TS_STOPPED;
+  if (st == TS_OK && end < m.nleft) st = TS_STOPPED;
   st = ts_list_close(out, in, st, stats, err);
   ts_ljournal_close(lj, st, stats);
   /* stop everyone, then drain until each worker's FINAL */

@@ -34,7 +34,7 @@ ts_status ts_list_order(const ts_inputs *in, int64_t **order) {
   return TS_OK;
 }
 
-ts_status ts_list_todo(const ts_inputs *in, const char *done, int64_t **order, int64_t *n) {
+ts_status ts_list_remaining(const ts_inputs *in, const char *done, int64_t **order, int64_t *n) {
   if (ts_list_order(in, order)) return TS_ERR_NOMEM;
   *n = 0;
   for (int64_t i = 0; i < in->n; i++)
@@ -152,11 +152,11 @@ ts_status ts_run_list_local(const ts_job *job, ts_run_stats *stats, FILE *log, t
   st = ts_list_read_aux(job->pipeline, aux, err);
   if (st == TS_OK) st = ts_lrank_init(&rank, job->pipeline, job->boundary, job->cval, &oo, aux, err);
   for (int i = 0; i < TS_MAX_KERNELS; i++) ts_blob_free(&aux[i]);
-  int64_t ntodo = 0;
-  if (st == TS_OK && ts_list_todo(&in, lj.done, &order, &ntodo)) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  int64_t nleft = 0;
+  if (st == TS_OK && ts_list_remaining(&in, lj.done, &order, &nleft)) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
   const int threads = job->threads > 0 ? job->threads : omp_get_max_threads();
   ts_progress progress;
-  ts_progress_init(&progress, job->progress ? log : NULL, ntodo, t0);
+  ts_progress_init(&progress, job->progress ? log : NULL, nleft, t0);
   int64_t next = 0, pixels = 0;
   volatile int stop = st != TS_OK, stopped = 0; /* stopped: on request (ts_request_stop) */
   int64_t stored = 0;
@@ -174,8 +174,8 @@ ts_status ts_run_list_local(const ts_job *job, ts_run_stats *stats, FILE *log, t
       int64_t i = -1;
 #pragma omp critical(ts_list_next)
       {
-        if (!stop && next < ntodo && ts_stop_requested()) stop = stopped = 1;
-        if (!stop && mine == TS_OK && next < ntodo) i = order[next++];
+        if (!stop && next < nleft && ts_stop_requested()) stop = stopped = 1;
+        if (!stop && mine == TS_OK && next < nleft) i = order[next++];
       }
       if (i < 0) break;
       ts_status rs;
