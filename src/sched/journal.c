@@ -8,10 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "sched/plan.h"
 
 uint32_t ts_crc32(const void *p, size_t n) { return libdeflate_crc32(0, p, n); }
+
+int ts_path_exists(const char *path) {
+  struct stat sb;
+  return stat(path, &sb) == 0;
+}
 
 /* Append one line "payload #crc\n" to b. */
 static int add_line(ts_blob *b, const char *payload, size_t n) {

@@ -87,6 +87,8 @@ void ts_journal_state_free(ts_journal_state *s);
  * `now` ("KEY=VALUE" lines) that differs in `then`. */
 void ts_journal_pipeline(const char *text, char *out, size_t cap);
 void ts_journal_diff(const char *then, const char *now, char *out, size_t cap);
+/* Does a file (or anything) exist at path? */
+int ts_path_exists(const char *path);
 /* A CRC-32 (zlib's) of n bytes. */
 uint32_t ts_crc32(const void *p, size_t n);
 

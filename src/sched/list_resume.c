@@ -20,11 +20,6 @@
 #include <unistd.h>
 #include "sched/list.h"
 
-static int exists(const char *path) {
-  struct stat sb;
-  return stat(path, &sb) == 0;
-}
-
 /* The journal's name: OUT.h5 -> OUT.h5.journal, DIR/ -> DIR.journal. */
 static char *journal_name(const char *out) {
   size_t n = strlen(out);
@@ -71,12 +66,12 @@ ts_status ts_ljournal_open(ts_ljournal *lj, const ts_job *job, const ts_inputs *
   if (st == TS_OK && ts_journal_busy(journal))
     st = ts_fail(err, TS_ERR_EXISTS, "%s: another tessera run is still writing it (%s is locked); wait for it or "
                  "stop it first", job->output, journal);
-  if (st == TS_OK && exists(prevj)) { /* an interrupted replay: the previous journal is the truth */
+  if (st == TS_OK && ts_path_exists(prevj)) { /* an interrupted replay: the previous journal is the truth */
     unlink(journal);
     if (rename(prevj, journal) != 0)
       st = ts_fail(err, TS_ERR_IO, "%s: cannot restore %s: %s", job->output, prevj, strerror(errno));
   }
-  const int has_partial = partial && exists(partial), has_journal = st == TS_OK && exists(journal);
+  const int has_partial = partial && ts_path_exists(partial), has_journal = st == TS_OK && ts_path_exists(journal);
   if (st == TS_OK && (has_partial || has_journal) && !job->resume && !job->force)
     st = ts_fail(err, TS_ERR_EXISTS, "%s: an unfinished run left %s%s%s; --resume finishes it, --force starts over",
                  job->output, has_partial ? partial : "", has_partial && has_journal ? " and " : "",

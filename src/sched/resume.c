@@ -19,11 +19,6 @@
 #include "sched/output.h"
 #include "sched/plan.h"
 
-static int exists(const char *path) {
-  struct stat sb;
-  return stat(path, &sb) == 0;
-}
-
 static char *concat(const char *a, const char *b) {
   char *s = malloc(strlen(a) + strlen(b) + 1);
   if (s) strcat(strcpy(s, a), b);
@@ -73,19 +68,19 @@ ts_status ts_plan_open_output(ts_plan *p, ts_error *err) {
     st = ts_fail(err, TS_ERR_EXISTS, "%s: another tessera run is still writing it (%s is locked); wait for it or "
                  "stop it first", file, journal);
   /* a replay that was interrupted: the previous run's files are the truth */
-  if (st == TS_OK && exists(prevj)) {
+  if (st == TS_OK && ts_path_exists(prevj)) {
     unlink(partial);
     unlink(journal);
-    if (rename(prevj, journal) != 0 || (exists(prevp) && rename(prevp, partial) != 0))
+    if (rename(prevj, journal) != 0 || (ts_path_exists(prevp) && rename(prevp, partial) != 0))
       st = ts_fail(err, TS_ERR_IO, "%s: cannot restore %s: %s", file, prevj, strerror(errno));
   }
-  const int left = st == TS_OK && (exists(partial) || exists(journal));
+  const int left = st == TS_OK && (ts_path_exists(partial) || ts_path_exists(journal));
   if (left && !job->resume && !job->force)
     st = ts_fail(err, TS_ERR_EXISTS, "%s: an unfinished run left %s%s%s; --resume finishes it, --force starts over",
-                 file, exists(partial) ? partial : "", exists(partial) && exists(journal) ? " and " : "",
-                 exists(journal) ? journal : "");
+                 file, ts_path_exists(partial) ? partial : "", ts_path_exists(partial) && ts_path_exists(journal) ? " and " : "",
+                 ts_path_exists(journal) ? journal : "");
   int replay = 0;
-  if (st == TS_OK && left && job->resume && exists(journal)) {
+  if (st == TS_OK && left && job->resume && ts_path_exists(journal)) {
     st = ts_journal_load(journal, &p->saved, err);
     if (st == TS_OK && strcmp((const char *)p->saved.fingerprint.p, fp) != 0) {
       char diff[2048];
@@ -94,7 +89,7 @@ ts_status ts_plan_open_output(ts_plan *p, ts_error *err) {
                    "starts over", file, journal, diff);
     }
     if (st == TS_OK) { /* set the previous files aside for the replay */
-      if (rename(journal, prevj) != 0 || (exists(partial) && rename(partial, prevp) != 0))
+      if (rename(journal, prevj) != 0 || (ts_path_exists(partial) && rename(partial, prevp) != 0))
         st = ts_fail(err, TS_ERR_IO, "%s: cannot move the unfinished run's files aside: %s", file, strerror(errno));
       replay = st == TS_OK;
     }
