@@ -61,8 +61,10 @@ static ts_status encode_range(ts_encoder *enc, ts_rect core, int64_t T, const ts
     ts_status st = ts_encoder_encode(enc, r, ts_image_at(out, r.x - core.x, r.y - core.y),
                                      out->stride, &data, &size, err);
     if (st) return st;
-    uint64_t n64 = size;
-    if (ts_blob_append(b, &n64, sizeof n64) || ts_blob_append(b, data, size))
+    /* [u64 size][u64 crc][bytes]: the CRC the journal needs is computed
+     * here, in parallel where the tiles are encoded, not at the serial store */
+    uint64_t head[2] = {size, ts_crc32(data, size)};
+    if (ts_blob_append(b, head, sizeof head) || ts_blob_append(b, data, size))
       return ts_fail(err, TS_ERR_NOMEM, "out of memory for encoded tiles");
   }
   return TS_OK;
@@ -103,19 +105,20 @@ static ts_status store(ts_order *o, int64_t t, const ts_blob *b, ts_error *err) 
     o->njt = n;
   }
   for (int64_t i = 0; i < n; i++) {
-    uint64_t size;
-    memcpy(&size, p, sizeof size);
+    uint64_t head[2]; /* size, crc */
+    memcpy(head, p, sizeof head);
+    const uint64_t size = head[0];
     ts_rect r = out_tile(core, o->out_tile, i);
-    ts_status st = ts_writer_write_encoded(o->writer, r, p + sizeof size, size, err);
+    ts_status st = ts_writer_write_encoded(o->writer, r, p + sizeof head, size, err);
     if (st == TS_OK && o->journal) {
       st = ts_writer_locate(o->writer, r, &o->jt[i].off, &o->jt[i].size, err);
       if (st == TS_OK && o->jt[i].size != size)
         st = ts_fail(err, TS_ERR_INTERNAL, "tile at (%lld, %lld): %llu bytes stored, %llu given", (long long)r.x,
                      (long long)r.y, (unsigned long long)o->jt[i].size, (unsigned long long)size);
-      o->jt[i].crc = ts_crc32(p + sizeof size, size);
+      o->jt[i].crc = (uint32_t)head[1];
     }
     if (st) return st;
-    p += sizeof size + size;
+    p += sizeof head + size;
   }
   if (o->journal) {
     ts_status st = ts_journal_task(o->journal, t, o->jt, n, err);

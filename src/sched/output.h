@@ -12,7 +12,7 @@
 #include "tessera/kernel.h"
 #include "tessera/partition.h"
 
-/* A task's encoded tiles (a ts_blob): [uint64 size][bytes] per tile. */
+/* A task's encoded tiles (a ts_blob): [uint64 size][uint64 CRC-32][bytes] per tile. */
 
 /* Encode the output tiles (out_tile-sized, on the output grid) of `core`,
  * whose pixels are the packed image `out`, appending to b. With n > 1 encoders the

@@ -134,8 +134,8 @@ ts_status ts_plan_replay(ts_plan *p, ts_order *o, ts_error *err) {
     int ok = 1;
     for (int64_t i = s->first[t]; ok && i < s->first[t + 1]; i++) {
       const ts_jtile *jt = &s->tiles[i];
-      uint64_t n = jt->size;
-      if (n > ((uint64_t)1 << 31) || ts_blob_append(&b, &n, sizeof n) || ts_blob_reserve(&b, b.size + n)) {
+      uint64_t head[2] = {jt->size, jt->crc}, n = jt->size; /* as ts_encode_core lays tiles out */
+      if (n > ((uint64_t)1 << 31) || ts_blob_append(&b, head, sizeof head) || ts_blob_reserve(&b, b.size + n)) {
         ok = 0;
         break;
       }
