@@ -30,7 +30,7 @@ static void report_stop(const ts_job *job, const ts_run_stats *st) {
     snprintf(kept, sizeof kept, "the unfinished output is kept as %s; run again with --resume to finish %s", st->kept,
              job->output);
   else if (st->kept)
-    snprintf(kept, sizeof kept, "the unfinished output is kept as %s (this format cannot be resumed)", st->kept);
+    snprintf(kept, sizeof kept, "the unfinished output is kept as %s (without a journal: it cannot be resumed)", st->kept);
   else if (list && st->done > 0)
     snprintf(kept, sizeof kept, "the images done are in %s, each file complete; run again with --resume to finish",
              job->output);

@@ -95,7 +95,7 @@ ts_status ts_ljournal_open(ts_ljournal *lj, const ts_job *job, const ts_inputs *
     unlink(journal);
   }
   if (st == TS_OK && has_partial && !lj->prev) unlink(partial);
-  if (st == TS_OK) {
+  if (st == TS_OK && (job->checkpoint_tasks > 0 || job->checkpoint_seconds > 0)) { /* both 0: no journal */
     st = ts_journal_create(journal, fp, job->checkpoint_tasks, job->checkpoint_seconds, &lj->j, err);
     if (st == TS_OK && dir) lj->j->sync_fd = open(job->output, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   }
@@ -138,14 +138,14 @@ ts_status ts_ljournal_replay(ts_ljournal *lj, ts_list_out *out, const ts_inputs 
     if (!done[r.index]) {
       if (lj->dir && r.status == TS_OK) ts_list_out_mark_done(out, r.index); /* its file is there */
       else st = ts_list_store(out, in, p, &used, &em, err);
-      if (st == TS_OK) st = ts_journal_record(lj->j, r.index, p, used, err);
+      if (st == TS_OK && lj->j) st = ts_journal_record(lj->j, r.index, p, used, err);
       done[r.index] = 1;
       lj->replayed++;
     }
     p += used;
   }
   ts_emits_free(&em);
-  if (st == TS_OK) st = ts_journal_checkpoint(lj->j, NULL, err);
+  if (st == TS_OK && lj->j) st = ts_journal_checkpoint(lj->j, NULL, err);
   if (st == TS_OK && lj->prev) {
     unlink(lj->prev);
     free(lj->prev);
@@ -156,6 +156,7 @@ ts_status ts_ljournal_replay(ts_ljournal *lj, ts_list_out *out, const ts_inputs 
 }
 
 ts_status ts_ljournal_add(ts_ljournal *lj, const unsigned char *rec, size_t used, ts_error *err) {
+  if (!lj->j) return TS_OK;
   ts_status st = journal_rec(lj, rec, used, err);
   if (st == TS_OK && ts_journal_due(lj->j)) st = ts_journal_checkpoint(lj->j, NULL, err);
   return st;

@@ -98,7 +98,8 @@ ts_status ts_plan_open_output(ts_plan *p, ts_error *err) {
     unlink(journal);
   }
   if (st == TS_OK) st = ts_writer_open(job->output, &p->wopts, &p->writer, err);
-  if (st == TS_OK && ts_writer_resumable(p->writer) && job->compression != TS_COMPRESS_JPEG)
+  if (st == TS_OK && ts_writer_resumable(p->writer) && job->compression != TS_COMPRESS_JPEG &&
+      (job->checkpoint_tasks > 0 || job->checkpoint_seconds > 0)) /* both 0: no journal */
     st = ts_journal_create(journal, fp, job->checkpoint_tasks, job->checkpoint_seconds, &p->journal, err);
   /* the statistics the previous run merged stay known */
   for (int i = 0; st == TS_OK && p->journal && i < p->saved.npasses; i++, p->passes_saved++)

@@ -355,3 +355,16 @@ def test_list_mode_directory_output_resumes(tmp_path, list_inputs):
     for name in got:
         assert (out / name).read_bytes() == (ref / name).read_bytes(), name
     assert not (tmp_path / "out.journal").exists()
+
+
+def test_no_journal_when_checkpoints_are_off(tmp_path, list_inputs):
+    """--checkpoint-seconds 0 without --checkpoint-tasks: no journal at all
+    (nothing held in memory for it either), the same output."""
+    out = tmp_path / "out.h5"
+    p = launch(0, ["run", "-i", f"@{list_inputs}/list.txt", "-o", out, "-p", LIST_PIPE, "--threads", 1, "--quiet",
+                   "--checkpoint-seconds", 0], tmp_path)
+    wait_until(lambda: (tmp_path / "out.h5.partial").exists(), p)
+    assert not (tmp_path / "out.h5.journal").exists()
+    p.communicate(timeout=300)
+    assert p.returncode == 3
+    same_h5(read_h5(out), read_h5(list_inputs / "ref.h5"))
