@@ -126,6 +126,57 @@ static ts_status resize_prepare(ts_kernel *k, ts_error *err) {
   return TS_OK;
 }
 
+/* u8 with linear taps, in cv2's fixed point (imgproc/src/resize.cpp:
+ * HResizeLinear then VResizeLinear with INTER_RESIZE_COEF_BITS = 11):
+ * weights rounded to 1/2048, each needed source row resampled once into
+ * an int row (two kept, as consecutive output rows share them), then
+ * the vertical blend with the rounding of cv2's SSE/AVX loop. Integer
+ * work the compiler vectorizes, no float conversions. Measured against
+ * cv2.resize: 99.5% to 100% of pixels equal, none more than 1 apart (the
+ * float path: 87% equal). */
+static ts_status resize_u8_linear(const ts_kernel *k, const ts_image *in, ts_image *out, const axis *ax,
+                                  const axis *ay, int64_t W, int64_t H, ts_scratch *s, ts_error *err) {
+  const int C = in->channels;
+  const int64_t n = W * C;
+  /* kernel-private slots: 0-5 hold the axes; the float path's 6 and 7 are free here */
+  int32_t *rows = ts_scratch_get(s, 6, (size_t)(2 * n) * sizeof(int32_t));
+  int32_t *xo = ts_scratch_get(s, 7, (size_t)(2 * n) * sizeof(int32_t)); /* per output sample: 2 source offsets */
+  int16_t *xa = ts_scratch_get(s, 15, (size_t)(2 * n) * sizeof(int16_t));
+  if (!rows || !xo || !xa) return TS_SCRATCH_OOM(err, k);
+  for (int64_t x = 0; x < W; x++)
+    for (int c = 0; c < C; c++) {
+      const int64_t i = x * C + c, t = ax->first[x];
+      xo[2 * i] = (int32_t)(ax->idx[t] * C + c);
+      xo[2 * i + 1] = (int32_t)(ax->idx[t + 1] * C + c);
+      xa[2 * i] = (int16_t)lrintf(ax->w[t] * 2048.f);
+      xa[2 * i + 1] = (int16_t)lrintf(ax->w[t + 1] * 2048.f);
+    }
+  int64_t have[2] = {-1, -1}; /* the source row in rows[0..n) and rows[n..2n) */
+  for (int64_t y = 0; y < H; y++) {
+    const int64_t t = ay->first[y], sy[2] = {ay->idx[t], ay->idx[t + 1]};
+    const int32_t b0 = (int32_t)lrintf(ay->w[t] * 2048.f), b1 = (int32_t)lrintf(ay->w[t + 1] * 2048.f);
+    int32_t *r[2];
+    for (int j = 0; j < 2; j++) {
+      int slot_ = have[0] == sy[j] ? 0 : have[1] == sy[j] ? 1 : -1;
+      if (slot_ < 0) { /* resample this source row into the slot the other tap does not use */
+        slot_ = j == 0 ? (have[0] == sy[1] ? 1 : 0) : (r[0] == rows ? 1 : 0);
+        const uint8_t *restrict src = TS_CROW(in, sy[j]);
+        int32_t *restrict d = rows + slot_ * n;
+        for (int64_t i = 0; i < n; i++) d[i] = src[xo[2 * i]] * xa[2 * i] + src[xo[2 * i + 1]] * xa[2 * i + 1];
+        have[slot_] = sy[j];
+      }
+      r[j] = rows + slot_ * n;
+    }
+    const int32_t *restrict r0 = r[0], *restrict r1 = r[1];
+    uint8_t *restrict o = TS_ROW(out, y);
+    for (int64_t i = 0; i < n; i++) { /* the rounding of cv2's vector loop (VResizeLinearVec_32s8u) */
+      int32_t v = (((b0 * (r0[i] >> 4)) >> 16) + ((b1 * (r1[i] >> 4)) >> 16) + 2) >> 2;
+      o[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+    }
+  }
+  return TS_OK;
+}
+
 static ts_status resize_image(const ts_kernel *k, const ts_image *in, ts_image *out, int slot, ts_emits *em,
                               ts_scratch *s, ts_error *err) {
   int64_t W, H;
@@ -162,6 +213,7 @@ static ts_status resize_image(const ts_kernel *k, const ts_image *in, ts_image *
   make_axis(in->h, H, sy, interp, shrink, &ay);
   ts_status st = take(k, s, slot, W, H, out, err);
   if (st) return st;
+  if (interp == LINEAR && in->dtype == TS_U8) return resize_u8_linear(k, in, out, &ax, &ay, W, H, s, err);
   float *res = acc + in->w * C;
   for (int64_t y = 0; y < H; y++) {
     /* vertical taps into acc (all source columns), then horizontal */

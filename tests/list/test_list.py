@@ -116,8 +116,10 @@ def test_resize_matches_cv2(tmp_path, interp, flag, size):
     _, got, *_ = read_h5(tmp_path / "out.h5")
     for g, a in zip(got, ims):
         want = cv2.resize(a, size, interpolation=flag)
-        diff = np.abs(g.astype(int) - want.astype(int)).max()
-        assert diff <= (0 if interp == "nearest" else 1), diff
+        d = np.abs(g.astype(int) - want.astype(int))
+        assert d.max() <= (0 if interp == "nearest" else 1), d.max()
+        if interp == "linear":  # u8 linear follows cv2's fixed point: off by one only rarely
+            assert (d == 0).mean() >= 0.99, (d == 0).mean()
 
 
 def test_crop_matches_numpy(tmp_path):
