@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include "sched/plan.h"
 
@@ -34,6 +35,18 @@ static int write_all(int fd, const void *p, size_t n) {
     if (k <= 0) return -1;
     c += k;
     n -= (size_t)k;
+  }
+  return 0;
+}
+
+/* One system call per record, however the kernel splits it. */
+static int writev_all(int fd, struct iovec *v, int n) {
+  while (n > 0) {
+    ssize_t k = writev(fd, v, n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return -1;
+    while (n > 0 && (size_t)k >= v->iov_len) k -= (ssize_t)v->iov_len, v++, n--;
+    if (n > 0) v->iov_base = (char *)v->iov_base + k, v->iov_len -= (size_t)k;
   }
   return 0;
 }
@@ -130,9 +143,16 @@ ts_status ts_journal_task(ts_journal *j, int64_t t, const ts_jtile *tiles, int64
 ts_status ts_journal_record(ts_journal *j, int64_t index, const void *rec, size_t len, ts_error *err) {
   char line[96];
   int m = snprintf(line, sizeof line, "rec %lld %zu %08x", (long long)index, len, ts_crc32(rec, len));
-  if (add_line(&j->pending, line, (size_t)m) || ts_blob_append(&j->pending, rec, len) ||
-      ts_blob_append(&j->pending, "\n", 1))
+  const size_t at = j->pending.size;
+  if (add_line(&j->pending, line, (size_t)m)) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  if (j->immediate) { /* line, record, newline: a torn one fails its CRC on resume */
+    struct iovec v[3] = {{j->pending.p + at, j->pending.size - at}, {(void *)rec, len}, {"\n", 1}};
+    if (writev_all(j->fd, v, 3) != 0)
+      return ts_fail(err, TS_ERR_IO, "%s: cannot write the journal: %s", j->path, strerror(errno));
+    j->pending.size = at;
+  } else if (ts_blob_append(&j->pending, rec, len) || ts_blob_append(&j->pending, "\n", 1)) {
     return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  }
   j->npending++;
   return TS_OK;
 }

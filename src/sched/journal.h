@@ -42,6 +42,8 @@ typedef struct ts_journal {
   int64_t durable;      /* tasks listed on disk */
   int64_t checkpoints;
   int sync_fd;          /* list mode, directory output: syncfs() this before the journal (-1: none) */
+  int immediate;        /* list mode, HDF5 output: a record is its own data, written at once (a
+                           checkpoint fsyncs); nothing accumulates in memory */
 } ts_journal;
 
 /* What a journal on disk says. */

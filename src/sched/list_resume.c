@@ -98,6 +98,7 @@ ts_status ts_ljournal_open(ts_ljournal *lj, const ts_job *job, const ts_inputs *
   if (st == TS_OK && (job->checkpoint_tasks > 0 || job->checkpoint_seconds > 0)) { /* both 0: no journal */
     st = ts_journal_create(journal, fp, job->checkpoint_tasks, job->checkpoint_seconds, &lj->j, err);
     if (st == TS_OK && dir) lj->j->sync_fd = open(job->output, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (st == TS_OK && !dir) lj->j->immediate = 1;
   }
   lj->dir = dir;
   free(journal);
