@@ -247,8 +247,7 @@ static ts_status tiff_locate(void *ctx, ts_rect r, uint64_t *offset, uint64_t *s
 }
 
 static ts_status tiff_sync(void *ctx, ts_error *err) {
-  tiff_writer *w = ctx;
-  if (w->comp == COMPRESSION_JPEG) return ts_fail(err, TS_ERR_USAGE, "%s: a JPEG TIFF cannot be resumed", w->path);
+  tiff_writer *w = ctx; /* never called for JPEG: resume.c keeps no journal for it */
   if (!TIFFFlushData(w->tif) || fsync(TIFFFileno(w->tif)) != 0)
     return ts_fail(err, TS_ERR_IO, "%s: cannot sync the output to disk", w->path);
   return TS_OK;

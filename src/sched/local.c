@@ -41,6 +41,13 @@ static void fail(engine *e, const ts_error *err) {
   pthread_mutex_unlock(&e->write_lock);
 }
 
+/* The next task, or -1 when there is none or a stop was requested (then
+ * no thread takes another). Called under read_lock. */
+static int64_t take_task(engine *e) {
+  if (ts_stop_requested()) e->stopped = 1;
+  return !e->stopped && e->next_task < e->plan->grid.ntasks ? e->next_task++ : -1;
+}
+
 /* Hand task t's encoded tiles to the ordered store, waiting while every
  * pending slot is full. */
 static ts_status deliver(engine *e, int64_t t, const ts_blob *b, ts_error *err) {
@@ -79,8 +86,7 @@ static void worker(engine *e) {
   while (st == TS_OK && !e->failed) {
     pthread_mutex_lock(&e->read_lock);
     double t_read = ts_now() - e->t0;
-    if (ts_stop_requested()) e->stopped = 1;
-    int64_t t = !e->stopped && e->next_task < pl->grid.ntasks ? e->next_task++ : -1;
+    int64_t t = take_task(e);
     ts_rect core = {0}, in = {0};
     ts_image src = {0};
     if (t >= 0) {
@@ -128,8 +134,7 @@ static void stats_worker(engine *e, const ts_pass *ps, double *partial) {
   ts_status st = inbuf && outbuf && fetch ? TS_OK : ts_fail(&err, TS_ERR_NOMEM, "out of memory");
   while (st == TS_OK && !e->failed) {
     pthread_mutex_lock(&e->read_lock);
-    if (ts_stop_requested()) e->stopped = 1;
-    int64_t t = !e->stopped && e->next_task < pl->grid.ntasks ? e->next_task++ : -1;
+    int64_t t = take_task(e);
     ts_rect core = {0}, in = {0};
     ts_image src = {0};
     if (t >= 0) {

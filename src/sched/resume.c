@@ -98,6 +98,8 @@ ts_status ts_plan_open_output(ts_plan *p, ts_error *err) {
     unlink(journal);
   }
   if (st == TS_OK) st = ts_writer_open(job->output, &p->wopts, &p->writer, err);
+  /* JPEG TIFF tiles are encoded against tables libtiff keeps in the
+   * directory: replayed raw they would not be the same file (tiff_write.c) */
   if (st == TS_OK && ts_writer_resumable(p->writer) && job->compression != TS_COMPRESS_JPEG &&
       (job->checkpoint_tasks > 0 || job->checkpoint_seconds > 0)) /* both 0: no journal */
     st = ts_journal_create(journal, fp, job->checkpoint_tasks, job->checkpoint_seconds, &p->journal, err);
