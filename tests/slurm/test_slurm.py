@@ -130,8 +130,11 @@ def test_stopped_job_requeues_itself_and_completes(slurm, tmp_path, launcher):
     (75), the template requeues the job, the next start resumes, and the
     output equals an uninterrupted local run's."""
     pipe = "gaussian sigma=30 | median size=9 | equalize"
+    # checkpoints by task count, so the journal grows at a pace that does not
+    # depend on the machine's speed (at the default 10 s a fast machine ends
+    # the apply pass before its first checkpoint, and there is nothing to wait for)
     job = write_job(tmp_path, "long.ini", input={"input": "synth:12288x12288"}, output={"output": "long.tif"},
-                    pipeline={"pipeline": pipe}, partition={"tile": 256})
+                    pipeline={"pipeline": pipe}, partition={"tile": 256}, run={"checkpoint_tasks": 64})
     run("run", "-i", "synth:12288x12288", "-o", tmp_path / "local.tif", "-p", pipe, "--tile", 256, "--quiet")
     jobid = slurm.sbatch(TEMPLATES[launcher], job, cwd=tmp_path, env=JOB_ENV)
     slurm.wait(jobid, timeout=60, state="RUNNING")
