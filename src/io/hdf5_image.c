@@ -19,7 +19,6 @@
 #include "io/backends.h"
 #include "tessera/tessera.h"
 
-#define TS_H5_DEFLATE_LEVEL 4 /* as list mode's /images */
 
 static pthread_mutex_t h5_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -215,7 +214,7 @@ static ts_status h5w_open_locked(const char *spec, const ts_writer_options *o, h
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
     H5Pset_chunk(dcpl, rank, chunk);
-    if (o->compression == TS_COMPRESS_DEFLATE) H5Pset_deflate(dcpl, TS_H5_DEFLATE_LEVEL);
+    if (o->compression == TS_COMPRESS_DEFLATE) H5Pset_deflate(dcpl, TS_ZLEVEL);
     H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER); /* every chunk is written */
     H5Pset_obj_track_times(dcpl, 0);          /* same pixels, same bytes */
     w->dset = H5Dcreate2(w->file, path, mem_type(o->dtype), sp, lcpl, dcpl, H5P_DEFAULT);
@@ -277,8 +276,7 @@ static ts_status h5_encoder_new(const char *path, const ts_writer_options *o, ts
   if (!e) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   e->o = *o;
   e->tile_bytes = chunk_bytes(o);
-  e->zs.level = TS_H5_DEFLATE_LEVEL;
-  e->z_cap = ts_zbound(&e->zs, e->tile_bytes);
+  e->z_cap = ts_zbound(e->tile_bytes);
   e->tile = calloc(1, e->tile_bytes);
   e->z = o->compression == TS_COMPRESS_DEFLATE ? malloc(e->z_cap) : NULL;
   if (!e->z_cap || !e->tile || (o->compression == TS_COMPRESS_DEFLATE && !e->z)) {

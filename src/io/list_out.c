@@ -19,7 +19,6 @@
 #include "io/list.h"
 #include "tessera/tessera.h"
 
-#define TS_DEFLATE_LEVEL 4 /* h5py's gzip default */
 #define MAX_STACKS (1 + TS_MAX_EMITS)
 
 /* Items of one shape stored at their input's index, or one dataset per
@@ -164,7 +163,7 @@ static hid_t create(ts_list_out *o, const char *path, const stack *s, int64_t n)
   }
   hid_t sp = H5Screate_simple(r, dims, maxd), dcpl = H5Pcreate(H5P_DATASET_CREATE), lcpl = lcpl_intermediate();
   H5Pset_chunk(dcpl, r, chunk);
-  if (s->chunked_items) H5Pset_deflate(dcpl, TS_DEFLATE_LEVEL);
+  if (s->chunked_items) H5Pset_deflate(dcpl, TS_ZLEVEL);
   hid_t d = H5Dcreate2(o->file, path, file_type(s->dtype), sp, lcpl, dcpl, H5P_DEFAULT);
   H5Pclose(lcpl);
   H5Pclose(dcpl);
@@ -270,8 +269,7 @@ ts_status ts_list_encode(const ts_list_out_options *o, const ts_image *im, ts_re
   if (o->no_images) return TS_OK;
   /* HDF5: the deflate stream of the packed pixels is the image's chunk */
   const size_t row = (size_t)im->w * ts_pixel_size(im), raw = row * (size_t)im->h;
-  z->level = TS_DEFLATE_LEVEL;
-  const size_t bound = ts_zbound(z, raw);
+  const size_t bound = ts_zbound(raw);
   if (!bound || ts_blob_reserve(data, bound + raw)) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   const unsigned char *src = im->data;
   if ((int64_t)row != im->stride) { /* pack first */

@@ -32,6 +32,11 @@ void ts_row_to_float(ts_dtype dt, const void *src, float *restrict dst, int64_t 
 /* Round/saturate n floats into dtype at dst. */
 void ts_row_from_float(ts_dtype dt, const float *restrict src, void *dst, int64_t n);
 
+/* out[i] = lut[in[i]] for i < n (in may equal out): SIMD where the CPU
+ * has it (lut.c); _scalar is the portable loop, for tests to compare. */
+void ts_lut_u8(const uint8_t lut[256], const uint8_t *in, uint8_t *out, int64_t n);
+void ts_lut_u8_scalar(const uint8_t lut[256], const uint8_t *restrict in, uint8_t *restrict out, int64_t n);
+
 /* Point kernels: run `op` over each row as floats (in row -> f, op(f),
  * f -> out row, rounded and saturated). u8 to u8 goes through a table of
  * op on the 256 levels: the same values, since op works sample by sample.

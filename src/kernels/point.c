@@ -23,10 +23,23 @@ static void invert_op(const ts_kernel *k, float *restrict f, int64_t n) {
   const float hi = ts_dtype_max(k->in_dtype);
   for (int64_t i = 0; i < n; i++) f[i] = hi - f[i];
 }
+/* Integers: the subtraction itself, which the compiler vectorizes (a
+ * quarter of the 256-entry table's time on 137 x 236 u8 images). */
+#define TS_INVERT_ROWS(T, HI)                                      \
+  for (int64_t y = 0; y < in->h; y++) {                            \
+    const T *restrict a = TS_CROW(in, y);                          \
+    T *restrict b = TS_ROW(out, y);                                \
+    for (int64_t i = 0; i < n; i++) b[i] = (T)(HI - a[i]);         \
+  }
 static ts_status invert_apply(const ts_kernel *k, const ts_image *in, ts_image *out,
                               ts_scratch *s, ts_error *err) {
-  return ts_point_rows(k, in, out, invert_op, s, err);
+  const int64_t n = in->w * in->channels;
+  if (in->dtype == TS_U8) TS_INVERT_ROWS(uint8_t, 255)
+  else if (in->dtype == TS_U16) TS_INVERT_ROWS(uint16_t, 65535)
+  else return ts_point_rows(k, in, out, invert_op, s, err);
+  return TS_OK;
 }
+#undef TS_INVERT_ROWS
 
 /* scale: x * factor + offset, converted to `dtype` with saturation */
 static void scale_op(const ts_kernel *k, float *restrict f, int64_t n) {

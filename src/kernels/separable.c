@@ -40,11 +40,7 @@ ts_status ts_point_rows(const ts_kernel *k, const ts_image *in, ts_image *out, t
     for (int i = 0; i < 256; i++) f[i] = (float)i;
     op(k, f, 256);
     ts_row_from_float(TS_U8, f, lut, 256);
-    for (int64_t y = 0; y < in->h; y++) {
-      const uint8_t *restrict a = TS_CROW(in, y);
-      uint8_t *restrict b = TS_ROW(out, y);
-      for (int64_t i = 0; i < n; i++) b[i] = lut[a[i]];
-    }
+    for (int64_t y = 0; y < in->h; y++) ts_lut_u8(lut, TS_CROW(in, y), TS_ROW(out, y), n);
     return TS_OK;
   }
   for (int64_t y = 0; y < in->h; y++) {

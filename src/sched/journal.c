@@ -1,9 +1,9 @@
 /* The journal of an unfinished output; see journal.h. */
 #define _GNU_SOURCE /* syncfs */
 #include "sched/journal.h"
+#include "core/zstream.h"
 #include <errno.h>
 #include <fcntl.h>
-#include <libdeflate.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include "sched/plan.h"
 
-uint32_t ts_crc32(const void *p, size_t n) { return libdeflate_crc32(0, p, n); }
+uint32_t ts_crc32(const void *p, size_t n) { return ts_crc32_update(0, p, n); }
 
 int ts_path_exists(const char *path) {
   struct stat sb;

@@ -12,13 +12,13 @@
  * journal is set aside (.prev) until its records are journaled anew. */
 #include <errno.h>
 #include <fcntl.h>
-#include <libdeflate.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "sched/list.h"
+#include "core/zstream.h"
 
 /* The journal's name: OUT.h5 -> OUT.h5.journal, DIR/ -> DIR.journal. */
 static char *journal_name(const char *out) {
@@ -34,8 +34,8 @@ static char *fingerprint(const ts_job *job, const ts_inputs *in, const ts_list_o
   char line[4200], pipe[4096];
   uint32_t names = 0;
   for (int64_t i = 0; i < in->n; i++) {
-    names = libdeflate_crc32(names, in->items[i].name, strlen(in->items[i].name) + 1);
-    names = libdeflate_crc32(names, &in->items[i].size, sizeof in->items[i].size);
+    names = ts_crc32_update(names, in->items[i].name, strlen(in->items[i].name) + 1);
+    names = ts_crc32_update(names, &in->items[i].size, sizeof in->items[i].size);
   }
   ts_journal_pipeline(job->pipeline, pipe, sizeof pipe);
 #define ADD(...) (snprintf(line, sizeof line, __VA_ARGS__), ts_blob_append(&b, line, strlen(line)))
