@@ -22,8 +22,10 @@ static void clean_upper(void) {}
 #endif
 
 size_t ts_zbound(size_t n) {
-  /* ISA-L falls back to stored blocks (5 bytes per at most 64 KiB) when
-   * coding would expand; the zlib header and trailer are 6 bytes */
+  /* ISA-L falls back to stored blocks (5 bytes per at most 64 KiB; counted
+   * here per 16 KiB, to spare) when coding would expand; the zlib header
+   * and trailer are 6 bytes; a dynamic block header at most
+   * ISAL_DEF_MAX_HDR_SIZE */
   return n + 5 * (n / 16384 + 1) + 6 + ISAL_DEF_MAX_HDR_SIZE;
 }
 

@@ -19,7 +19,6 @@
 #include "io/backends.h"
 #include "tessera/tessera.h"
 
-
 static pthread_mutex_t h5_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int ts_h5_split(const char *spec, char **file, char **dset) {

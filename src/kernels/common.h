@@ -32,7 +32,7 @@ void ts_row_to_float(ts_dtype dt, const void *src, float *restrict dst, int64_t 
 /* Round/saturate n floats into dtype at dst. */
 void ts_row_from_float(ts_dtype dt, const float *restrict src, void *dst, int64_t n);
 
-/* out[i] = lut[in[i]] for i < n (in may equal out): SIMD where the CPU
+/* out[i] = lut[in[i]] for i < n (in and out do not overlap): SIMD where the CPU
  * has it (lut.c); _scalar is the portable loop, for tests to compare. */
 void ts_lut_u8(const uint8_t lut[256], const uint8_t *in, uint8_t *out, int64_t n);
 void ts_lut_u8_scalar(const uint8_t lut[256], const uint8_t *restrict in, uint8_t *restrict out, int64_t n);
