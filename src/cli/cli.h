@@ -15,6 +15,9 @@ enum {
                               EX_TEMPFAIL of sysexits.h, "try again later" */
 };
 
+/* Started by mpirun or srun with PMI? Then MPI is initialized; otherwise tessera
+ * runs in one process without touching MPI at all. */
+int ts_cli_under_launcher(void);
 int ts_cmd_run(int argc, char **argv);
 int ts_cmd_info(int argc, char **argv);
 int ts_cmd_kernels(int argc, char **argv);

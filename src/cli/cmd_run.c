@@ -38,8 +38,9 @@ static const char help[] =
     "  --tile N              task tile size, a multiple of 16 (default 1024)\n"
     "  --out-tile N          output TIFF tile size; a multiple of 16 dividing --tile\n"
     "                        (default: the largest of 256, 128, 64, 32, 16 that does)\n"
-    "  --threads N           OpenMP threads per rank (default: all cores, or\n"
-    "                        OMP_NUM_THREADS)\n"
+    "  --threads N           OpenMP threads per rank (default: OMP_NUM_THREADS, else\n"
+    "                        all cores; under mpirun or srun, the cores of the\n"
+    "                        node's ranks divided by the ranks on the node)\n"
     "  --compression C       none|deflate|lzw|zstd|jpeg (default none; jpeg: u8 with\n"
     "                        1 or 3 channels)\n"
     "  --jpeg-quality Q      1..100 (default 90)\n"
@@ -79,10 +80,26 @@ static const char help[] =
     "limit): no new task was started, the tasks under way were finished and\n"
     "written and checkpointed; OUT.partial and OUT.journal are kept for --resume\n";
 
-/* Launched by mpirun or srun? Then MPI is initialized; otherwise tessera
- * runs in one process without touching MPI at all. */
-static int under_launcher(void) {
+int ts_cli_under_launcher(void) {
   return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK");
+}
+
+/* srun started several tasks (SLURM_STEP_NUM_TASKS), but this process sees
+ * an MPI world of `world` (0: MPI not started, since no PMI told it of the
+ * others). Each task would then run the whole job alone, all writing the
+ * same output: refuse before any work. Returns -1 to go on, else the exit
+ * status (only task 0 prints). */
+static int refuse_singletons(int world) {
+  const char *n = getenv("SLURM_STEP_NUM_TASKS");
+  long tasks = n ? strtol(n, NULL, 10) : 0;
+  if (tasks <= 1 || world >= tasks) return -1;
+  const char *id = getenv("SLURM_PROCID");
+  if (!id || !strcmp(id, "0"))
+    ts_cli_error("run: srun started %ld tasks, but each sees an MPI world of %d process (no PMI connects "
+                 "them), so every task would run the whole job alone. Start it with srun --mpi=pmix (see "
+                 "slurm/tessera.sbatch), or with mpirun inside the allocation; nothing was run",
+                 tasks, world > 0 ? world : 1);
+  return TS_EXIT_USAGE;
 }
 
 static void on_stop_signal(int signo) { ts_request_stop(signo); }
@@ -114,17 +131,23 @@ int ts_cmd_run(int argc, char **argv) {
   ts_cli_opts_init(&o);
   int code;
   catch_stop_signals();
-  if (!under_launcher()) {
+  if (!ts_cli_under_launcher()) {
+    if ((code = refuse_singletons(0)) >= 0) return code;
     code = ts_cli_parse(argc, argv, TS_CMD_RUN, help, &o);
     if (code < 0) code = complete(&o);
     if (code < 0) code = ts_cli_run_job(&o.job, o.quiet, o.stats, o.trace);
     ts_cli_opts_free(&o);
     return code;
   }
-  int provided, rank;
+  int provided, rank, world;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   catch_stop_signals(); /* again: MPI_Init may install its own handlers */
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  if ((code = refuse_singletons(world)) >= 0) {
+    MPI_Finalize();
+    return code;
+  }
   /* rank 0 alone reads the command line and job file; the others get the
    * validated job from it, so they need no access to its files */
   code = -1;

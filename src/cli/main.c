@@ -1,7 +1,22 @@
 /* tessera: the executable is a thin dispatcher over libtessera. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "cli/cli.h"
+
+/* Under an MPI launcher, idle OpenMP threads sleep instead of spinning,
+ * unless the user chose a wait policy: ranks that share a node's cores
+ * would otherwise steal them from each other while they wait. The OpenMP
+ * runtime reads OMP_WAIT_POLICY once, in its initializer, before main()
+ * runs (and an executable's .preinit_array runs before libc has its
+ * environment, so a variable set there is lost). So the process sets the
+ * variable and executes itself again, once, before MPI starts; if that
+ * fails it goes on as it is. */
+static void passive_under_launcher(char **argv) {
+  if (!ts_cli_under_launcher() || getenv("OMP_WAIT_POLICY")) return;
+  if (setenv("OMP_WAIT_POLICY", "passive", 0) == 0) execv("/proc/self/exe", argv);
+}
 
 static const char usage[] =
     "usage: tessera COMMAND [OPTIONS]\n"
@@ -18,6 +33,7 @@ static const char usage[] =
     "  tessera --version        version\n";
 
 int main(int argc, char **argv) {
+  passive_under_launcher(argv);
   if (argc < 2) {
     fputs(usage, stderr);
     return TS_EXIT_USAGE;

@@ -72,12 +72,30 @@ int ts_cli_run_job(ts_job *job, int quiet, const char *stats_path, const char *t
   return code;
 }
 
+/* "2 threads"; under MPI "3 ranks x 1 thread", or each rank's count
+ * when they differ ("3 ranks, threads 2+1+1"). */
+static void threads_text(const ts_run_stats *st, char *buf, size_t cap) {
+  int same = 1;
+  for (int r = 1; r < st->nranks; r++) same &= st->ranks[r].threads == st->ranks[0].threads;
+  if (st->nranks <= 1) {
+    snprintf(buf, cap, "%d thread%s", st->threads, st->threads == 1 ? "" : "s");
+  } else if (same) {
+    snprintf(buf, cap, "%d ranks x %d thread%s", st->nranks, st->ranks[0].threads,
+             st->ranks[0].threads == 1 ? "" : "s");
+  } else {
+    size_t n = (size_t)snprintf(buf, cap, "%d ranks, threads", st->nranks);
+    for (int r = 0; r < st->nranks && n < cap; r++)
+      n += (size_t)snprintf(buf + n, cap - n, "%c%d", r ? '+' : ' ', st->ranks[r].threads);
+  }
+}
+
 void ts_cli_summary(const char *output, const ts_run_stats *st) {
   const char *verb = st->stopped ? "stopped" : "wrote";
+  char threads[256];
+  threads_text(st, threads, sizeof threads);
   if (st->in_w == 0) /* list mode */
-    printf("%s %s: %lld images (%lld failed), %d threads%s, %.3f s, %.1f images/s, %.1f MPix/s\n", verb, output,
-           (long long)st->done, (long long)st->nfailed, st->threads, st->nranks > 1 ? " per worker" : "",
-           st->seconds, st->seconds > 0 ? (double)st->done / st->seconds : 0.0,
+    printf("%s %s: %lld images (%lld failed), %s, %.3f s, %.1f images/s, %.1f MPix/s\n", verb, output,
+           (long long)st->done, (long long)st->nfailed, threads, st->seconds, st->seconds > 0 ? (double)st->done / st->seconds : 0.0,
            st->seconds > 0 ? (double)st->pixels / st->seconds / 1e6 : 0.0);
   else
   {
@@ -85,8 +103,8 @@ void ts_cli_summary(const char *output, const ts_run_stats *st) {
     if (st->stopped) snprintf(tasks, sizeof tasks, "%lld of %lld", (long long)st->done, (long long)st->tasks);
     else snprintf(tasks, sizeof tasks, "%lld", (long long)st->tasks);
     const double px = st->tasks > 0 ? (double)st->pixels * (double)st->done / (double)st->tasks : 0.0;
-    printf("%s %s: %lldx%lld, %s tasks, %d threads%s, %.3f s, %.1f MPix/s\n", verb, output, (long long)st->in_w,
-           (long long)st->in_h, tasks, st->threads, st->nranks > 1 ? " per worker" : "", st->seconds,
+    printf("%s %s: %lldx%lld, %s tasks, %s, %.3f s, %.1f MPix/s\n", verb, output, (long long)st->in_w,
+           (long long)st->in_h, tasks, threads, st->seconds,
            st->seconds > 0 ? px / st->seconds / 1e6 : 0.0);
   }
   if (st->resumed) printf("  resumed: %lld %s from the unfinished run, %lld computed now\n", (long long)st->resumed,

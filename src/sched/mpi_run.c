@@ -8,6 +8,8 @@
 #include "sched/list.h"
 #include "sched/plan.h"
 #include "sched/protocol.h"
+#include "mpi/threads.h"
+#include <omp.h>
 
 void ts_run_stats_free(ts_run_stats *stats) {
   free(stats->ranks);
@@ -101,6 +103,10 @@ ts_status ts_run_mpi(const ts_job *job, MPI_Comm comm, ts_run_stats *stats, FILE
   int32_t st = rank == 0 ? (job ? TS_OK : TS_ERR_USAGE) : TS_OK;
   MPI_Bcast(&st, 1, MPI_INT32_T, 0, comm);
   if (st) return rank == 0 ? (ts_status)st : ts_fail(err, (ts_status)st, "rank 0 refused the job");
+  /* threads per rank: --threads, OMP_NUM_THREADS, or the node's cores shared */
+  int32_t requested = rank == 0 ? job->threads : 0;
+  MPI_Bcast(&requested, 1, MPI_INT32_T, 0, comm);
+  omp_set_num_threads(ts_mpi_threads(requested, comm));
   if (size == 1) return ts_run_local(job, stats, log, err);
   int32_t list = rank == 0 ? job->strips > 0 || ts_inputs_is_list(job->input) : 0;
   MPI_Bcast(&list, 1, MPI_INT32_T, 0, comm);

@@ -158,3 +158,19 @@ def test_stopped_job_requeues_itself_and_completes(slurm, tmp_path, launcher):
     resumed = [l for l in log.splitlines() if "resumed:" in l]
     assert len(resumed) == 1 and int(resumed[0].split()[1]) >= 200, log
     assert log.splitlines()[-1].endswith("done"), log
+
+
+def test_srun_without_pmi_is_refused_before_any_work(slurm, tmp_path):
+    """srun with no PMI plugin starts processes that each see an MPI world
+    of one: each would run the whole job alone and write the same output.
+    tessera refuses at once, one message naming srun --mpi=pmix, and
+    writes nothing; one task alone is a plain run."""
+    out = tmp_path / "o.tif"
+    args = [TESSERA, "run", "-i", "synth:512x512", "-o", out, "-p", "box size=3", "--quiet"]
+    p = slurm.cmd("srun", "-n", "2", "--mpi=none", *args, check=False, timeout=60, cwd=tmp_path)
+    assert p.returncode != 0, p.stdout + p.stderr
+    assert p.stderr.count("srun --mpi=pmix") == 1 and "srun started 2 tasks" in p.stderr, p.stderr
+    assert not out.exists() and not (tmp_path / "o.tif.partial").exists()
+    assert "exit code 2" in p.stderr, p.stderr
+    p = slurm.cmd("srun", "-n", "1", "--mpi=none", *args, check=False, timeout=60, cwd=tmp_path)
+    assert p.returncode == 0 and out.exists(), p.stderr
