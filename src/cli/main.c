@@ -15,7 +15,11 @@
  * fails it goes on as it is. */
 static void passive_under_launcher(char **argv) {
   if (!ts_cli_under_launcher() || getenv("OMP_WAIT_POLICY")) return;
-  if (setenv("OMP_WAIT_POLICY", "passive", 0) == 0) execv("/proc/self/exe", argv);
+  char self[4096]; /* by its own name: a process runs under its file's name (ps, pgrep) */
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0 || n >= (ssize_t)sizeof self - 1) return;
+  self[n] = '\0';
+  if (setenv("OMP_WAIT_POLICY", "passive", 0) == 0) execv(self, argv);
 }
 
 static const char usage[] =

@@ -63,17 +63,8 @@ ts_status ts_list_failure(int64_t index, ts_status status, const char *msg, ts_b
 ts_status ts_list_store(ts_list_out *o, const ts_inputs *in, const unsigned char *rec, size_t *used, ts_emits *em,
                         ts_error *err);
 
-/* Shared by the local engine and MPI rank 0: validate and open inputs and
- * output; the task order (largest input first); every blend with= file's
- * bytes; and the end of the run (SOME_FAILED, or fatal if all failed). */
-struct ts_ljournal;
-ts_status ts_list_open(const ts_job *job, ts_inputs *in, ts_list_out_options *oo, ts_list_out **out,
-                       struct ts_ljournal *lj, ts_error *err);
 /* The inputs still to run (largest first), after a resume's replay: *n of them. */
 ts_status ts_list_remaining(const ts_inputs *in, const char *done, int64_t **order, int64_t *n);
-ts_status ts_list_order(const ts_inputs *in, int64_t **order);
-ts_status ts_list_read_aux(const char *text, ts_blob *aux, ts_error *err);
-ts_status ts_list_close(ts_list_out **out, const ts_inputs *in, ts_status st, ts_run_stats *stats, ts_error *err);
 
 /* Checkpoints and --resume (list_resume.c), on rank 0 or the only process. */
 #include "sched/journal.h"
@@ -96,12 +87,5 @@ ts_status ts_ljournal_replay(ts_ljournal *lj, ts_list_out *out, const ts_inputs 
 ts_status ts_ljournal_add(ts_ljournal *lj, const unsigned char *rec, size_t used, ts_error *err);
 /* The end: keep the journal for a stopped run (after a checkpoint), else drop it. */
 void ts_ljournal_close(ts_ljournal *lj, ts_status st, ts_run_stats *stats);
-
-/* Run a list-mode job under MPI (list_mpi.c); called by ts_run_mpi. */
-#include <mpi.h>
-ts_status ts_run_list_mpi(const ts_job *job, MPI_Comm comm, ts_run_stats *stats, FILE *log, ts_error *err);
-
-/* Run a list-mode job in this process (OpenMP threads). */
-ts_status ts_run_list_local(const ts_job *job, ts_run_stats *stats, FILE *log, ts_error *err);
 
 #endif
