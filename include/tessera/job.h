@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include "tessera/io.h"
 #include "tessera/partition.h"
+#include "tessera/stop.h"
 
 typedef enum ts_io_mode {
   TS_IO_ROOT = 0, /* rank 0 reads and sends pixels: no shared filesystem needed */
@@ -90,19 +91,6 @@ typedef struct ts_run_stats {
 /* Free what a run allocated in stats. */
 TS_API void ts_run_stats_free(ts_run_stats *stats);
 
-/* Stopping early. A job asked to stop hands out no new task, finishes the
- * tasks already under way and writes them, keeps the unfinished output
- * under its temporary name (OUT.partial; never the final name) and returns
- * TS_STOPPED. ts_request_stop is async-signal-safe: the command line calls
- * it from its SIGTERM and SIGUSR1 handlers on every rank, and rank 0
- * decides. signo is reported in the stats (0: a request without a
- * signal). */
-TS_API void ts_request_stop(int signo);
-/* The signal of the pending request, -1 for one without a signal, 0 none. */
-TS_API int ts_stop_requested(void);
-TS_API void ts_stop_clear(void);
-/* "SIGUSR1", "SIGTERM", ...; "a stop request" for -1. */
-TS_API const char *ts_stop_name(int signo);
 
 /* Validate the job and run it. `log` gets progress (may be NULL). */
 TS_API ts_status ts_run_local(const ts_job *job, ts_run_stats *stats, FILE *log,

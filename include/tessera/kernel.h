@@ -9,7 +9,9 @@
 #ifndef TESSERA_KERNEL_H
 #define TESSERA_KERNEL_H
 
+#include "tessera/emit.h"
 #include "tessera/image.h"
+#include "tessera/scratch.h"
 
 typedef enum ts_param_type {
   TS_PARAM_INT,
@@ -47,7 +49,6 @@ typedef struct ts_value {
 } ts_value;
 
 typedef struct ts_kernel ts_kernel;
-typedef struct ts_scratch ts_scratch;
 
 /* Kernel flags. */
 enum {
@@ -55,25 +56,6 @@ enum {
                                output size may depend on the input and its
                                pixels, or it emits values */
 };
-
-/* Values a whole-image kernel emits for one image (Otsu's threshold, a HOG
- * vector): they go to /results/<name> in the HDF5 output. */
-#define TS_MAX_EMITS 8
-typedef struct ts_emit {
-  char name[32];
-  int64_t n;     /* values */
-  int64_t at;    /* offset into ts_emits.v */
-} ts_emit;
-typedef struct ts_emits {
-  int n;
-  ts_emit e[TS_MAX_EMITS];
-  double *v;     /* every emit's values, back to back */
-  int64_t nv, cap;
-} ts_emits;
-/* Space for n values emitted under `name`; NULL when out of memory or
- * there are already TS_MAX_EMITS. */
-TS_API double *ts_emit_values(ts_emits *em, const char *name, int64_t n);
-TS_API void ts_emits_free(ts_emits *em);
 
 typedef struct ts_kernel_def {
   const char *name;
@@ -141,13 +123,5 @@ TS_API const ts_kernel_def *const *ts_kernel_registry(void);
 TS_API const ts_kernel_def *ts_kernel_find(const char *name);
 /* Index of a parameter by name in def, or -1. */
 TS_API int ts_kernel_param_index(const ts_kernel_def *def, const char *name);
-
-/* Per-thread scratch memory reused across tasks: slot i is grown on demand
- * and kept, so steady state allocates nothing. */
-TS_API ts_scratch *ts_scratch_new(void);
-TS_API void ts_scratch_free(ts_scratch **s);
-/* A buffer of at least `bytes` for slot `slot` (0..15), 64-byte aligned;
- * NULL on allocation failure. Valid until the next call for the same slot. */
-TS_API void *ts_scratch_get(ts_scratch *s, int slot, size_t bytes);
 
 #endif

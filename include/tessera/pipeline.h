@@ -9,6 +9,7 @@
 #define TESSERA_PIPELINE_H
 
 #include "tessera/kernel.h"
+#include "tessera/partition.h"
 
 #define TS_MAX_KERNELS 32
 
@@ -52,5 +53,13 @@ TS_API int64_t ts_pipeline_halo_upto(const ts_pipeline *p, int n);
  * output bytes do not depend on nthreads. */
 TS_API ts_status ts_pipeline_run_bands(const ts_pipeline *p, const ts_image *in, ts_image *out,
                                        ts_scratch **scratch, int nthreads, ts_error *err);
+
+/* Run the pipeline over the whole image `in` (list mode): before each
+ * kernel with a halo the image is padded by boundary mode b (cval for
+ * constant), global kernels resolve their statistics on this image
+ * alone, whole-image kernels may change the size and emit values into
+ * em. *out lives in `scratch` (slots 10..14) until its next use. */
+TS_API ts_status ts_pipeline_run_image(const ts_pipeline *p, const ts_image *in, ts_boundary b, double cval,
+                                       ts_image *out, ts_emits *em, ts_scratch *scratch, ts_error *err);
 
 #endif

@@ -43,6 +43,8 @@ typedef struct ts_error {
 
 /* Short description of a status code (static string). */
 TS_API const char *ts_strerror(ts_status s);
+/* The library's version, "0.1.0". */
+TS_API const char *ts_version(void);
 
 /* Record an error (printf-style) unless one is already recorded; returns
  * the status so call sites read `return ts_fail(err, TS_ERR_IO, ...)`. */

@@ -10,7 +10,4 @@
 #include "tessera/io.h"
 #include "tessera/job.h"
 
-/* "0.1.0" */
-TS_API const char *ts_version(void);
-
 #endif

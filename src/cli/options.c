@@ -5,15 +5,6 @@
 #include "tessera/sched.h"
 #include "core/params.h"
 
-void ts_cli_error(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("tessera: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-}
-
 int ts_cli_exit(ts_status st) {
   if (st == TS_OK) return TS_EXIT_OK;
   if (st == TS_SOME_FAILED) return TS_EXIT_SOME_FAILED;

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "tessera/kernel.h"
+#include "tessera/emit.h"
 
 double *ts_emit_values(ts_emits *em, const char *name, int64_t n) {
   if (em->n >= TS_MAX_EMITS || n < 0) return NULL;

@@ -1,7 +1,7 @@
 /* Per-thread scratch: slots grown on demand and kept across tasks, so the
  * steady state allocates (and first-touches) nothing. */
 #include <stdlib.h>
-#include "tessera/kernel.h"
+#include "tessera/scratch.h"
 
 #define TS_SCRATCH_SLOTS 16
 

@@ -1,7 +1,7 @@
 /* Status codes and the error record. */
 #include <stdio.h>
 #include <string.h>
-#include "tessera/tessera.h"
+#include "tessera/status.h"
 
 const char *ts_strerror(ts_status s) {
   switch (s) {

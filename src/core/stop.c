@@ -3,7 +3,7 @@
  * async-signal-safe, so nothing else happens here. */
 #include <signal.h>
 #include <stdio.h>
-#include "tessera/job.h"
+#include "tessera/stop.h"
 
 static volatile sig_atomic_t requested;
 

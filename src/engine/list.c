@@ -3,14 +3,14 @@
  * as stored (a file, or a stack slice), with its name and read status in
  * front: an input that cannot be read fails as a task, on whichever rank
  * computes it, and the run goes on. Its result is a self-describing record
- * (sched/list.h) that the owner stores in any order at the input's index,
+ * (engine/list_task.h) that the owner stores in any order at the input's index,
  * so the output does not depend on ranks, threads or arrival order. */
 #include <stdlib.h>
 #include <string.h>
 #include "engine/kind.h"
-#include "sched/list.h"
-#include "sched/plan.h"
-#include "sched/progress.h"
+#include "engine/list_task.h"
+#include "core/clock.h"
+#include "engine/progress.h"
 
 typedef struct list_kind {
   ts_kind base;

@@ -12,8 +12,8 @@
 #include <string.h>
 #include "engine/kind.h"
 #include "engine/local.h"
-#include "sched/plan.h"
-#include "sched/trace.h"
+#include "core/clock.h"
+#include "engine/trace.h"
 
 typedef struct loop {
   ts_kind *k;

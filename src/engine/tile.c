@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include "engine/kind.h"
-#include "sched/fetch.h"
-#include "sched/output.h"
-#include "sched/passes.h"
-#include "sched/plan.h"
+#include "partition/assemble.h"
+#include "engine/order.h"
+#include "engine/passes.h"
+#include "engine/plan.h"
 
 typedef struct tile_kind {
   ts_kind base;
@@ -198,13 +198,18 @@ static ts_status tile_pack(const ts_kind *kk, ts_blob *b, ts_error *err) {
 
 /* ---- a reader ---- */
 
+static ts_status read_reader(void *r, ts_rect src, void *dst, int64_t stride, ts_error *err) {
+  return ts_reader_read(r, src, dst, stride, err);
+}
+
 static ts_status tile_read(ts_kind *kk, int64_t t, ts_blob *b, ts_error *err) {
   tile_kind *k = (tile_kind *)kk;
   const ts_rect in = ts_grid_input_halo(&k->grid, t, k->halo);
   const int64_t bytes = ts_image_bytes(in.w, in.h, k->in_channels, k->in_dtype);
   if (ts_blob_reserve(b, b->size + (size_t)bytes)) return ts_fail(err, TS_ERR_NOMEM, "out of memory for a task");
   ts_image dst = ts_image_packed(b->p + b->size, in.w, in.h, k->in_channels, k->in_dtype);
-  ts_status st = ts_fetch_rect(k->reader, in, k->boundary, k->cval, &dst, k->fetch, err);
+  ts_status st = ts_assemble_rect(read_reader, k->reader, k->grid.w, k->grid.h, in, k->boundary, k->cval, &dst,
+                                  k->fetch, err);
   if (st == TS_OK) b->size += (size_t)bytes;
   return st;
 }
@@ -329,7 +334,7 @@ static ts_status tile_common(tile_kind *k, ts_error *err) {
                                        k->in_channels, k->in_dtype);
   k->base.max_threads = k->grid.ntasks;
   ts_rect big = {0, 0, k->grid.tile + 2 * k->grid.halo, k->grid.tile + 2 * k->grid.halo};
-  k->fetch = malloc(ts_fetch_scratch_bytes(big));
+  k->fetch = malloc(ts_assemble_scratch_bytes(big));
   return k->fetch ? TS_OK : ts_fail(err, TS_ERR_NOMEM, "out of memory for the tile buffers");
 }
 

@@ -13,21 +13,6 @@
 
 static ts_status pick_writer(const char *path, const ts_writer_ops **ops, ts_error *err);
 
-static const char *const compression_names[] = {"none", "deflate", "lzw", "zstd", "jpeg"};
-
-ts_status ts_compression_parse(const char *s, ts_compression *out) {
-  for (unsigned i = 0; i < sizeof compression_names / sizeof *compression_names; i++)
-    if (strcmp(s, compression_names[i]) == 0) {
-      *out = (ts_compression)i;
-      return TS_OK;
-    }
-  return TS_ERR_USAGE;
-}
-
-const char *ts_compression_name(ts_compression c) {
-  return (unsigned)c < sizeof compression_names / sizeof *compression_names ? compression_names[c] : "?";
-}
-
 /* Name what a file that is not a TIFF looks like, to make the message useful. */
 static const char *sniff(const unsigned char *m, ssize_t n) {
   if (n >= 8 && memcmp(m, "\x89PNG\r\n\x1a\n", 8) == 0) return "a PNG file";

@@ -17,7 +17,7 @@
 #include <unistd.h>
 #include "core/zstream.h"
 #include "io/backends.h"
-#include "tessera/tessera.h"
+#include "tessera/io.h"
 
 static pthread_mutex_t h5_lock = PTHREAD_MUTEX_INITIALIZER;
 

@@ -16,7 +16,7 @@
 #include "core/zstream.h"
 #include "io/codec.h"
 #include "tessera/io.h"
-#include "tessera/kernel.h"
+#include "tessera/emit.h"
 
 typedef struct ts_input {
   char *name;    /* as stored in /names: relative path, list line, or stack index */

@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "io/list.h"
-#include "tessera/tessera.h"
+#include "tessera/io.h"
 
 #define MAX_STACKS (1 + TS_MAX_EMITS)
 

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "io/backends.h"
-#include "kernels/common.h"
+#include "core/saturate.h"
 
 typedef struct synth {
   ts_image_info info;

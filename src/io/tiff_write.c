@@ -11,7 +11,7 @@
 #include <unistd.h>
 #include "io/backends.h"
 #include "io/tiff_util.h"
-#include "tessera/tessera.h"
+#include "tessera/io.h"
 
 typedef struct tiff_writer {
   TIFF *tif;

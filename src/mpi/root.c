@@ -17,8 +17,8 @@
 #include <unistd.h>
 #include "engine/kind.h"
 #include "mpi/wire.h"
-#include "sched/plan.h"
-#include "sched/trace.h"
+#include "engine/plan.h"
+#include "engine/trace.h"
 
 typedef struct send_slot {
   MPI_Request req;

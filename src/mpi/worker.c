@@ -11,7 +11,7 @@
 #include <unistd.h>
 #include "engine/kind.h"
 #include "mpi/wire.h"
-#include "sched/trace.h"
+#include "engine/trace.h"
 
 typedef struct worker {
   ts_kind *k;

@@ -538,8 +538,9 @@ def test_mpi_bengali_stack(demo_tree):
 @pytest.mark.parametrize("ranks", [1, 3])
 def test_trace_has_every_image(tmp_path, ranks):
     """--trace in list mode: one compute event per image, for every input
-    index, on the ranks that computed (workers under MPI), each inside the
-    run; read and write events from rank 0."""
+    index, on the ranks that computed it (under MPI the workers, and rank 0
+    when it computes while idle: each rank's events match its task count),
+    each inside the run; read and write events from rank 0."""
     import json
     write_pngs(tmp_path / "in", rgb_images(25, h=20, w=30))
     args = ["run", "--input", tmp_path / "in", "--output", tmp_path / "o.h5", "--pipeline", "grayscale | otsu",
@@ -547,10 +548,14 @@ def test_trace_has_every_image(tmp_path, ranks):
     p = mpirun(ranks, *args) if ranks > 1 else run(*args)
     assert p.returncode == 0, p.stderr
     ev = [e for e in json.load(open(tmp_path / "t.json"))["traceEvents"] if e["ph"] == "X"]
-    seconds = json.load(open(tmp_path / "s.json"))["seconds"]
+    stats = json.load(open(tmp_path / "s.json"))
+    seconds = stats["seconds"]
     compute = [e for e in ev if e["name"] == "compute"]
     assert sorted(e["args"]["task"] for e in compute) == list(range(25))
-    assert {e["pid"] for e in compute} == ({0} if ranks == 1 else {1, 2})
+    per_rank = [sum(1 for e in compute if e["pid"] == r["rank"]) for r in stats["ranks"]]
+    assert per_rank == [r["tasks"] for r in stats["ranks"]] and len(per_rank) == ranks, (per_rank, stats["ranks"])
+    if ranks > 1:
+        assert all(n > 0 for n in per_rank[1:]), per_rank  # every worker computed
     assert {e["name"] for e in ev if e["pid"] == 0} >= {"read", "write"}
     assert all(0 <= e["ts"] and e["ts"] + e["dur"] <= seconds * 1e6 + 1e5 for e in ev)
 

@@ -12,7 +12,7 @@
 #include <zlib.h>
 #include "core/zstream.h"
 #include "kernels/common.h"
-#include "sched/fetch.h"
+#include "partition/assemble.h"
 
 static int passed, failed;
 #define CHECK(cond)                                                     \
@@ -117,6 +117,10 @@ static void test_pipeline(void) {
 }
 
 /* Fetching tile + halo through runs equals mapping every pixel by hand. */
+static ts_status read_reader(void *r, ts_rect src, void *dst, int64_t stride, ts_error *err) {
+  return ts_reader_read(r, src, dst, stride, err);
+}
+
 static void test_fetch(void) {
   ts_reader *r = NULL;
   ts_error err = {0};
@@ -130,9 +134,9 @@ static void test_fetch(void) {
     for (size_t k = 0; k < sizeof rects / sizeof *rects; k++) {
       ts_rect rc = rects[k];
       uint16_t *buf = malloc((size_t)(rc.w * rc.h * C * 2));
-      void *scratch = malloc(ts_fetch_scratch_bytes(rc));
+      void *scratch = malloc(ts_assemble_scratch_bytes(rc));
       ts_image dst = ts_image_packed(buf, rc.w, rc.h, C, TS_U16);
-      CHECK(ts_fetch_rect(r, rc, (ts_boundary)b, 1234, &dst, scratch, &err) == TS_OK);
+      CHECK(ts_assemble_rect(read_reader, r, 37, 23, rc, (ts_boundary)b, 1234, &dst, scratch, &err) == TS_OK);
       int ok = 1;
       for (int64_t y = 0; y < rc.h; y++)
         for (int64_t x = 0; x < rc.w; x++) {

@@ -2,13 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "sched/plan.h"
-
-double ts_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "engine/plan.h"
 
 int64_t ts_plan_out_tile(const ts_job *job) {
   if (job->out_tile) return job->out_tile;

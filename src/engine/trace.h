@@ -1,7 +1,7 @@
 /* Task-phase events for --trace: one growable buffer per thread, merged
  * on rank 0 and written by the CLI as Chrome trace-event JSON. */
-#ifndef TS_SCHED_TRACE_H
-#define TS_SCHED_TRACE_H
+#ifndef TS_ENGINE_TRACE_H
+#define TS_ENGINE_TRACE_H
 
 #include "tessera/job.h"
 

@@ -2,8 +2,8 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-#include "sched/output.h"
-#include "sched/journal.h"
+#include "engine/order.h"
+#include "engine/journal.h"
 
 
 

@@ -1,7 +1,7 @@
 /* Progress on a stream: a live line on a terminal, a line every few
  * seconds otherwise (a Slurm log). Not thread-safe: call under a lock. */
-#ifndef TS_SCHED_PROGRESS_H
-#define TS_SCHED_PROGRESS_H
+#ifndef TS_ENGINE_PROGRESS_H
+#define TS_ENGINE_PROGRESS_H
 
 #include <stdint.h>
 #include <stdio.h>

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "sched/list.h"
+#include "engine/list_task.h"
 #include "core/zstream.h"
 
 /* The journal's name: OUT.h5 -> OUT.h5.journal, DIR/ -> DIR.journal. */

@@ -2,11 +2,11 @@
  * rank 0: a core's output tiles encoded into one blob (on the rank and
  * thread that computed them), and the ordered store of blobs that keeps
  * the file's bytes independent of arrival order. */
-#ifndef TS_SCHED_OUTPUT_H
-#define TS_SCHED_OUTPUT_H
+#ifndef TS_ENGINE_ORDER_H
+#define TS_ENGINE_ORDER_H
 
 #include "core/blob.h"
-#include "sched/progress.h"
+#include "engine/progress.h"
 #include "tessera/io.h"
 #include "tessera/job.h"
 #include "tessera/kernel.h"

@@ -1,7 +1,7 @@
 /* Trace event buffers. */
 #include <stdlib.h>
 #include <string.h>
-#include "sched/trace.h"
+#include "engine/trace.h"
 
 void ts_trace_add(ts_trace *t, ts_trace_phase phase, int64_t task, double start, double end,
                   int rank, int thread) {

@@ -2,12 +2,13 @@
  * dtype and channels, task grid built, output open under its temporary
  * name. Every check that can fail on bad input happens here, before any
  * task runs. Shared by the local engine and MPI rank 0. */
-#ifndef TS_SCHED_PLAN_H
-#define TS_SCHED_PLAN_H
+#ifndef TS_ENGINE_PLAN_H
+#define TS_ENGINE_PLAN_H
 
 #include "tessera/tessera.h"
 
-#include "sched/journal.h"
+#include "core/clock.h"
+#include "engine/journal.h"
 
 typedef struct ts_plan {
   const ts_job *job;
@@ -55,6 +56,5 @@ void ts_plan_close(ts_plan *p);
 /* The output tile for a job: its own, or the largest of 256..16 dividing
  * the task tile. */
 int64_t ts_plan_out_tile(const ts_job *job);
-double ts_now(void);
 
 #endif

@@ -13,11 +13,11 @@
  *
  * Tasks are stored in task order, so the journaled tasks are always a
  * prefix 0..k-1. */
-#ifndef TS_SCHED_JOURNAL_H
-#define TS_SCHED_JOURNAL_H
+#ifndef TS_ENGINE_JOURNAL_H
+#define TS_ENGINE_JOURNAL_H
 
 #include "core/blob.h"
-#include "sched/passes.h"
+#include "engine/passes.h"
 #include "tessera/tessera.h"
 
 typedef struct ts_jtile {

@@ -1,17 +1,8 @@
-/* One list-mode task: decode, run the pipeline on the whole image,
- * encode, and pack the result record. Kernels with a halo see the image
- * padded by the boundary mode before each kernel, which equals chaining
- * the scipy/OpenCV calls one by one; global kernels resolve their
- * statistics on this image alone; whole-image kernels (resize, crop,
- * otsu...) run as they are. */
+/* One list-mode task: decode, run the pipeline on the whole image
+ * (ts_pipeline_run_image), encode, and pack the result record. */
 #include <stdlib.h>
 #include <string.h>
-#include "kernels/global.h"
-#include "sched/fetch.h"
-#include "sched/list.h"
-
-/* scratch slots of the image runner (kernels own 0..7 and 15) */
-enum { SLOT_A = 10, SLOT_B = 11, SLOT_PAD = 12, SLOT_STATS = 13, SLOT_RUNS = 14 };
+#include "engine/list_task.h"
 
 int ts_list_aux_paths(const char *text, char **paths) {
   int count = 0, k = 0;
@@ -91,49 +82,6 @@ static ts_status pipeline_for(ts_lrank *r, ts_dtype d, int c, ts_pipeline **out,
             : TS_OK;
 }
 
-/* im padded by h on each side with the boundary mode, into slot SLOT_PAD:
- * tile mode's input assembly, over the image in memory. */
-static ts_status pad(const ts_lrank *r, const ts_image *im, int64_t h, ts_scratch *s, ts_image *out, ts_error *err) {
-  const ts_rect rect = {-h, -h, im->w + 2 * h, im->h + 2 * h};
-  void *p = ts_scratch_get(s, SLOT_PAD, (size_t)ts_image_bytes(rect.w, rect.h, im->channels, im->dtype));
-  void *runs = ts_scratch_get(s, SLOT_RUNS, ts_fetch_scratch_bytes(rect));
-  if (!p || !runs)
-    return ts_fail(err, TS_ERR_NOMEM, "out of memory for a %lldx%lld image", (long long)rect.w, (long long)rect.h);
-  *out = ts_image_packed(p, rect.w, rect.h, im->channels, im->dtype);
-  ts_reader view = ts_reader_view(im);
-  return ts_fetch_rect(&view, rect, r->boundary, r->cval, out, runs, err);
-}
-
-/* Run the pipeline over the whole image `in`; *out lives in scratch. */
-static ts_status run_image(const ts_lrank *r, const ts_pipeline *p, const ts_image *in, ts_image *out,
-                           ts_emits *em, ts_scratch *s, ts_error *err) {
-  ts_image cur = *in;
-  int slot = SLOT_A;
-  for (int i = 0; i < p->n; i++) {
-    const ts_kernel *k = &p->k[i];
-    ts_image next;
-    ts_status st;
-    if (k->def->flags & TS_KERNEL_WHOLE) {
-      st = k->def->apply_image(k, &cur, &next, slot, em, s, err);
-    } else {
-      ts_kernel g = *k; /* a global kernel resolves on this image alone */
-      if (ts_kernel_stages(k) && (st = ts_global_resolve_image(&g, &cur, s, SLOT_STATS, err))) return st;
-      ts_image src = cur;
-      if (k->halo > 0 && (st = pad(r, &cur, k->halo, s, &src, err))) return st;
-      int64_t bytes = ts_image_bytes(cur.w, cur.h, k->out_channels, k->out_dtype);
-      void *buf = bytes < 0 ? NULL : ts_scratch_get(s, slot, (size_t)bytes);
-      if (!buf) return ts_fail(err, TS_ERR_NOMEM, "out of memory for a %lldx%lld image", (long long)cur.w, (long long)cur.h);
-      next = ts_image_packed(buf, cur.w, cur.h, k->out_channels, k->out_dtype);
-      st = k->def->apply(&g, &src, &next, s, err);
-    }
-    if (st) return st;
-    if (next.data != cur.data) slot = slot == SLOT_A ? SLOT_B : SLOT_A; /* else: pixels passed through */
-    cur = next;
-  }
-  *out = cur;
-  return TS_OK;
-}
-
 ts_status ts_list_task(ts_lrank *r, ts_lthread *t, int64_t index, const char *name, const void *payload, size_t n,
                        ts_blob *out, int64_t *pixels, ts_error *err) {
   ts_error e = {0};
@@ -145,7 +93,7 @@ ts_status ts_list_task(ts_lrank *r, ts_lthread *t, int64_t index, const char *na
   *pixels = 0;
   ts_status st = ts_payload_image(name, payload, n, &t->px, &im, &t->z, &e);
   if (st == TS_OK) *pixels = im.w * im.h, st = pipeline_for(r, im.dtype, im.channels, &p, &e);
-  if (st == TS_OK) st = run_image(r, p, &im, &res, &t->em, t->s, &e);
+  if (st == TS_OK) st = ts_pipeline_run_image(p, &im, r->boundary, r->cval, &res, &t->em, t->s, &e);
   if (st == TS_OK) st = ts_list_encode(&r->oo, &res, &rec.ri, &t->data, &t->z, &e);
   if (st != TS_OK && strncmp(e.msg, name, strlen(name)) != 0) { /* name the image */
     char msg[sizeof e.msg + 1100];

@@ -1,8 +1,8 @@
 /* List mode: each input image is one task. The same task code runs in the
  * local engine's threads, on MPI workers and on rank 0 when idle; results
  * travel as self-describing records that rank 0 stores in any order. */
-#ifndef TS_SCHED_LIST_H
-#define TS_SCHED_LIST_H
+#ifndef TS_ENGINE_LIST_TASK_H
+#define TS_ENGINE_LIST_TASK_H
 
 #include "core/blob.h"
 #include "io/list.h"
@@ -67,7 +67,7 @@ ts_status ts_list_store(ts_list_out *o, const ts_inputs *in, const unsigned char
 ts_status ts_list_remaining(const ts_inputs *in, const char *done, int64_t **order, int64_t *n);
 
 /* Checkpoints and --resume (list_resume.c), on rank 0 or the only process. */
-#include "sched/journal.h"
+#include "engine/journal.h"
 typedef struct ts_ljournal {
   ts_journal *j;          /* this run's */
   ts_journal_state saved; /* --resume: the previous run's records */

@@ -16,8 +16,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "sched/output.h"
-#include "sched/plan.h"
+#include "engine/order.h"
+#include "engine/plan.h"
 
 static char *concat(const char *a, const char *b) {
   char *s = malloc(strlen(a) + strlen(b) + 1);

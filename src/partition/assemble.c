@@ -1,10 +1,10 @@
 /* Input assembly. Coordinates outside the image map back inside (or to
  * the constant); the mapped indices form a few runs, each ascending,
  * descending (a reflection) or constant, so each (row run x column run)
- * block is one reader call, reversed in place when it runs backwards. */
+ * block is one read call, reversed in place when it runs backwards. */
 #include <string.h>
-#include "kernels/common.h"
-#include "sched/fetch.h"
+#include "core/saturate.h"
+#include "partition/assemble.h"
 
 typedef struct run {
   int64_t dst, src, len; /* src: first source index in ascending order */
@@ -70,13 +70,13 @@ static void reverse_rows(ts_image *dst, ts_rect b) {
   }
 }
 
-size_t ts_fetch_scratch_bytes(ts_rect rect) { return (size_t)(rect.w + rect.h) * sizeof(run); }
+size_t ts_assemble_scratch_bytes(ts_rect rect) { return (size_t)(rect.w + rect.h) * sizeof(run); }
 
-ts_status ts_fetch_rect(ts_reader *r, ts_rect rect, ts_boundary mode, double cval,
-                        ts_image *dst, void *scratch, ts_error *err) {
+ts_status ts_assemble_rect(ts_read_rect_fn read, void *ctx, int64_t w, int64_t h, ts_rect rect, ts_boundary mode,
+                           double cval, ts_image *dst, void *scratch, ts_error *err) {
   run *xr = scratch, *yr = xr + rect.w;
-  int64_t nx = make_runs(rect.x, rect.w, r->info.w, mode, xr);
-  int64_t ny = make_runs(rect.y, rect.h, r->info.h, mode, yr);
+  int64_t nx = make_runs(rect.x, rect.w, w, mode, xr);
+  int64_t ny = make_runs(rect.y, rect.h, h, mode, yr);
   for (int64_t j = 0; j < ny; j++)
     for (int64_t i = 0; i < nx; i++) {
       ts_rect b = {xr[i].dst, yr[j].dst, xr[i].len, yr[j].len};
@@ -85,7 +85,7 @@ ts_status ts_fetch_rect(ts_reader *r, ts_rect rect, ts_boundary mode, double cva
         continue;
       }
       ts_rect src = {xr[i].src, yr[j].src, b.w, b.h};
-      ts_status st = ts_reader_read(r, src, ts_image_at(dst, b.x, b.y), dst->stride, err);
+      ts_status st = read(ctx, src, ts_image_at(dst, b.x, b.y), dst->stride, err);
       if (st) return st;
       if (xr[i].dir < 0) reverse_cols(dst, b);
       if (yr[j].dir < 0) reverse_rows(dst, b);

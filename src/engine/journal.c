@@ -1,6 +1,6 @@
 /* The journal of an unfinished output; see journal.h. */
 #define _GNU_SOURCE /* syncfs */
-#include "sched/journal.h"
+#include "engine/journal.h"
 #include "core/zstream.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -11,7 +11,8 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
-#include "sched/plan.h"
+#include "core/clock.h"
+#include "tessera/tessera.h"
 
 uint32_t ts_crc32(const void *p, size_t n) { return ts_crc32_update(0, p, n); }
 

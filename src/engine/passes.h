@@ -3,8 +3,8 @@
  * kernels before the global one over every task and accumulates the
  * global kernel's partial over the task's core; the merged partial
  * resolves the kernel's parameters before the next pass. */
-#ifndef TS_SCHED_PASSES_H
-#define TS_SCHED_PASSES_H
+#ifndef TS_ENGINE_PASSES_H
+#define TS_ENGINE_PASSES_H
 
 #include "tessera/pipeline.h"
 

@@ -1,7 +1,7 @@
 /* Enumerating statistics passes. */
 #include <stdio.h>
 #include <string.h>
-#include "sched/passes.h"
+#include "engine/passes.h"
 
 int ts_passes(const ts_pipeline *p, ts_pass *out) {
   int n = 0;

@@ -1,7 +1,7 @@
 /* Progress lines. */
 #include <time.h>
 #include <unistd.h>
-#include "sched/progress.h"
+#include "engine/progress.h"
 
 static double now(void) {
   struct timespec ts;
