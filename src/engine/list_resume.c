@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "engine/leftovers.h"
 #include "engine/list_task.h"
 #include "core/zstream.h"
 
@@ -58,43 +59,17 @@ ts_status ts_ljournal_open(ts_ljournal *lj, const ts_job *job, const ts_inputs *
                            ts_error *err) {
   memset(lj, 0, sizeof *lj);
   const int dir = ts_list_out_is_dir(job->output);
-  char *journal = journal_name(job->output), *partial = NULL, *prevj = NULL;
+  char *journal = journal_name(job->output), *partial = NULL;
   if (journal && !dir && (partial = malloc(strlen(job->output) + 9))) sprintf(partial, "%s.partial", job->output);
-  if (journal && (prevj = malloc(strlen(journal) + 6))) sprintf(prevj, "%s.prev", journal);
   char *fp = journal ? fingerprint(job, in, oo) : NULL;
-  ts_status st = journal && prevj && fp && (dir || partial) ? TS_OK : ts_fail(err, TS_ERR_NOMEM, "out of memory");
-  if (st == TS_OK && ts_journal_busy(journal))
-    st = ts_fail(err, TS_ERR_EXISTS, "%s: another tessera run is still writing it (%s is locked); wait for it or "
-                 "stop it first", job->output, journal);
-  if (st == TS_OK && ts_path_exists(prevj)) { /* an interrupted replay: the previous journal is the truth */
-    unlink(journal);
-    if (rename(prevj, journal) != 0)
-      st = ts_fail(err, TS_ERR_IO, "%s: cannot restore %s: %s", job->output, prevj, strerror(errno));
+  ts_status st = journal && fp && (dir || partial) ? TS_OK : ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  /* the records are replayed from the journal: the partial HDF5 file is written anew */
+  ts_leftovers l = {.name = job->output, .partial = partial, .journal = journal};
+  if (st == TS_OK) st = ts_leftovers_check(&l, job, fp, &lj->saved, err);
+  if (st == TS_OK && l.prev_journal) {
+    lj->prev = l.prev_journal;
+    oo->resume = 1; /* a directory's files may be this job's own */
   }
-  const int has_partial = partial && ts_path_exists(partial), has_journal = st == TS_OK && ts_path_exists(journal);
-  if (st == TS_OK && (has_partial || has_journal) && !job->resume && !job->force)
-    st = ts_fail(err, TS_ERR_EXISTS, "%s: an unfinished run left %s%s%s; --resume finishes it, --force starts over",
-                 job->output, has_partial ? partial : "", has_partial && has_journal ? " and " : "",
-                 has_journal ? journal : "");
-  if (st == TS_OK && has_journal && job->resume) {
-    st = ts_journal_load(journal, &lj->saved, err);
-    if (st == TS_OK && strcmp((const char *)lj->saved.fingerprint.p, fp) != 0) {
-      char diff[2048];
-      ts_journal_diff((const char *)lj->saved.fingerprint.p, fp, diff, sizeof diff);
-      st = ts_fail(err, TS_ERR_USAGE, "%s: --resume: %s is from another job (%s); nothing was changed, --force "
-                   "starts over", job->output, journal, diff);
-    }
-    if (st == TS_OK && rename(journal, prevj) != 0)
-      st = ts_fail(err, TS_ERR_IO, "%s: cannot move %s aside: %s", job->output, journal, strerror(errno));
-    if (st == TS_OK) {
-      lj->prev = prevj;
-      prevj = NULL;
-      oo->resume = 1; /* a directory's files may be this job's own */
-    }
-  } else if (st == TS_OK && has_journal) { /* --force */
-    unlink(journal);
-  }
-  if (st == TS_OK && has_partial && !lj->prev) unlink(partial);
   if (st == TS_OK && (job->checkpoint_tasks > 0 || job->checkpoint_seconds > 0)) { /* both 0: no journal */
     st = ts_journal_create(journal, fp, job->checkpoint_tasks, job->checkpoint_seconds, &lj->j, err);
     if (st == TS_OK && dir) lj->j->sync_fd = open(job->output, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -103,7 +78,6 @@ ts_status ts_ljournal_open(ts_ljournal *lj, const ts_job *job, const ts_inputs *
   lj->dir = dir;
   free(journal);
   free(partial);
-  free(prevj);
   free(fp);
   return st;
 }

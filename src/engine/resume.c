@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "engine/order.h"
+#include "engine/leftovers.h"
 #include "engine/plan.h"
 
 static char *concat(const char *a, const char *b) {
@@ -61,42 +62,10 @@ ts_status ts_plan_open_output(ts_plan *p, ts_error *err) {
   const ts_job *job = p->job;
   char *file = ts_output_file(job->output);
   char *partial = file ? concat(file, ".partial") : NULL, *journal = file ? concat(file, ".journal") : NULL;
-  char *prevp = partial ? concat(partial, ".prev") : NULL, *prevj = journal ? concat(journal, ".prev") : NULL;
   char *fp = fingerprint(p);
-  ts_status st = file && partial && journal && prevp && prevj && fp ? TS_OK : ts_fail(err, TS_ERR_NOMEM, "out of memory");
-  if (st == TS_OK && ts_journal_busy(journal))
-    st = ts_fail(err, TS_ERR_EXISTS, "%s: another tessera run is still writing it (%s is locked); wait for it or "
-                 "stop it first", file, journal);
-  /* a replay that was interrupted: the previous run's files are the truth */
-  if (st == TS_OK && ts_path_exists(prevj)) {
-    unlink(partial);
-    unlink(journal);
-    if (rename(prevj, journal) != 0 || (ts_path_exists(prevp) && rename(prevp, partial) != 0))
-      st = ts_fail(err, TS_ERR_IO, "%s: cannot restore %s: %s", file, prevj, strerror(errno));
-  }
-  const int left = st == TS_OK && (ts_path_exists(partial) || ts_path_exists(journal));
-  if (left && !job->resume && !job->force)
-    st = ts_fail(err, TS_ERR_EXISTS, "%s: an unfinished run left %s%s%s; --resume finishes it, --force starts over",
-                 file, ts_path_exists(partial) ? partial : "", ts_path_exists(partial) && ts_path_exists(journal) ? " and " : "",
-                 ts_path_exists(journal) ? journal : "");
-  int replay = 0;
-  if (st == TS_OK && left && job->resume && ts_path_exists(journal)) {
-    st = ts_journal_load(journal, &p->saved, err);
-    if (st == TS_OK && strcmp((const char *)p->saved.fingerprint.p, fp) != 0) {
-      char diff[2048];
-      ts_journal_diff((const char *)p->saved.fingerprint.p, fp, diff, sizeof diff);
-      st = ts_fail(err, TS_ERR_USAGE, "%s: --resume: %s is from another job (%s); nothing was changed, --force "
-                   "starts over", file, journal, diff);
-    }
-    if (st == TS_OK) { /* set the previous files aside for the replay */
-      if (rename(journal, prevj) != 0 || (ts_path_exists(partial) && rename(partial, prevp) != 0))
-        st = ts_fail(err, TS_ERR_IO, "%s: cannot move the unfinished run's files aside: %s", file, strerror(errno));
-      replay = st == TS_OK;
-    }
-  } else if (st == TS_OK && left) { /* --force, or --resume with no journal: nothing to keep */
-    unlink(partial);
-    unlink(journal);
-  }
+  ts_status st = file && partial && journal && fp ? TS_OK : ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  ts_leftovers l = {.name = file, .partial = partial, .journal = journal, .set_partial_aside = 1};
+  if (st == TS_OK) st = ts_leftovers_check(&l, job, fp, &p->saved, err);
   if (st == TS_OK) st = ts_writer_open(job->output, &p->wopts, &p->writer, err);
   /* JPEG TIFF tiles are encoded against tables libtiff keeps in the
    * directory: replayed raw they would not be the same file (tiff_write.c) */
@@ -107,16 +76,16 @@ ts_status ts_plan_open_output(ts_plan *p, ts_error *err) {
   for (int i = 0; st == TS_OK && p->journal && i < p->saved.npasses; i++, p->passes_saved++)
     st = ts_journal_stats(p->journal, p->saved.pass[i].kernel, p->saved.pass[i].stage, p->saved.pass[i].v,
                           p->saved.pass[i].n, err);
-  if (st == TS_OK && replay) {
-    p->prev_partial = prevp;
-    p->prev_journal = prevj;
-    prevp = prevj = NULL;
+  if (st == TS_OK) { /* the replay's */
+    p->prev_partial = l.prev_partial;
+    p->prev_journal = l.prev_journal;
+  } else {
+    free(l.prev_partial);
+    free(l.prev_journal);
   }
   free(file);
   free(partial);
   free(journal);
-  free(prevp);
-  free(prevj);
   free(fp);
   return st;
 }
