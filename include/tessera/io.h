@@ -61,6 +61,10 @@ typedef enum ts_compression {
 
 TS_API ts_status ts_compression_parse(const char *s, ts_compression *out);
 TS_API const char *ts_compression_name(ts_compression c);
+/* Does compression c (or a deflate stream, deflated != 0: PNG, HDF5
+ * images) take this level (-1: the default)? A usage error naming the
+ * range if not. */
+TS_API ts_status ts_compression_level_check(ts_compression c, int deflated, int level, ts_error *err);
 
 typedef struct ts_writer_options {
   int64_t w, h;
@@ -69,6 +73,7 @@ typedef struct ts_writer_options {
   int64_t tile; /* output tile size, a multiple of 16 */
   ts_compression compression;
   int quality;  /* jpeg quality 1..100 */
+  int level;    /* deflate 0..9 or zstd 1..22 level; -1: the format's default */
   int force;    /* replace an existing output */
   const char *description; /* stored in ImageDescription, may be NULL */
 } ts_writer_options;

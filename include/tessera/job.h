@@ -29,6 +29,7 @@ typedef struct ts_job {
   int threads;          /* 0 = all cores */
   ts_compression compression;
   int quality;
+  int compression_level; /* deflate (PNG, HDF5, TIFF) 0..9, zstd 1..22; -1: the format's default */
   int force;
   int progress;         /* print progress to the log stream */
   ts_io_mode io;        /* MPI runs: who reads the input */

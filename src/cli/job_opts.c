@@ -68,6 +68,12 @@ static int set_quality(ts_cli_opts *o, const char *v, const char *w) {
   o->job.quality = (int)x;
   return 0;
 }
+static int set_level(ts_cli_opts *o, const char *v, const char *w) {
+  int64_t x;
+  if (set_int(&x, v, w, "--compression-level", 0, 22)) return -1;
+  o->job.compression_level = (int)x;
+  return 0;
+}
 static int set_channels(ts_cli_opts *o, const char *v, const char *w) {
   return set_int(&o->channels, v, w, "--channels", 1, TS_MAX_CHANNELS);
 }
@@ -136,6 +142,7 @@ static const spec specs[] = {
     {"images", 0, "output", 0, 0, R, set_images},
     {"compression", 0, "output", 0, 0, R | G, set_compression},
     {"jpeg-quality", 0, "output", 0, 0, R | G, set_quality},
+    {"compression-level", 0, "output", 0, 0, R | G, set_level},
     {"force", 0, "output", 1, 0, R | G, set_force},
     {"pipeline", 'p', "pipeline", 0, 0, R, set_pipeline},
     {"boundary", 0, "pipeline", 0, 0, R, set_boundary},

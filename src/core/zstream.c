@@ -3,6 +3,7 @@
 #include <isa-l/crc.h>
 #include <isa-l/igzip_lib.h>
 #include <stdlib.h>
+#include <zlib.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
@@ -29,7 +30,13 @@ size_t ts_zbound(size_t n) {
   return n + 5 * (n / 16384 + 1) + 6 + ISAL_DEF_MAX_HDR_SIZE;
 }
 
-size_t ts_zcompress(ts_zstream *z, const void *src, size_t n, void *dst, size_t cap) {
+int ts_zlevel(int level) { return level < 0 ? TS_ZLEVEL : level; }
+
+size_t ts_zcompress(ts_zstream *z, int level, const void *src, size_t n, void *dst, size_t cap) {
+  if (level >= 0 && level != 1) { /* zlib's own levels */
+    uLongf got = (uLongf)cap;
+    return compress2(dst, &got, src, (uLong)n, level) == Z_OK ? (size_t)got : 0;
+  }
   if (!z->c) {
     z->c = malloc(sizeof *z->c);
     z->level_buf = malloc(ISAL_DEF_LVL1_DEFAULT);

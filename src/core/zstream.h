@@ -23,9 +23,14 @@ typedef struct ts_zstream {
 
 /* Upper bound of the compressed size of n bytes (stored blocks, at worst). */
 size_t ts_zbound(size_t n);
-/* Compress src[0..n) into dst (cap bytes, at least ts_zbound(n)); the
+/* Compress src[0..n) into dst (cap bytes, at least ts_zbound(n)) at
+ * deflate `level`: -1 (the default) and 1 through ISA-L's fast level, 0
+ * and 2..9 through zlib's levels (stored, or smaller and slower). The
  * stream's size, or 0 when out of memory or it does not fit. */
-size_t ts_zcompress(ts_zstream *z, const void *src, size_t n, void *dst, size_t cap);
+size_t ts_zcompress(ts_zstream *z, int level, const void *src, size_t n, void *dst, size_t cap);
+/* The deflate level a stream of ts_zcompress(level) was made at, as HDF5
+ * records it. */
+int ts_zlevel(int level);
 /* Inflate exactly `n` bytes from src[0..size); 0 on success, -1 when the
  * stream is corrupt (its Adler-32 included) or inflates to another size. */
 int ts_zdecompress(ts_zstream *z, const void *src, size_t size, void *dst, size_t n);

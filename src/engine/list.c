@@ -179,7 +179,7 @@ static ts_status list_finish(ts_kind *kk, ts_status st, ts_run_stats *stats, ts_
 /* What a worker needs: the encoding options, how to enumerate the inputs
  * itself (--io direct), the strings and the blend files' bytes. */
 typedef struct list_setup {
-  int32_t boundary, quality, compression, no_images, format, recursive;
+  int32_t boundary, quality, compression, no_images, format, recursive, level, unused;
   double cval;
   int64_t strips, n; /* how many inputs the owner found */
   int64_t len_pipeline, len_output, len_input, len_glob; /* len_glob -1: none */
@@ -189,7 +189,7 @@ typedef struct list_setup {
 static ts_status list_pack(const ts_kind *kk, ts_blob *b, ts_error *err) {
   const list_kind *k = (const list_kind *)kk;
   const ts_job *job = k->job;
-  list_setup s = {.boundary = job->boundary, .quality = k->oo.quality, .compression = k->oo.compression,
+  list_setup s = {.boundary = job->boundary, .quality = k->oo.quality, .compression = k->oo.compression, .level = k->oo.level,
                   .no_images = k->oo.no_images, .format = k->oo.format, .recursive = job->recursive,
                   .cval = job->cval, .strips = job->strips, .n = k->in.n,
                   .len_pipeline = (int64_t)strlen(job->pipeline), .len_output = (int64_t)strlen(job->output),
@@ -307,6 +307,7 @@ static ts_status list_open(const ts_job *job, FILE *log, ts_kind **out, ts_error
   oo->path = job->output;
   oo->quality = job->quality;
   oo->compression = job->compression;
+  oo->level = job->compression_level;
   oo->force = job->force;
   oo->no_images = job->no_images;
   oo->pipeline = job->pipeline;
@@ -316,6 +317,13 @@ static ts_status list_open(const ts_job *job, FILE *log, ts_kind **out, ts_error
     st = ts_fail(err, TS_ERR_USAGE, "--format %s: expected png, tiff or jpeg", job->format);
   else if (job->format && !ts_list_out_is_dir(job->output))
     st = ts_fail(err, TS_ERR_USAGE, "--format %s is for a directory output (end --output with '/')", job->format);
+  /* PNG files and HDF5 images are deflate streams; TIFF files take
+   * --compression (a directory without --format is refused later) */
+  if (st == TS_OK) {
+    const int dir = ts_list_out_is_dir(job->output), deflated = !dir || oo->format == TS_FILE_PNG;
+    st = ts_compression_level_check(dir && oo->format == TS_FILE_JPEG ? TS_COMPRESS_JPEG : job->compression,
+                                    deflated, job->compression_level, err);
+  }
   if (st == TS_OK) st = check_pipeline(job->pipeline, err);
   if (st == TS_OK && (st = ts_inputs_open(job->input, job->glob, job->recursive, job->strips, &k->in, err)) == TS_OK)
     k->have_in = 1;
@@ -366,7 +374,8 @@ static ts_status list_open_worker(const unsigned char *setup, size_t n, int rank
   }
   if (st == TS_OK && (size_t)(at - setup) != n) st = ts_fail(err, TS_ERR_INTERNAL, "a list set-up of %zu bytes", n);
   k->oo = (ts_list_out_options){.path = k->opath, .format = (ts_file_format)s.format, .quality = s.quality,
-                                .compression = (ts_compression)s.compression, .no_images = s.no_images};
+                                .compression = (ts_compression)s.compression, .no_images = s.no_images,
+                                .level = s.level};
   if (st == TS_OK &&
       (st = ts_lrank_init(&k->lr, k->text, (ts_boundary)s.boundary, s.cval, &k->oo, k->aux, err)) == TS_OK)
     k->have_lr = 1;

@@ -46,6 +46,7 @@ static char *fingerprint(const ts_job *job, const ts_inputs *in, const ts_list_o
             ADD("pipeline=%s\n", pipe) || ADD("boundary=%d\n", (int)job->boundary) || ADD("cval=%a\n", job->cval) ||
             ADD("output=%s\n", job->output) || ADD("format=%d\n", (int)oo->format) ||
             ADD("compression=%s\n", ts_compression_name(oo->compression)) || ADD("quality=%d\n", oo->quality) ||
+            (oo->level >= 0 && ADD("compression_level=%d\n", oo->level)) ||
             ADD("images=%d\n", !oo->no_images) || ts_blob_append(&b, "", 1);
 #undef ADD
   if (bad) {

@@ -56,6 +56,7 @@ void ts_lthread_free(ts_lthread *t) {
   ts_scratch_free(&t->s);
   ts_blob_free(&t->px);
   ts_blob_free(&t->data);
+  ts_blob_free(&t->work);
   ts_emits_free(&t->em);
   ts_zstream_free(&t->z);
 }
@@ -94,7 +95,7 @@ ts_status ts_list_task(ts_lrank *r, ts_lthread *t, int64_t index, const char *na
   ts_status st = ts_payload_image(name, payload, n, &t->px, &im, &t->z, &e);
   if (st == TS_OK) *pixels = im.w * im.h, st = pipeline_for(r, im.dtype, im.channels, &p, &e);
   if (st == TS_OK) st = ts_pipeline_run_image(p, &im, r->boundary, r->cval, &res, &t->em, t->s, &e);
-  if (st == TS_OK) st = ts_list_encode(&r->oo, &res, &rec.ri, &t->data, &t->z, &e);
+  if (st == TS_OK) st = ts_list_encode(&r->oo, &res, &rec.ri, &t->data, &t->z, &t->work, &e);
   if (st != TS_OK && strncmp(e.msg, name, strlen(name)) != 0) { /* name the image */
     char msg[sizeof e.msg + 1100];
     if (snprintf(msg, sizeof e.msg, "%s: %s", name, e.msg) >= (int)sizeof e.msg) /* cut: still one line */

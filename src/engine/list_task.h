@@ -27,7 +27,7 @@ typedef struct ts_lrank {
 /* One thread's buffers, kept from image to image. */
 typedef struct ts_lthread {
   ts_scratch *s;
-  ts_blob px, data;
+  ts_blob px, data, work; /* decoded pixels, encoded result, an encoder's rows */
   ts_emits em;
   ts_zstream z; /* inflates stack chunks, deflates HDF5 output chunks */
 } ts_lthread;

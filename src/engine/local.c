@@ -142,6 +142,7 @@ void ts_job_init(ts_job *job) {
   job->boundary = TS_BOUNDARY_REFLECT;
   job->compression = TS_COMPRESS_NONE;
   job->quality = 90;
+  job->compression_level = -1;
   job->root_compute = -1;
   job->checkpoint_seconds = 10;
 }

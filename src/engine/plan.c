@@ -47,9 +47,11 @@ ts_status ts_plan_open(ts_plan *p, const ts_job *job, ts_error *err) {
   ts_writer_options wo = {
       .w = info->w, .h = info->h, .channels = p->pipe->out_channels, .dtype = p->pipe->out_dtype,
       .tile = p->out_tile, .compression = job->compression, .quality = job->quality,
+      .level = job->compression_level,
       .force = job->force, .description = p->pipe->text,
   };
   p->wopts = wo;
+  if ((st = ts_compression_level_check(job->compression, 0, job->compression_level, err))) goto fail;
   if ((st = ts_plan_open_output(p, err))) goto fail;
   ts_plan_size_cache(p->reader, &p->grid);
   return TS_OK;

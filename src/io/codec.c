@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <jpeglib.h>
 #include <jerror.h>
-#include <png.h>
 #include <string.h>
 #include <strings.h>
 #include "io/backends.h"
@@ -36,7 +35,7 @@ const char *ts_file_format_ext(ts_file_format f) {
 }
 
 /* Size px for a w x h x c image of dtype and view it. */
-static ts_status make_image(const char *name, int64_t w, int64_t h, int c, ts_dtype dt, ts_blob *px, ts_image *im,
+ts_status ts_codec_image(const char *name, int64_t w, int64_t h, int c, ts_dtype dt, ts_blob *px, ts_image *im,
                             ts_error *err) {
   int64_t bytes = ts_image_bytes(w, h, c, dt);
   if (w < 1 || h < 1 || bytes < 0 || bytes > ((int64_t)1 << 34))
@@ -44,105 +43,6 @@ static ts_status make_image(const char *name, int64_t w, int64_t h, int c, ts_dt
   if (ts_blob_reserve(px, (size_t)bytes))
     return ts_fail(err, TS_ERR_NOMEM, "%s: out of memory for a %lldx%lld image", name, (long long)w, (long long)h);
   *im = ts_image_packed(px->p, w, h, c, dt);
-  return TS_OK;
-}
-
-/* ---- PNG ---------------------------------------------------------------- */
-
-typedef struct png_io {
-  const unsigned char *p;
-  size_t n, at;
-  ts_blob *out;
-  char msg[256];
-  jmp_buf jmp;
-} png_io;
-
-static void png_on_error(png_structp png, png_const_charp msg) {
-  png_io *io = png_get_error_ptr(png);
-  snprintf(io->msg, sizeof io->msg, "%s", msg);
-  longjmp(io->jmp, 1);
-}
-static void png_on_warning(png_structp png, png_const_charp msg) {}
-
-static void png_read_mem(png_structp png, png_bytep dst, size_t n) {
-  png_io *io = png_get_io_ptr(png);
-  if (n > io->n - io->at) png_error(png, "truncated file (the data ends early)");
-  memcpy(dst, io->p + io->at, n);
-  io->at += n;
-}
-
-static ts_status decode_png(const char *name, const void *bytes, size_t n, ts_blob *px, ts_image *im,
-                            ts_error *err) {
-  png_io io = {.p = bytes, .n = n};
-  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &io, png_on_error, png_on_warning);
-  png_infop info = png ? png_create_info_struct(png) : NULL;
-  if (!info) {
-    png_destroy_read_struct(&png, NULL, NULL);
-    return ts_fail(err, TS_ERR_NOMEM, "%s: out of memory for the PNG decoder", name);
-  }
-  ts_status st = TS_OK;
-  if (setjmp(io.jmp)) {
-    png_destroy_read_struct(&png, &info, NULL);
-    return ts_fail(err, TS_ERR_FORMAT, "%s: corrupt or truncated PNG: %s", name, io.msg);
-  }
-  png_set_read_fn(png, &io, png_read_mem);
-  png_set_user_limits(png, 1u << 30, 1u << 30);
-  png_read_info(png, info);
-  int depth = png_get_bit_depth(png, info), type = png_get_color_type(png, info);
-  if (type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
-  if (type == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
-  if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
-  if (depth == 16) png_set_swap(png); /* PNG is big-endian */
-  const int passes = png_set_interlace_handling(png);
-  png_read_update_info(png, info);
-  const int64_t w = png_get_image_width(png, info), h = png_get_image_height(png, info);
-  const int c = png_get_channels(png, info);
-  const ts_dtype dt = png_get_bit_depth(png, info) == 16 ? TS_U16 : TS_U8;
-  st = make_image(name, w, h, c, dt, px, im, err);
-  if (st == TS_OK && png_get_rowbytes(png, info) != (size_t)(w * c * (int64_t)ts_dtype_size(dt)))
-    st = ts_fail(err, TS_ERR_FORMAT, "%s: unexpected PNG row layout", name);
-  if (st == TS_OK) {
-    for (int pass = 0; pass < passes; pass++)
-      for (int64_t y = 0; y < h; y++) png_read_row(png, (png_bytep)px->p + y * im->stride, NULL);
-    png_read_end(png, NULL);
-  }
-  png_destroy_read_struct(&png, &info, NULL);
-  return st;
-}
-
-static void png_write_mem(png_structp png, png_bytep src, size_t n) {
-  png_io *io = png_get_io_ptr(png);
-  if (ts_blob_append(io->out, src, n)) png_error(png, "out of memory");
-}
-static void png_flush_mem(png_structp png) {}
-
-static ts_status encode_png(const ts_image *im, ts_blob *out, ts_error *err) {
-  if (im->dtype == TS_F32)
-    return ts_fail(err, TS_ERR_USAGE, "PNG holds 8- or 16-bit integers; end the pipeline with scale dtype=u8 "
-                   "(or u16), or write TIFF");
-  png_io io = {.out = out};
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &io, png_on_error, png_on_warning);
-  png_infop info = png ? png_create_info_struct(png) : NULL;
-  if (!info) {
-    png_destroy_write_struct(&png, NULL);
-    return ts_fail(err, TS_ERR_NOMEM, "out of memory for the PNG encoder");
-  }
-  if (setjmp(io.jmp)) {
-    png_destroy_write_struct(&png, &info);
-    return ts_fail(err, TS_ERR_IO, "PNG encoder: %s", io.msg);
-  }
-  static const int types[] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB,
-                              PNG_COLOR_TYPE_RGB_ALPHA};
-  png_set_write_fn(png, &io, png_write_mem, png_flush_mem);
-  /* OpenCV's imwrite default: zlib level 1 (fast), which suits bulk output */
-  png_set_compression_level(png, 1);
-  png_set_IHDR(png, info, (png_uint_32)im->w, (png_uint_32)im->h, im->dtype == TS_U16 ? 16 : 8,
-               types[im->channels], PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-  png_write_info(png, info);
-  if (im->dtype == TS_U16) png_set_swap(png);
-  for (int64_t y = 0; y < im->h; y++) png_write_row(png, (png_const_bytep)im->data + y * im->stride);
-  png_write_end(png, NULL);
-  png_destroy_write_struct(&png, &info);
   return TS_OK;
 }
 
@@ -184,7 +84,7 @@ static ts_status decode_jpeg(const char *name, const void *bytes, size_t n, ts_b
   }
   cinfo.out_color_space = cinfo.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
   jpeg_start_decompress(&cinfo);
-  ts_status st = make_image(name, cinfo.output_width, cinfo.output_height, cinfo.output_components, TS_U8, px,
+  ts_status st = ts_codec_image(name, cinfo.output_width, cinfo.output_height, cinfo.output_components, TS_U8, px,
                             im, err);
   while (st == TS_OK && cinfo.output_scanline < cinfo.output_height) {
     JSAMPROW row = (JSAMPROW)px->p + (int64_t)cinfo.output_scanline * im->stride;
@@ -241,13 +141,13 @@ static ts_status decode_tiff(const char *name, const void *bytes, size_t n, ts_b
   ts_image_info info;
   memset(&info, 0, sizeof info);
   ts_status st = ts_tiff_open_memory(name, bytes, n, &ctx, &info, err);
-  if (st == TS_OK) st = make_image(name, info.w, info.h, info.channels, info.dtype, px, im, err);
+  if (st == TS_OK) st = ts_codec_image(name, info.w, info.h, info.channels, info.dtype, px, im, err);
   if (st == TS_OK) st = ts_tiff_reader_ops.read(ctx, (ts_rect){0, 0, info.w, info.h}, px->p, im->stride, err);
   if (ctx) ts_tiff_reader_ops.close(ctx);
   return st;
 }
 
-static ts_status encode_tiff(const ts_image *im, ts_compression c, ts_blob *out, ts_error *err) {
+static ts_status encode_tiff(const ts_image *im, ts_compression c, int level, ts_blob *out, ts_error *err) {
   char msg[512] = "";
   ts_membuf m = {.p = out->p, .cap = out->cap};
   TIFFOpenOptions *opts = ts_tiff_options(msg);
@@ -256,18 +156,7 @@ static ts_status encode_tiff(const ts_image *im, ts_compression c, ts_blob *out,
   if (!t) return ts_fail(err, TS_ERR_NOMEM, "TIFF encoder: %s", msg);
   static const uint16_t comps[] = {COMPRESSION_NONE, COMPRESSION_ADOBE_DEFLATE, COMPRESSION_LZW, COMPRESSION_ZSTD,
                                    COMPRESSION_JPEG};
-  TIFFSetField(t, TIFFTAG_IMAGEWIDTH, (uint32_t)im->w);
-  TIFFSetField(t, TIFFTAG_IMAGELENGTH, (uint32_t)im->h);
-  TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, (uint16_t)im->channels);
-  TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, (uint16_t)(8 * ts_dtype_size(im->dtype)));
-  TIFFSetField(t, TIFFTAG_SAMPLEFORMAT, im->dtype == TS_F32 ? SAMPLEFORMAT_IEEEFP : SAMPLEFORMAT_UINT);
-  TIFFSetField(t, TIFFTAG_PHOTOMETRIC, im->channels >= 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK);
-  TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
-  if (im->channels == 2 || im->channels == 4) {
-    uint16_t extra = EXTRASAMPLE_UNASSALPHA;
-    TIFFSetField(t, TIFFTAG_EXTRASAMPLES, 1, &extra);
-  }
-  TIFFSetField(t, TIFFTAG_COMPRESSION, comps[c == TS_COMPRESS_JPEG ? 0 : c]);
+  ts_tiff_set_image(t, im->w, im->h, im->channels, im->dtype, comps[c == TS_COMPRESS_JPEG ? 0 : c], level);
   TIFFSetField(t, TIFFTAG_ROWSPERSTRIP, (uint32_t)im->h);
   ts_status st = TS_OK;
   for (int64_t y = 0; y < im->h && st == TS_OK; y++)
@@ -282,7 +171,7 @@ static ts_status encode_tiff(const ts_image *im, ts_compression c, ts_blob *out,
 
 ts_status ts_decode(const char *name, const void *bytes, size_t n, ts_blob *px, ts_image *im, ts_error *err) {
   switch (ts_sniff(bytes, n)) {
-    case TS_FILE_PNG: return decode_png(name, bytes, n, px, im, err);
+    case TS_FILE_PNG: return ts_png_decode(name, bytes, n, px, im, err);
     case TS_FILE_JPEG: return decode_jpeg(name, bytes, n, px, im, err);
     case TS_FILE_TIFF: return decode_tiff(name, bytes, n, px, im, err);
     default:
@@ -290,10 +179,10 @@ ts_status ts_decode(const char *name, const void *bytes, size_t n, ts_blob *px, 
   }
 }
 
-ts_status ts_encode(ts_file_format f, const ts_image *im, int quality, ts_compression c, ts_blob *out,
-                    ts_error *err) {
+ts_status ts_encode(ts_file_format f, const ts_image *im, int quality, ts_compression c, int level, ts_blob *out,
+                    ts_zstream *z, ts_blob *work, ts_error *err) {
   out->size = 0;
-  if (f == TS_FILE_PNG) return encode_png(im, out, err);
+  if (f == TS_FILE_PNG) return ts_png_encode(im, level, out, z, work, err);
   if (f == TS_FILE_JPEG) return encode_jpeg(im, quality, out, err);
-  return encode_tiff(im, c, out, err);
+  return encode_tiff(im, c, level, out, err);
 }

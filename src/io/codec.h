@@ -5,6 +5,7 @@
 #define TS_IO_CODEC_H
 
 #include "core/blob.h"
+#include "core/zstream.h"
 #include "tessera/io.h"
 
 typedef enum ts_file_format { TS_FILE_UNKNOWN = 0, TS_FILE_PNG, TS_FILE_JPEG, TS_FILE_TIFF } ts_file_format;
@@ -25,7 +26,17 @@ ts_status ts_decode(const char *name, const void *bytes, size_t n, ts_blob *px, 
 /* Encode im into out (replacing its bytes). PNG takes u8/u16 with 1-4
  * channels; JPEG u8 with 1 or 3 (quality 1-100); TIFF any dtype, with
  * the compression given. */
-ts_status ts_encode(ts_file_format f, const ts_image *im, int quality, ts_compression c, ts_blob *out,
-                    ts_error *err);
+ts_status ts_encode(ts_file_format f, const ts_image *im, int quality, ts_compression c, int level, ts_blob *out,
+                    ts_zstream *z, ts_blob *work, ts_error *err);
+
+/* Size px for a w x h x c image of dtype dt and view it (the decoders'). */
+ts_status ts_codec_image(const char *name, int64_t w, int64_t h, int c, ts_dtype dt, ts_blob *px, ts_image *im,
+                         ts_error *err);
+
+/* png.c: libpng's decoder; tessera's own encoder (Sub filter, the zlib
+ * stream through ts_zcompress at `level`; -1: 1, as cv2.imwrite). `work`
+ * holds the filtered rows, kept between images. */
+ts_status ts_png_decode(const char *name, const void *bytes, size_t n, ts_blob *px, ts_image *im, ts_error *err);
+ts_status ts_png_encode(const ts_image *im, int level, ts_blob *out, ts_zstream *z, ts_blob *work, ts_error *err);
 
 #endif

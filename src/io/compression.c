@@ -16,3 +16,16 @@ ts_status ts_compression_parse(const char *s, ts_compression *out) {
 const char *ts_compression_name(ts_compression c) {
   return (unsigned)c < sizeof compression_names / sizeof *compression_names ? compression_names[c] : "?";
 }
+
+ts_status ts_compression_level_check(ts_compression c, int deflated, int level, ts_error *err) {
+  if (level < 0) return TS_OK; /* the format's default */
+  if (deflated || c == TS_COMPRESS_DEFLATE)
+    return level <= 9 ? TS_OK : ts_fail(err, TS_ERR_USAGE, "--compression-level %d: deflate takes 0 to 9", level);
+  if (c == TS_COMPRESS_ZSTD)
+    return level >= 1 && level <= 22 ? TS_OK
+                                     : ts_fail(err, TS_ERR_USAGE, "--compression-level %d: zstd takes 1 to 22", level);
+  if (c == TS_COMPRESS_JPEG)
+    return ts_fail(err, TS_ERR_USAGE, "--compression-level is for deflate and zstd; JPEG takes --jpeg-quality");
+  return ts_fail(err, TS_ERR_USAGE, "--compression-level %d: --compression %s has no level (deflate and zstd do)",
+                 level, ts_compression_name(c));
+}

@@ -213,7 +213,7 @@ static ts_status h5w_open_locked(const char *spec, const ts_writer_options *o, h
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
     H5Pset_chunk(dcpl, rank, chunk);
-    if (o->compression == TS_COMPRESS_DEFLATE) H5Pset_deflate(dcpl, TS_ZLEVEL);
+    if (o->compression == TS_COMPRESS_DEFLATE) H5Pset_deflate(dcpl, (unsigned)ts_zlevel(o->level));
     H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER); /* every chunk is written */
     H5Pset_obj_track_times(dcpl, 0);          /* same pixels, same bytes */
     w->dset = H5Dcreate2(w->file, path, mem_type(o->dtype), sp, lcpl, dcpl, H5P_DEFAULT);
@@ -298,7 +298,7 @@ static ts_status h5_encode(ts_encoder_state *e, ts_rect r, const void *src, int6
     *size = e->tile_bytes;
     return TS_OK;
   }
-  const size_t n = ts_zcompress(&e->zs, e->tile, e->tile_bytes, e->z, e->z_cap);
+  const size_t n = ts_zcompress(&e->zs, e->o.level, e->tile, e->tile_bytes, e->z, e->z_cap);
   if (!n) return ts_fail(err, TS_ERR_INTERNAL, "deflate of a %lldx%lld tile failed", (long long)r.w, (long long)r.h);
   *data = e->z;
   *size = n;

@@ -73,6 +73,7 @@ typedef struct ts_list_out_options {
   ts_file_format format; /* directory output: png, jpeg or tiff */
   int quality;
   ts_compression compression;
+  int level;           /* ts_job.compression_level */
   int force;
   int no_images;       /* HDF5: store emitted values only */
   int dir;             /* the output is a directory (ts_list_out_is_dir), for ts_list_encode */
@@ -115,6 +116,6 @@ void ts_list_out_abort(ts_list_out **o);
  * ts_list_out_put stores (an encoded file for directories, a deflate
  * stream for HDF5). */
 ts_status ts_list_encode(const ts_list_out_options *o, const ts_image *im, ts_result_image *ri, ts_blob *data,
-                         ts_zstream *z, ts_error *err);
+                         ts_zstream *z, ts_blob *work, ts_error *err);
 
 #endif

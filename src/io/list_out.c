@@ -163,7 +163,7 @@ static hid_t create(ts_list_out *o, const char *path, const stack *s, int64_t n)
   }
   hid_t sp = H5Screate_simple(r, dims, maxd), dcpl = H5Pcreate(H5P_DATASET_CREATE), lcpl = lcpl_intermediate();
   H5Pset_chunk(dcpl, r, chunk);
-  if (s->chunked_items) H5Pset_deflate(dcpl, TS_ZLEVEL);
+  if (s->chunked_items) H5Pset_deflate(dcpl, (unsigned)ts_zlevel(o->o.level));
   hid_t d = H5Dcreate2(o->file, path, file_type(s->dtype), sp, lcpl, dcpl, H5P_DEFAULT);
   H5Pclose(lcpl);
   H5Pclose(dcpl);
@@ -262,10 +262,10 @@ static ts_status put_item(ts_list_out *o, const char *path, int64_t index, int r
 }
 
 ts_status ts_list_encode(const ts_list_out_options *o, const ts_image *im, ts_result_image *ri, ts_blob *data,
-                         ts_zstream *z, ts_error *err) {
+                         ts_zstream *z, ts_blob *work, ts_error *err) {
   *ri = (ts_result_image){.w = im->w, .h = im->h, .channels = im->channels, .dtype = im->dtype};
   data->size = 0;
-  if (o->dir) return ts_encode(o->format, im, o->quality, o->compression, data, err);
+  if (o->dir) return ts_encode(o->format, im, o->quality, o->compression, o->level, data, z, work, err);
   if (o->no_images) return TS_OK;
   /* HDF5: the deflate stream of the packed pixels is the image's chunk */
   const size_t row = (size_t)im->w * ts_pixel_size(im), raw = row * (size_t)im->h;
@@ -276,7 +276,7 @@ ts_status ts_list_encode(const ts_list_out_options *o, const ts_image *im, ts_re
     for (int64_t y = 0; y < im->h; y++) memcpy(data->p + bound + (size_t)y * row, (char *)im->data + y * im->stride, row);
     src = data->p + bound;
   }
-  data->size = ts_zcompress(z, src, raw, data->p, bound);
+  data->size = ts_zcompress(z, o->level, src, raw, data->p, bound);
   if (!data->size) return ts_fail(err, TS_ERR_INTERNAL, "deflate failed");
   ri->compressed = 1;
   return TS_OK;

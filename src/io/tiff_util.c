@@ -61,3 +61,20 @@ TIFF *ts_tiff_mem_open(const char *name, const char *mode, ts_membuf *m, TIFFOpe
   return TIFFClientOpenExt(name, mode, m, mem_read, mem_write, mem_seek, mem_close, mem_size, mem_map,
                            mem_unmap, opts);
 }
+
+void ts_tiff_set_image(TIFF *t, int64_t w, int64_t h, int channels, ts_dtype dt, uint16_t comp, int level) {
+  TIFFSetField(t, TIFFTAG_IMAGEWIDTH, (uint32_t)w);
+  TIFFSetField(t, TIFFTAG_IMAGELENGTH, (uint32_t)h);
+  TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, (uint16_t)(8 * ts_dtype_size(dt)));
+  TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, (uint16_t)channels);
+  TIFFSetField(t, TIFFTAG_SAMPLEFORMAT, dt == TS_F32 ? SAMPLEFORMAT_IEEEFP : SAMPLEFORMAT_UINT);
+  TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+  TIFFSetField(t, TIFFTAG_PHOTOMETRIC, channels >= 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK);
+  if (channels == 2 || channels == 4) {
+    uint16_t extra = EXTRASAMPLE_UNASSALPHA;
+    TIFFSetField(t, TIFFTAG_EXTRASAMPLES, 1, &extra);
+  }
+  TIFFSetField(t, TIFFTAG_COMPRESSION, comp);
+  if (level >= 0 && comp == COMPRESSION_ADOBE_DEFLATE) TIFFSetField(t, TIFFTAG_ZIPQUALITY, level);
+  if (level >= 0 && comp == COMPRESSION_ZSTD) TIFFSetField(t, TIFFTAG_ZSTD_LEVEL, level);
+}

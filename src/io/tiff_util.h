@@ -3,6 +3,7 @@
 #define TS_IO_TIFF_UTIL_H
 
 #include <tiffio.h>
+#include "tessera/image.h"
 
 /* Open options whose error handler keeps the first libtiff error in
  * msg[512] (per handle, never global handlers) and drops warnings. Free
@@ -17,5 +18,10 @@ typedef struct ts_membuf {
   int readonly;
 } ts_membuf;
 TIFF *ts_tiff_mem_open(const char *name, const char *mode, ts_membuf *m, TIFFOpenOptions *opts);
+
+/* The tags of one image, the same for the tiled writer and list mode's
+ * whole-image encoder: size, samples, dtype, photometric, extra samples,
+ * compression and, when level >= 0, its level (deflate or zstd). */
+void ts_tiff_set_image(TIFF *t, int64_t w, int64_t h, int channels, ts_dtype dt, uint16_t comp, int level);
 
 #endif

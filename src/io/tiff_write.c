@@ -36,20 +36,9 @@ struct ts_encoder_state {
  * in-memory handles that encode tiles with exactly the same settings. */
 static void configure(TIFF *t, const ts_writer_options *o, uint16_t comp, int64_t w, int64_t h) {
   int is_float = o->dtype == TS_F32;
-  TIFFSetField(t, TIFFTAG_IMAGEWIDTH, (uint32_t)w);
-  TIFFSetField(t, TIFFTAG_IMAGELENGTH, (uint32_t)h);
+  ts_tiff_set_image(t, w, h, o->channels, o->dtype, comp, o->level);
   TIFFSetField(t, TIFFTAG_TILEWIDTH, (uint32_t)o->tile);
   TIFFSetField(t, TIFFTAG_TILELENGTH, (uint32_t)o->tile);
-  TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, (uint16_t)(8 * ts_dtype_size(o->dtype)));
-  TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, (uint16_t)o->channels);
-  TIFFSetField(t, TIFFTAG_SAMPLEFORMAT, is_float ? SAMPLEFORMAT_IEEEFP : SAMPLEFORMAT_UINT);
-  TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
-  TIFFSetField(t, TIFFTAG_PHOTOMETRIC, o->channels >= 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK);
-  if (o->channels == 2 || o->channels == 4) {
-    uint16_t extra = EXTRASAMPLE_UNASSALPHA;
-    TIFFSetField(t, TIFFTAG_EXTRASAMPLES, 1, &extra);
-  }
-  TIFFSetField(t, TIFFTAG_COMPRESSION, comp);
   if (comp == COMPRESSION_ADOBE_DEFLATE || comp == COMPRESSION_LZW || comp == COMPRESSION_ZSTD)
     TIFFSetField(t, TIFFTAG_PREDICTOR, is_float ? PREDICTOR_FLOATINGPOINT : PREDICTOR_HORIZONTAL);
   if (comp == COMPRESSION_JPEG) {

@@ -127,12 +127,20 @@ static ts_status blend_image(const ts_kernel *k, const ts_image *in, ts_image *o
       for (int64_t i = 0; i < n; i++) o[i] = fa[i] * alpha + fb[i] * beta + gamma;
       continue;
     }
-    const float top = ts_dtype_max(in->dtype);
+    /* half to even, as cvRound: adding and taking away 1.5 * 2^23 rounds
+     * a float below 2^22 in magnitude to an integer in the current
+     * (nearest-even) mode; unlike nearbyintf it vectorizes without
+     * SSE4.1. Clamped first, so the sum stays in that range. */
+    const float top = ts_dtype_max(in->dtype), magic = 12582912.0f;
+    uint8_t *o8 = TS_ROW(out, y);
+    uint16_t *o16 = TS_ROW(out, y);
     for (int64_t i = 0; i < n; i++) {
-      float v = nearbyintf(fa[i] * alpha + fb[i] * beta + gamma); /* half to even, as cvRound */
+      float v = fa[i] * alpha + fb[i] * beta + gamma;
+      v = v > -1.f ? (v < top + 1.f ? v : top + 1.f) : -1.f;
+      v = (v + magic) - magic;
       v = v > 0 ? (v < top ? v : top) : 0;
-      if (in->dtype == TS_U8) ((uint8_t *)TS_ROW(out, y))[i] = (uint8_t)v;
-      else ((uint16_t *)TS_ROW(out, y))[i] = (uint16_t)v;
+      if (in->dtype == TS_U8) o8[i] = (uint8_t)v;
+      else o16[i] = (uint16_t)v;
     }
   }
   return TS_OK;

@@ -1,0 +1,144 @@
+"""List mode's image sinks: tessera's own PNG encoder (Sub filter, ISA-L
+deflate) writes files that cv2 and a chunk-by-chunk reading of the PNG
+specification decode to the pipeline's exact pixels, for every kind of
+image PNG holds; --compression-level reaches PNG, TIFF and HDF5 outputs
+and a level a format cannot take is refused before any work."""
+import os
+import struct
+import subprocess
+import zlib
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+import tifffile
+
+from conftest import run
+
+KINDS = [("u8", 1), ("u8", 2), ("u8", 3), ("u8", 4), ("u16", 1), ("u16", 3)]
+
+
+def image(kind, channels, h=37, w=53, seed=1):
+    rng = np.random.default_rng(seed)
+    hi = 255 if kind == "u8" else 65535
+    a = rng.integers(0, hi + 1, (h, w, channels), dtype=np.uint8 if kind == "u8" else np.uint16)
+    a[h // 3:, : w // 2] = a[h // 3, 0]  # flat areas too, where the filter makes zeros
+    return a[:, :, 0] if channels == 1 else a
+
+
+def parse_png(path):
+    """The image by the PNG specification: chunks with their CRCs, one
+    zlib stream over the IDATs, every row's filter undone."""
+    b = open(path, "rb").read()
+    assert b[:8] == b"\x89PNG\r\n\x1a\n"
+    at, idat, head, types = 8, b"", None, []
+    while at < len(b):
+        n, = struct.unpack(">I", b[at:at + 4])
+        kind, data = b[at + 4:at + 8], b[at + 8:at + 8 + n]
+        crc, = struct.unpack(">I", b[at + 8 + n:at + 12 + n])
+        assert zlib.crc32(kind + data) == crc, kind
+        types.append(kind)
+        if kind == b"IHDR":
+            head = struct.unpack(">IIBBBBB", data)
+        elif kind == b"IDAT":
+            idat += data
+        at += 12 + n
+    assert types[0] == b"IHDR" and types[-1] == b"IEND" and at == len(b)
+    w, h, depth, color, _, _, interlace = head
+    ch = {0: 1, 4: 2, 2: 3, 6: 4}[color]
+    bpp = ch * depth // 8
+    raw = zlib.decompress(idat)
+    assert len(raw) == h * (1 + w * bpp) and interlace == 0
+    rows, prev = [], bytearray(w * bpp)
+    for y in range(h):
+        f, line = raw[y * (1 + w * bpp)], bytearray(raw[y * (1 + w * bpp) + 1:(y + 1) * (1 + w * bpp)])
+        for i in range(len(line)):
+            left = line[i - bpp] if i >= bpp else 0
+            up, ul = prev[i], prev[i - bpp] if i >= bpp else 0
+            pred = {0: 0, 1: left, 2: up, 3: (left + up) // 2}.get(f)
+            if f == 4:
+                p = left + up - ul
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - ul)
+                pred = left if pa <= pb and pa <= pc else up if pb <= pc else ul
+            line[i] = (line[i] + pred) & 0xFF
+        rows.append(bytes(line))
+        prev = line
+    a = np.frombuffer(b"".join(rows), dtype=">u2" if depth == 16 else np.uint8).reshape(h, w, ch)
+    return a.astype(np.uint16 if depth == 16 else np.uint8), f
+
+
+@pytest.mark.parametrize("kind,channels", KINDS)
+def test_png_sink_writes_the_exact_pixels(tmp_path, kind, channels):
+    (tmp_path / "in").mkdir()
+    a = image(kind, channels)
+    tifffile.imwrite(tmp_path / "in" / "a.tif", a, photometric="rgb" if channels >= 3 else "minisblack",
+                     extrasamples=[2] if channels in (2, 4) else None)
+    run("run", "--input", tmp_path / "in", "--output", f"{tmp_path}/out/", "--format", "png", "--pipeline",
+        "invert", "--quiet")
+    want = (255 if kind == "u8" else 65535) - a
+    got, last_filter = parse_png(tmp_path / "out" / "a.png")
+    assert got.dtype == want.dtype and np.array_equal(got.reshape(want.shape), want)
+    assert last_filter == 1  # Sub, as cv2.imwrite
+    if channels != 2:  # cv2 has no gray + alpha; it holds colour as BGR(A)
+        back = cv2.imread(str(tmp_path / "out" / "a.png"), cv2.IMREAD_UNCHANGED)
+        assert np.array_equal(back if channels < 3 else back[:, :, [2, 1, 0, 3][:channels]], want)
+
+
+def test_compression_level_reaches_every_sink(tmp_path):
+    (tmp_path / "in").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "in" / f"im{i}.png"), image("u8", 3, 96, 128, seed=i))
+    sizes = {}
+    for level in (0, 1, 9):
+        out = f"{tmp_path}/png{level}/"
+        run("run", "--input", tmp_path / "in", "--output", out, "--format", "png", "--pipeline", "grayscale",
+            "--compression-level", level, "--quiet")
+        sizes[level] = sum(os.path.getsize(out + n) for n in os.listdir(out))
+        got = [parse_png(out + f"im{i}.png")[0] for i in range(3)]
+        if level:
+            assert all(np.array_equal(g, ref) for g, ref in zip(got, first))
+        else:
+            first = got
+    assert sizes[0] > sizes[1] >= sizes[9], sizes
+    # HDF5 images: the level is the datasets' deflate level, and any zlib reads them
+    for level in (1, 9):
+        run("run", "--input", tmp_path / "in", "--output", tmp_path / f"o{level}.h5", "--pipeline", "grayscale",
+            "--compression-level", level, "--quiet")
+        with h5py.File(tmp_path / f"o{level}.h5", "r") as f:
+            assert f["images"].compression_opts == level
+            assert np.array_equal(f["images"][0], first[0][:, :, 0])
+    # TIFF files: zstd at 1 and 19 (smaller), unpacked by libtiff's tiffcp for tifffile
+    zsizes = []
+    for level in (1, 19):
+        out = tmp_path / f"tif{level}"
+        run("run", "--input", tmp_path / "in", "--output", f"{out}/", "--format", "tiff", "--compression", "zstd",
+            "--compression-level", level, "--pipeline", "grayscale", "--quiet")
+        zsizes.append(os.path.getsize(out / "im0.tif"))
+        subprocess.run(["tiffcp", "-c", "none", out / "im0.tif", out / "plain.tif"], check=True)
+        assert np.array_equal(tifffile.imread(out / "plain.tif"), first[0][:, :, 0])
+    assert zsizes[1] < zsizes[0], zsizes
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--format", "png", "--compression-level", 12], "--compression-level 12: deflate takes 0 to 9"),
+    (["--format", "tiff", "--compression", "lzw", "--compression-level", 3], "lzw has no level"),
+    (["--format", "jpeg", "--compression-level", 3], "JPEG takes --jpeg-quality"),
+])
+def test_a_level_the_format_cannot_take_is_refused(tmp_path, args, msg):
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(str(tmp_path / "in" / "a.png"), image("u8", 3))
+    p = run("run", "--input", tmp_path / "in", "--output", f"{tmp_path}/out/", "--pipeline", "invert", *args,
+            check=False)
+    assert p.returncode == 2 and msg in p.stderr, p.stderr
+    assert not os.path.exists(tmp_path / "out" / "a.png")
+
+
+def test_tile_mode_tiff_takes_the_level(tmp_path):
+    out = {}
+    for level in (1, 9):
+        out[level] = tmp_path / f"o{level}.tif"
+        run("run", "-i", "synth:512x512", "-o", out[level], "-p", "gaussian sigma=1", "--compression", "deflate",
+            "--compression-level", level, "--quiet")
+    a, b = tifffile.imread(out[1]), tifffile.imread(out[9])
+    assert np.array_equal(a, b) and os.path.getsize(out[9]) < os.path.getsize(out[1])
