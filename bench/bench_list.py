@@ -16,9 +16,22 @@ of --repeat):
    deflate chunk per image) with h5py; and the codec floor: inflating
    every input chunk and deflating every output image with tessera's
    codec (ISA-L) on 2 threads, nothing else (bench/chunk_floor.c).
+3. The same Otsu job with the images kept (an HDF5 stack beside the
+   table), on --count RGB PNGs of 463 x 384: one process with 2 threads
+   against `mpirun -np 2 --threads 1` and `mpirun -np 2` with no --threads
+   (each rank then takes the node's cores / 2). Job times from --stats
+   (without mpirun's start-up, as bench_mpi.py), and wall clock.
+4. The folder blend (jobs/blend-folder.ini's pipeline): --blend RGB PNGs
+   of 500 x 500 blended with a fixed image into a directory of PNGs,
+   against joblib Parallel(n_jobs=2, loky) doing cv2.imread +
+   cv2.addWeighted + cv2.imwrite; then every tessera output, decoded by
+   cv2, against cv2's own result (the pixels, and the files' sizes).
+
+Writes the figures as a plot too (--plot, default docs/bench/list.png).
 
 usage: bench/bench_list.py [--tessera build/tessera] [--count 2000]
-                           [--bengali 50000] [--repeat 3]
+                           [--bengali 50000] [--blend 600] [--repeat 3]
+                           [--only otsu,bengali,mpi,blend] [--plot PNG]
 """
 import argparse
 import concurrent.futures
@@ -38,6 +51,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "jobs"))
 import bengali_original as bengali  # noqa: E402
 import make_list_inputs as demo  # noqa: E402
+from plot import bars  # noqa: E402
+
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
 
 
 # ---- 1. Otsu table ---------------------------------------------------------------
@@ -111,7 +127,175 @@ def best(fn, repeat):
 
 
 def run(cmd):
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=ENV)
+
+
+def job_seconds(cmd, stats):
+    """Wall clock of the command, and tessera's own time of the job (--stats)."""
+    t0 = time.perf_counter()
+    run([*cmd, "--stats", stats])
+    import json
+    return time.perf_counter() - t0, json.load(open(stats))["seconds"]
+
+
+# ---- 4. blend ------------------------------------------------------------------
+
+def blend_joblib(src, fixed_path, out):
+    import cv2 as cv
+    from joblib import Parallel, delayed
+    os.makedirs(out, exist_ok=True)
+    fixed = cv.imread(fixed_path)
+
+    def one(name):
+        cv.imwrite(os.path.join(out, name), cv.addWeighted(cv.imread(os.path.join(src, name)), 0.7, fixed, 0.3, 0))
+    Parallel(n_jobs=2, backend="loky")(delayed(one)(n) for n in sorted(os.listdir(src)))
+
+
+def same_pixels(a_dir, b_dir):
+    """Max difference and the share of equal samples, decoding both with cv2."""
+    worst, equal, total, sizes = 0, 0, 0, [0, 0]
+    for n in sorted(os.listdir(a_dir)):
+        a = cv2.imread(os.path.join(a_dir, n), cv2.IMREAD_UNCHANGED).astype(int)
+        b = cv2.imread(os.path.join(b_dir, n), cv2.IMREAD_UNCHANGED).astype(int)
+        d = np.abs(a - b)
+        worst, equal, total = max(worst, int(d.max())), equal + int((d == 0).sum()), total + d.size
+        sizes[0] += os.path.getsize(os.path.join(a_dir, n))
+        sizes[1] += os.path.getsize(os.path.join(b_dir, n))
+    return worst, equal / total, sizes
+
+
+def otsu_section(a, t, d, panels):
+    floor = os.path.join(d, "png_floor")
+    subprocess.run(["cc", "-O2", "-fopenmp", os.path.join(HERE, "png_floor.c"), "-lpng", "-o", floor], check=True)
+    rng = np.random.default_rng(7)
+    os.makedirs(f"{d}/pngs")
+    paths = []
+    for i in range(a.count):
+        p = f"{d}/pngs/img{i:05d}.png"
+        cv2.imwrite(p, demo.rgb(rng, 512, 512, i))
+        paths.append(p)
+    with open(f"{d}/list.txt", "w") as f:
+        f.write("\n".join(paths) + "\n")
+    out = f"{d}/out.h5"
+    print(f"\n## Otsu table: {a.count} RGB PNGs of 512 x 512\n")
+    rows = [
+        ("tessera, 1 process, --threads 2",
+         lambda: run([t, "run", "--input", f"{d}/pngs", "--output", out, "--pipeline", "grayscale | otsu",
+                      "--images", "false", "--threads", "2", "--force", "--quiet"])),
+        ("floor: libpng decode only, 2 threads", lambda: run([floor, f"{d}/list.txt", "2"])),
+        ("Python loop (cv2)", lambda: otsu_loop(paths, out)),
+        ("joblib n_jobs=2, loky", lambda: otsu_joblib(paths, out, "loky")),
+        ("joblib n_jobs=2, threading", lambda: otsu_joblib(paths, out, "threading")),
+        ("ProcessPoolExecutor(2)", lambda: otsu_executor(paths, out)),
+    ]
+    print("| tool | seconds | images/s | tessera's speed-up |")
+    print("|---|---:|---:|---:|")
+    base, bars_ = None, []
+    for name, fn in rows:
+        s = best(fn, a.repeat)
+        base = base or s
+        ratio = f"{s / base:.2f}x" if base != s else "1.00x"
+        if name.startswith("floor"):
+            ratio = f"(tessera reaches {100 * s / base:.0f}% of it)"
+        print(f"| {name} | {s:.2f} | {a.count / s:.0f} | {ratio} |", flush=True)
+        bars_.append((name, s))
+    panels.append((f"Otsu table, {a.count} PNGs of 512 x 512", "seconds (less is better)", bars_))
+    shutil.rmtree(f"{d}/pngs")
+
+
+def bengali_section(a, t, d, panels):
+    cfloor = os.path.join(d, "chunk_floor")
+    src = os.path.join(HERE, "..", "src")
+    subprocess.run(["cc", "-O2", "-fopenmp", "-I", src, os.path.join(HERE, "chunk_floor.c"),
+                    os.path.join(src, "core", "zstream.c"), "-lisal", "-lz", "-o", cfloor], check=True)
+    rng = np.random.default_rng(7)
+    out = f"{d}/out.h5"
+    print(f"\n## Bengali preprocessing: {a.bengali} images of 137 x 236\n")
+    src = f"{d}/bengali.h5"
+    glyphs = [demo.glyph(rng) for _ in range(min(a.bengali, 2000))]
+    with h5py.File(src, "w") as f:  # 2000 distinct glyphs, repeated: generating 50,000 takes minutes
+        f.create_dataset("images", data=np.stack([glyphs[i % len(glyphs)] for i in range(a.bengali)]),
+                         chunks=(1, HEIGHT, WIDTH), compression="gzip")
+    pipe = open(os.path.join(HERE, "..", "jobs", "bengali.ini")).read().split("pipeline =", 1)[1]
+    pipe = " ".join(line.strip() for line in pipe.splitlines() if line.strip() and not line.strip().startswith(";"))
+    rows = [
+        ("tessera, 1 process, --threads 2",
+         lambda: run([t, "run", "--input", f"{src}:/images", "--output", out, "--pipeline", pipe,
+                      "--threads", "2", "--force", "--quiet"])),
+        ("floor: inflate + deflate the chunks only, 2 threads",
+         lambda: float(subprocess.run([cfloor, f"{d}/chunks.bin", f"{d}/raw.bin", "2"], check=True,
+                                      capture_output=True, text=True).stdout.split()[2])),
+        ("multiprocessing.Pool(2), numpy + cv2, h5py", lambda: bengali_pool(src, out)),
+    ]
+    print("| tool | seconds | images/s | tessera's speed-up |")
+    print("|---|---:|---:|---:|")
+    base, bars_ = None, []
+    for name, fn in rows:
+        if name.startswith("floor"):
+            write_records(src, out, d)
+        s = best(fn, a.repeat)
+        base = base or s
+        ratio = f"(tessera takes {base / s:.2f}x its time)" if name.startswith("floor") else f"{s / base:.2f}x"
+        print(f"| {name} | {s:.2f} | {a.bengali / s:.0f} | {ratio} |", flush=True)
+        bars_.append((name, s))
+    panels.append((f"Bengali preprocessing, {a.bengali} images", "seconds (less is better)", bars_))
+
+
+def mpi_section(a, t, d, panels):
+    rng = np.random.default_rng(5)
+    os.makedirs(f"{d}/mpi")
+    for i in range(a.count):
+        cv2.imwrite(f"{d}/mpi/img{i:05d}.png", demo.rgb(rng, 384, 463, i))
+    out, stats = f"{d}/mpi.h5", f"{d}/stats.json"
+    job = ["run", "--input", f"{d}/mpi", "--output", out, "--pipeline", "grayscale | otsu", "--force", "--quiet"]
+    mpi = ["mpirun", "--oversubscribe", "-np", "2", t]
+    rows = [("tessera, 1 process, --threads 2", [t, *job, "--threads", "2"]),
+            ("mpirun -np 2 --threads 1", [*mpi, *job, "--threads", "1"]),
+            ("mpirun -np 2 (no --threads)", [*mpi, *job])]
+    print(f"\n## Otsu table with the images kept, under MPI: {a.count} RGB PNGs of 463 x 384\n")
+    print("| layout | job seconds (--stats) | wall seconds | images/s | vs 1 process (job) |")
+    print("|---|---:|---:|---:|---:|")
+    base, bars_ = None, []
+    for name, cmd in rows:
+        runs = [job_seconds(cmd, stats) for _ in range(a.repeat)]
+        wall, own = min(r[0] for r in runs), min(r[1] for r in runs)
+        base = base or own
+        print(f"| {name} | {own:.2f} | {wall:.2f} | {a.count / own:.0f} | {base / own:.0%} |", flush=True)
+        bars_.append((name, a.count / own))
+    panels.append(("Otsu with images, under MPI (job time)", "images/s (more is better)", bars_))
+    shutil.rmtree(f"{d}/mpi")
+
+
+def blend_section(a, t, d, panels):
+    rng = np.random.default_rng(3)
+    src = f"{d}/blend"
+    os.makedirs(src)
+    for i in range(a.blend):
+        cv2.imwrite(f"{src}/img{i:04d}.png", demo.rgb(rng, 500, 500, i))
+    fixed = f"{d}/fixed.png"
+    cv2.imwrite(fixed, demo.rgb(rng, 500, 500, 99)[:, ::-1])
+    pipe = open(os.path.join(HERE, "..", "jobs", "blend-folder.ini")).read().split("pipeline =", 1)[1].strip()
+    pipe = pipe.replace("with=../build/demo/list/fixed.png", f"with={fixed}")
+    rows = [
+        ("tessera, 1 process, --threads 2",
+         lambda: run([t, "run", "--input", src, "--output", f"{d}/bt/", "--format", "png", "--pipeline", pipe,
+                      "--threads", "2", "--force", "--quiet"])),
+        ("joblib n_jobs=2, loky (cv2.addWeighted + cv2.imwrite)", lambda: blend_joblib(src, fixed, f"{d}/bj")),
+    ]
+    print(f"\n## Folder blend: {a.blend} RGB PNGs of 500 x 500 into a directory of PNGs\n")
+    print("| tool | seconds | images/s | tessera's speed-up |")
+    print("|---|---:|---:|---:|")
+    base, bars_ = None, []
+    for name, fn in rows:
+        s = best(fn, a.repeat)
+        base = base or s
+        print(f"| {name} | {s:.2f} | {a.blend / s:.0f} | {s / base:.2f}x |", flush=True)
+        bars_.append((name, s))
+    worst, equal, sizes = same_pixels(f"{d}/bt", f"{d}/bj")
+    print(f"\ntessera's PNGs decoded by cv2 against cv2's own: max difference {worst}, {100 * equal:.3f}% of "
+          f"samples equal (blend rounds as cv2.addWeighted's scalar code; its SIMD code differs by 1 on a few); "
+          f"files {sizes[0] / 1e6:.1f} MB against {sizes[1] / 1e6:.1f} MB")
+    panels.append((f"Folder blend, {a.blend} PNGs of 500 x 500", "seconds (less is better)", bars_))
 
 
 def main():
@@ -119,78 +303,20 @@ def main():
     ap.add_argument("--tessera", default=os.path.join(HERE, "..", "build", "tessera"))
     ap.add_argument("--count", type=int, default=2000)
     ap.add_argument("--bengali", type=int, default=50000)
+    ap.add_argument("--blend", type=int, default=600)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--only", default="otsu,bengali,mpi,blend")
+    ap.add_argument("--plot", default=os.path.join(HERE, "..", "docs", "bench", "list.png"))
     a = ap.parse_args()
     t = os.path.abspath(a.tessera)
     d = tempfile.mkdtemp(dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    sections = {"otsu": otsu_section, "bengali": bengali_section, "mpi": mpi_section, "blend": blend_section}
+    panels = []
     try:
-        floor = os.path.join(d, "png_floor")
-        subprocess.run(["cc", "-O2", "-fopenmp", os.path.join(HERE, "png_floor.c"), "-lpng", "-o", floor], check=True)
-        cfloor = os.path.join(d, "chunk_floor")
-        src = os.path.join(HERE, "..", "src")
-        subprocess.run(["cc", "-O2", "-fopenmp", "-I", src, os.path.join(HERE, "chunk_floor.c"),
-                        os.path.join(src, "core", "zstream.c"), "-lisal", "-o", cfloor], check=True)
-        rng = np.random.default_rng(7)
-        os.makedirs(f"{d}/pngs")
-        paths = []
-        for i in range(a.count):
-            p = f"{d}/pngs/img{i:05d}.png"
-            cv2.imwrite(p, demo.rgb(rng, 512, 512, i))
-            paths.append(p)
-        with open(f"{d}/list.txt", "w") as f:
-            f.write("\n".join(paths) + "\n")
-        out = f"{d}/out.h5"
-        print(f"# {os.cpu_count()} cores; wall clock, best of {a.repeat}; tmpfs")
-        print(f"\n## Otsu table: {a.count} RGB PNGs of 512 x 512\n")
-        rows = [
-            ("tessera, 1 process, --threads 2",
-             lambda: run([t, "run", "--input", f"{d}/pngs", "--output", out, "--pipeline", "grayscale | otsu",
-                          "--images", "false", "--threads", "2", "--force", "--quiet"])),
-            ("floor: libpng decode only, 2 threads", lambda: run([floor, f"{d}/list.txt", "2"])),
-            ("Python loop (cv2)", lambda: otsu_loop(paths, out)),
-            ("joblib n_jobs=2, loky", lambda: otsu_joblib(paths, out, "loky")),
-            ("joblib n_jobs=2, threading", lambda: otsu_joblib(paths, out, "threading")),
-            ("ProcessPoolExecutor(2)", lambda: otsu_executor(paths, out)),
-        ]
-        print("| tool | seconds | images/s | tessera's speed-up |")
-        print("|---|---:|---:|---:|")
-        base = None
-        for name, fn in rows:
-            s = best(fn, a.repeat)
-            base = base or s
-            ratio = f"{s / base:.2f}x" if base != s else "1.00x"
-            if name.startswith("floor"):
-                ratio = f"(tessera reaches {100 * s / base:.0f}% of it)"
-            print(f"| {name} | {s:.2f} | {a.count / s:.0f} | {ratio} |", flush=True)
-        shutil.rmtree(f"{d}/pngs")
-
-        print(f"\n## Bengali preprocessing: {a.bengali} images of 137 x 236\n")
-        src = f"{d}/bengali.h5"
-        glyphs = [demo.glyph(rng) for _ in range(min(a.bengali, 2000))]
-        with h5py.File(src, "w") as f:  # 2000 distinct glyphs, repeated: generating 50,000 takes minutes
-            f.create_dataset("images", data=np.stack([glyphs[i % len(glyphs)] for i in range(a.bengali)]),
-                             chunks=(1, HEIGHT, WIDTH), compression="gzip")
-        pipe = open(os.path.join(HERE, "..", "jobs", "bengali.ini")).read().split("pipeline =", 1)[1]
-        pipe = " ".join(line.strip() for line in pipe.splitlines() if line.strip() and not line.strip().startswith(";"))
-        rows = [
-            ("tessera, 1 process, --threads 2",
-             lambda: run([t, "run", "--input", f"{src}:/images", "--output", out, "--pipeline", pipe,
-                          "--threads", "2", "--force", "--quiet"])),
-            ("floor: inflate + deflate the chunks only, 2 threads",
-             lambda: float(subprocess.run([cfloor, f"{d}/chunks.bin", f"{d}/raw.bin", "2"], check=True,
-                                          capture_output=True, text=True).stdout.split()[2])),
-            ("multiprocessing.Pool(2), numpy + cv2, h5py", lambda: bengali_pool(src, out)),
-        ]
-        print("| tool | seconds | images/s | tessera's speed-up |")
-        print("|---|---:|---:|---:|")
-        base = None
-        for name, fn in rows:
-            if name.startswith("floor"):
-                write_records(src, out, d)
-            s = best(fn, a.repeat)
-            base = base or s
-            ratio = f"(tessera takes {base / s:.2f}x its time)" if name.startswith("floor") else f"{s / base:.2f}x"
-            print(f"| {name} | {s:.2f} | {a.bengali / s:.0f} | {ratio} |", flush=True)
+        print(f"# {os.cpu_count()} cores; wall clock unless said, best of {a.repeat}; tmpfs")
+        for name in a.only.split(","):
+            sections[name](a, t, d, panels)
+        bars(a.plot, f"List mode on {os.cpu_count()} cores, best of {a.repeat}", panels)
     finally:
         shutil.rmtree(d, ignore_errors=True)
 

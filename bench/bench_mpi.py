@@ -11,13 +11,17 @@
    for 2, 4 and 8 worker ranks oversubscribed on this machine's cores.
    dask documents 200 us - 1 ms per task (1,000 - 5,000 tasks/s).
 
-usage: bench/bench_mpi.py [--tessera build/tessera] [--repeat 3]
+Writes the figures as a plot too (--plot, default docs/bench/mpi.png).
+
+usage: bench/bench_mpi.py [--tessera build/tessera] [--repeat 3] [--plot PNG]
 """
 import argparse
 import json
 import os
 import subprocess
 import tempfile
+
+from plot import bars
 
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
 
@@ -31,6 +35,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tessera", default=os.path.join(os.path.dirname(__file__), "..", "build", "tessera"))
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--plot", default=os.path.join(os.path.dirname(__file__), "..", "docs", "bench", "mpi.png"))
     a = ap.parse_args()
     t = os.path.abspath(a.tessera)
     d = tempfile.mkdtemp(dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
@@ -54,19 +59,25 @@ def main():
     print(f"# {os.cpu_count()} cores, best of {a.repeat}")
     print("| gaussian sigma=2, 16384^2 u8 | seconds | MPix/s | vs 1 process |")
     print("|---|---:|---:|---:|")
-    base = None
+    base, layout = None, []
     for name, cmd in configs:
         s = min(job_seconds(cmd, stats) for _ in range(a.repeat))
         base = base or s
         print(f"| {name} | {s:.3f} | {mpix / s:.0f} | {base / s:.0%} |", flush=True)
+        layout.append((name, mpix / s))
     print()
     print("| workers (64x64 tiles, invert, 16384 tasks) | seconds | tasks/s |")
     print("|---|---:|---:|")
+    sched = []
     for w in (2, 4, 8):
         cmd = [*mpi, "-x", "OMP_WAIT_POLICY=passive", "-np", str(w + 1), t, *run, "-i", small, "-p", "invert",
                "--tile", "64", "--threads", "1", "--root-compute", "no"]
         s = min(job_seconds(cmd, stats) for _ in range(a.repeat))
         print(f"| {w} | {s:.3f} | {16384 / s:,.0f} |", flush=True)
+        sched.append((f"{w} workers", 16384 / s))
+    bars(a.plot, f"MPI on {os.cpu_count()} cores (job times from --stats)",
+         [("gaussian sigma=2, 16384^2 u8", "MPix/s (more is better)", layout),
+          ("scheduler: 64x64 tiles, invert, 16384 tasks", "tasks/s (more is better)", sched)])
     subprocess.run(["rm", "-rf", d])
 
 

@@ -12,7 +12,9 @@ vips' gaussblur stops its mask where the Gaussian falls below min-ampl 0.2
 taps). Both are reported: vips' default, and vips with the same support as
 tessera (min-ampl = exp(-8)).
 
-usage: bench/bench_tile.py [--tessera build/tessera] [--dir DIR] [--repeat 3]
+Writes the figures as a plot too (--plot, default docs/bench/tile.png).
+
+usage: bench/bench_tile.py [--tessera build/tessera] [--dir DIR] [--repeat 3] [--plot PNG]
 """
 import argparse
 import math
@@ -22,6 +24,9 @@ import subprocess
 import sys
 import time
 
+from plot import bars
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 SIDE = 16384
 
 
@@ -40,6 +45,7 @@ def main():
     ap.add_argument("--tessera", default=os.path.join(os.path.dirname(__file__), "..", "build", "tessera"))
     ap.add_argument("--dir", default=os.path.join(os.path.dirname(__file__), "..", "build", "bench"))
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--plot", default=os.path.join(HERE, "..", "docs", "bench", "tile.png"))
     a = ap.parse_args()
     if not shutil.which("vips"):
         sys.exit("bench: vips not found (apt-get install libvips-tools, or run scripts/setup.sh)")
@@ -65,10 +71,13 @@ def main():
     print(f"# {SIDE}x{SIDE} u8, {os.cpu_count()} cores, best of {a.repeat}; {ver}")
     print("| operation | tessera MPix/s | vips MPix/s | tessera / vips |")
     print("|---|---:|---:|---:|")
+    panels = []
     for name, tcmd, vcmd in cases:
         tt = best_time(tcmd, a.repeat)
         tv = best_time(vcmd, a.repeat)
         print(f"| {name} | {mpix / tt:.0f} | {mpix / tv:.0f} | {tv / tt:.2f}x |", flush=True)
+        panels.append((name, "MPix/s (more is better)", [("tessera", mpix / tt), ("vips", mpix / tv)]))
+    bars(a.plot, f"Tile mode, {SIDE}x{SIDE} u8, {os.cpu_count()} cores: tessera and {ver}", panels)
     for f in (out_t, out_v):
         if os.path.exists(f):
             os.unlink(f)

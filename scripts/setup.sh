@@ -13,6 +13,8 @@ PKGS=(
   # tests: independent references and readers
   python3 python3-numpy python3-scipy python3-skimage python3-opencv
   python3-tifffile python3-h5py python3-pytest python3-joblib libtiff-tools hdf5-tools procps
+  # benchmarks: plots
+  python3-matplotlib
   # tests: a real local Slurm cluster, and emulated hosts in network namespaces
   slurmctld slurmd slurm-client munge iproute2 iputils-ping util-linux
   # benchmarks: the peer tool
