@@ -72,7 +72,7 @@ int main(int argc, char **argv) {
 #pragma omp for schedule(dynamic, 16)
     for (long i = 0; i < n; i++) {
       if (i < kc && ts_zdecompress(&z, c[i].p, c[i].size, px, c[i].out)) bad++;
-      if (i < kr && !ts_zcompress(&z, r[i].p, r[i].size, out, 1 << 22)) bad++;
+      if (i < kr && !ts_zcompress(&z, -1, r[i].p, r[i].size, out, 1 << 22)) bad++;
     }
     free(px);
     free(out);

@@ -34,7 +34,7 @@ ts_status ts_lrank_init(ts_lrank *r, const char *text, ts_boundary b, double cva
     if (!aux[i].p) continue;
     char name[64];
     snprintf(name, sizeof name, "blend with= (stage %d)", i + 1);
-    ts_status st = ts_decode(name, aux[i].p, aux[i].size, &r->auxpx[i], &r->aux[i], err);
+    ts_status st = ts_decode(name, aux[i].p, aux[i].size, &r->auxpx[i], &r->aux[i], NULL, NULL, err);
     if (st) return st;
   }
   return TS_OK;
@@ -92,7 +92,7 @@ ts_status ts_list_task(ts_lrank *r, ts_lthread *t, int64_t index, const char *na
   t->em.n = 0;
   t->em.nv = 0;
   *pixels = 0;
-  ts_status st = ts_payload_image(name, payload, n, &t->px, &im, &t->z, &e);
+  ts_status st = ts_payload_image(name, payload, n, &t->px, &im, &t->z, &t->work, &e);
   if (st == TS_OK) *pixels = im.w * im.h, st = pipeline_for(r, im.dtype, im.channels, &p, &e);
   if (st == TS_OK) st = ts_pipeline_run_image(p, &im, r->boundary, r->cval, &res, &t->em, t->s, &e);
   if (st == TS_OK) st = ts_list_encode(&r->oo, &res, &rec.ri, &t->data, &t->z, &t->work, &e);

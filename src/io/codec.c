@@ -169,9 +169,10 @@ static ts_status encode_tiff(const ts_image *im, ts_compression c, int level, ts
   return st;
 }
 
-ts_status ts_decode(const char *name, const void *bytes, size_t n, ts_blob *px, ts_image *im, ts_error *err) {
+ts_status ts_decode(const char *name, const void *bytes, size_t n, ts_blob *px, ts_image *im, ts_zstream *z,
+                    ts_blob *work, ts_error *err) {
   switch (ts_sniff(bytes, n)) {
-    case TS_FILE_PNG: return ts_png_decode(name, bytes, n, px, im, err);
+    case TS_FILE_PNG: return ts_png_decode(name, bytes, n, px, im, z, work, err);
     case TS_FILE_JPEG: return decode_jpeg(name, bytes, n, px, im, err);
     case TS_FILE_TIFF: return decode_tiff(name, bytes, n, px, im, err);
     default:

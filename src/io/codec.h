@@ -21,7 +21,8 @@ const char *ts_file_format_ext(ts_file_format f); /* "png", "jpg", "tif" */
  * RGB, RGBA; palette becomes RGB (RGBA with transparency), bit depths
  * below 8 become 8. JPEG: gray or RGB. TIFF: as in tile mode. A truncated
  * or corrupt file is an error naming it. */
-ts_status ts_decode(const char *name, const void *bytes, size_t n, ts_blob *px, ts_image *im, ts_error *err);
+ts_status ts_decode(const char *name, const void *bytes, size_t n, ts_blob *px, ts_image *im, ts_zstream *z,
+                    ts_blob *work, ts_error *err);
 
 /* Encode im into out (replacing its bytes). PNG takes u8/u16 with 1-4
  * channels; JPEG u8 with 1 or 3 (quality 1-100); TIFF any dtype, with
@@ -36,7 +37,8 @@ ts_status ts_codec_image(const char *name, int64_t w, int64_t h, int c, ts_dtype
 /* png.c: libpng's decoder; tessera's own encoder (Sub filter, the zlib
  * stream through ts_zcompress at `level`; -1: 1, as cv2.imwrite). `work`
  * holds the filtered rows, kept between images. */
-ts_status ts_png_decode(const char *name, const void *bytes, size_t n, ts_blob *px, ts_image *im, ts_error *err);
+ts_status ts_png_decode(const char *name, const void *bytes, size_t n, ts_blob *px, ts_image *im, ts_zstream *z,
+                        ts_blob *work, ts_error *err);
 ts_status ts_png_encode(const ts_image *im, int level, ts_blob *out, ts_zstream *z, ts_blob *work, ts_error *err);
 
 #endif

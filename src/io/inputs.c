@@ -319,12 +319,12 @@ ts_status ts_inputs_read(ts_inputs *in, int64_t i, ts_blob *b, ts_error *err) {
 }
 
 ts_status ts_payload_image(const char *name, const void *payload, size_t n, ts_blob *px, ts_image *im,
-                           ts_zstream *z, ts_error *err) {
+                           ts_zstream *z, ts_blob *work, ts_error *err) {
   ts_payload ph;
   if (n < sizeof ph) return ts_fail(err, TS_ERR_INTERNAL, "%s: short task payload", name);
   memcpy(&ph, payload, sizeof ph);
   const unsigned char *data = (const unsigned char *)payload + sizeof ph;
-  if (ph.w == 0) return ts_decode(name, data, n - sizeof ph, px, im, err);
+  if (ph.w == 0) return ts_decode(name, data, n - sizeof ph, px, im, z, work, err);
   int64_t bytes = ts_image_bytes(ph.w, ph.h, ph.channels, (ts_dtype)ph.dtype);
   if (ph.deflated) { /* a stack's stored chunk */
     if (bytes < 0 || ts_blob_reserve(px, (size_t)bytes)) return ts_fail(err, TS_ERR_NOMEM, "out of memory");

@@ -62,7 +62,7 @@ ts_status ts_inputs_read(ts_inputs *in, int64_t i, ts_blob *b, ts_error *err);
 /* Decode a payload (file bytes or raw pixels) into *im (pixels in px when
  * decoded; raw payloads are viewed in place). */
 ts_status ts_payload_image(const char *name, const void *payload, size_t n, ts_blob *px, ts_image *im,
-                           ts_zstream *z, ts_error *err);
+                           ts_zstream *z, ts_blob *work, ts_error *err);
 
 /* ---- outputs ------------------------------------------------------------- */
 

@@ -9,6 +9,7 @@
 #include <png.h>
 #include <setjmp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "core/zstream.h"
 #include "io/codec.h"
@@ -35,7 +36,8 @@ static void png_read_mem(png_structp png, png_bytep dst, size_t n) {
   io->at += n;
 }
 
-ts_status ts_png_decode(const char *name, const void *bytes, size_t n, ts_blob *px, ts_image *im, ts_error *err) {
+static ts_status libpng_decode(const char *name, const void *bytes, size_t n, ts_blob *px, ts_image *im,
+                               ts_error *err) {
   png_io io = {.p = bytes, .n = n};
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &io, png_on_error, png_on_warning);
   png_infop info = png ? png_create_info_struct(png) : NULL;
@@ -71,6 +73,96 @@ ts_status ts_png_decode(const char *name, const void *bytes, size_t n, ts_blob *
   }
   png_destroy_read_struct(&png, &info, NULL);
   return st;
+}
+
+/* ---- the fast decoder ----------------------------------------------------- */
+
+static uint32_t get32(const unsigned char *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Undo row r's filter in place; p is the row above, unfiltered (NULL for
+ * the first). Returns -1 for an unknown filter type. */
+static int unfilter(int type, unsigned char *restrict r, const unsigned char *restrict p, size_t n, size_t bpp) {
+  switch (type) {
+    case 0: return 0;
+    case 1:
+      for (size_t i = bpp; i < n; i++) r[i] = (unsigned char)(r[i] + r[i - bpp]);
+      return 0;
+    case 2:
+      if (p)
+        for (size_t i = 0; i < n; i++) r[i] = (unsigned char)(r[i] + p[i]);
+      return 0;
+    case 3:
+      for (size_t i = 0; i < n; i++) {
+        const unsigned left = i >= bpp ? r[i - bpp] : 0, up = p ? p[i] : 0;
+        r[i] = (unsigned char)(r[i] + ((left + up) >> 1));
+      }
+      return 0;
+    case 4:
+      for (size_t i = 0; i < n; i++) {
+        const int a = i >= bpp ? r[i - bpp] : 0, b = p ? p[i] : 0, c = p && i >= bpp ? p[i - bpp] : 0;
+        const int q = a + b - c, pa = abs(q - a), pb = abs(q - b), pc = abs(q - c);
+        r[i] = (unsigned char)(r[i] + (pa <= pb && pa <= pc ? a : pb <= pc ? b : c));
+      }
+      return 0;
+    default: return -1;
+  }
+}
+
+/* The PNGs bulk jobs are made of (8- or 16-bit gray, gray+alpha, RGB or
+ * RGBA, not interlaced, no palette, no transparency chunk, every chunk's
+ * CRC right) decode here: the IDATs joined and inflated by ISA-L, which
+ * takes about a third of zlib's time (zlib's inflate under libpng was
+ * 40% of the folder blend), and the rows unfiltered in place. Returns 0
+ * when it decoded the image, 1 when libpng should (anything else, and
+ * anything wrong, so that libpng's own message names the problem). */
+static int fast_decode(const char *name, const unsigned char *b, size_t n, ts_blob *px, ts_image *im, ts_zstream *z,
+                       ts_blob *work) {
+  if (n < 8 + 25 || get32(b + 8) != 13 || memcmp(b + 12, "IHDR", 4) || ts_crc32_update(0, b + 12, 17) != get32(b + 29))
+    return 1;
+  const unsigned char *ih = b + 16;
+  const int64_t w = get32(ih), h = get32(ih + 4);
+  const int depth = ih[8], color = ih[9], channels = color == 0 ? 1 : color == 4 ? 2 : color == 2 ? 3 : 4;
+  if ((depth != 8 && depth != 16) || (color != 0 && color != 2 && color != 4 && color != 6) || ih[10] || ih[11] ||
+      ih[12] || w < 1 || h < 1 || w > (1 << 30) || h > (1 << 30))
+    return 1;
+  const size_t bpp = (size_t)channels * (size_t)(depth / 8), row = (size_t)w * bpp, raw = (size_t)h * (row + 1);
+  size_t idat = 0, at = 33;
+  for (int end = 0; !end;) { /* the chunks: sizes and CRCs first, nothing copied */
+    if (n - at < 12) return 1;
+    const size_t len = get32(b + at);
+    const unsigned char *type = b + at + 4;
+    if (len > n - at - 12 || ts_crc32_update(0, type, len + 4) != get32(b + at + 8 + len)) return 1;
+    if (!memcmp(type, "IDAT", 4)) idat += len;
+    else if (!memcmp(type, "IEND", 4)) end = 1;
+    else if (!(type[0] & 0x20) || !memcmp(type, "tRNS", 4)) return 1; /* critical (PLTE...) or transparency */
+    at += 12 + len;
+  }
+  if (ts_blob_reserve(work, raw + idat)) return 1;
+  unsigned char *stream = work->p + raw;
+  for (size_t k = 33, got = 0; got < idat; k += 12 + get32(b + k))
+    if (!memcmp(b + k + 4, "IDAT", 4)) memcpy(stream + got, b + k + 8, get32(b + k)), got += get32(b + k);
+  if (ts_zdecompress(z, stream, idat, work->p, raw) != 0) return 1;
+  ts_error e = {0};
+  if (ts_codec_image(name, w, h, channels, depth == 16 ? TS_U16 : TS_U8, px, im, &e)) return 1;
+  for (int64_t y = 0; y < h; y++) {
+    unsigned char *r = work->p + (size_t)y * (row + 1);
+    if (unfilter(r[0], r + 1, y ? r - row : NULL, row, bpp)) return 1;
+    unsigned char *dst = (unsigned char *)im->data + y * im->stride;
+    if (depth == 8) {
+      memcpy(dst, r + 1, row);
+    } else { /* big-endian samples */
+      for (size_t i = 0; i < row; i += 2) dst[i] = r[i + 2], dst[i + 1] = r[i + 1];
+    }
+  }
+  return 0;
+}
+
+ts_status ts_png_decode(const char *name, const void *bytes, size_t n, ts_blob *px, ts_image *im, ts_zstream *z,
+                        ts_blob *work, ts_error *err) {
+  if (z && work && fast_decode(name, bytes, n, px, im, z, work) == 0) return TS_OK;
+  return libpng_decode(name, bytes, n, px, im, err);
 }
 
 /* ---- the encoder ---------------------------------------------------------- */

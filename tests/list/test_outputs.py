@@ -142,3 +142,64 @@ def test_tile_mode_tiff_takes_the_level(tmp_path):
             "--compression-level", level, "--quiet")
     a, b = tifffile.imread(out[1]), tifffile.imread(out[9])
     assert np.array_equal(a, b) and os.path.getsize(out[9]) < os.path.getsize(out[1])
+
+
+def write_png(path, a, filters, idat_size=997, depth=8, spoil=None):
+    """A PNG written by hand, row filters as given (cycled), the zlib stream
+    cut into IDATs of idat_size bytes; spoil='crc' flips an IDAT's CRC."""
+    h, w = a.shape[:2]
+    ch = 1 if a.ndim == 2 else a.shape[2]
+    raw_rows = a.astype(">u2").tobytes() if depth == 16 else a.tobytes()
+    bpp, row = ch * depth // 8, w * ch * depth // 8
+    out, prev = b"", bytes(row)
+    for y in range(h):
+        line, f = raw_rows[y * row:(y + 1) * row], filters[y % len(filters)]
+        enc = bytearray(row)
+        for i in range(row):
+            left = line[i - bpp] if i >= bpp else 0
+            up, ul = prev[i], prev[i - bpp] if i >= bpp else 0
+            p = left + up - ul
+            pa, pb, pc = abs(p - left), abs(p - up), abs(p - ul)
+            paeth = left if pa <= pb and pa <= pc else up if pb <= pc else ul
+            enc[i] = (line[i] - [0, left, up, (left + up) // 2, paeth][f]) & 0xFF
+        out += bytes([f]) + bytes(enc)
+        prev = line
+    z = zlib.compress(out, 6)
+
+    def chunk(kind, data, bad=False):
+        crc = zlib.crc32(kind + data) ^ (1 if bad else 0)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+    color = {1: 0, 2: 4, 3: 2, 4: 6}[ch]
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, color, 0, 0, 0))
+    png += chunk(b"tEXt", b"Comment\x00made by hand")
+    for k in range(0, len(z), idat_size):
+        png += chunk(b"IDAT", z[k:k + idat_size], bad=spoil == "crc" and k == 0)
+    open(path, "wb").write(png + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("kind,channels", [("u8", 3), ("u8", 4), ("u16", 1), ("u8", 2)])
+def test_every_png_filter_decodes(tmp_path, kind, channels):
+    """Rows filtered None, Sub, Up, Average and Paeth, the stream over many
+    IDATs, an ancillary chunk between: decoded to the same pixels as cv2."""
+    (tmp_path / "in").mkdir()
+    a = image(kind, channels, h=41, w=29, seed=3)
+    write_png(tmp_path / "in" / "f.png", a, [0, 1, 2, 3, 4, 4, 3, 2, 1], depth=16 if kind == "u16" else 8)
+    if channels != 2:
+        back = cv2.imread(str(tmp_path / "in" / "f.png"), cv2.IMREAD_UNCHANGED)
+        assert np.array_equal(back if channels < 3 else back[:, :, [2, 1, 0, 3][:channels]], a)  # the file is right
+    run("run", "--input", tmp_path / "in", "--output", f"{tmp_path}/out/", "--format", "png", "--pipeline",
+        "invert", "--quiet")
+    got, _ = parse_png(tmp_path / "out" / "f.png")
+    assert np.array_equal(got.reshape(a.shape), (255 if kind == "u8" else 65535) - a)
+
+
+def test_a_png_with_a_bad_crc_fails_as_libpng_says(tmp_path):
+    (tmp_path / "in").mkdir()
+    a = image("u8", 3, h=20, w=20)
+    write_png(tmp_path / "in" / "bad.png", a, [1], spoil="crc")
+    write_png(tmp_path / "in" / "good.png", a, [1])
+    p = run("run", "--input", tmp_path / "in", "--output", f"{tmp_path}/out/", "--format", "png", "--pipeline",
+            "invert", check=False)
+    assert p.returncode == 3, p.stderr
+    assert "bad.png" in p.stderr and "CRC" in p.stderr, p.stderr
+    assert os.path.exists(tmp_path / "out" / "good.png") and not os.path.exists(tmp_path / "out" / "bad.png")
