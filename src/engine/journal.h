@@ -65,7 +65,7 @@ ts_status ts_journal_create(const char *path, const char *fingerprint, int64_t e
 ts_status ts_journal_stats(ts_journal *j, int64_t kernel, int64_t stage, const double *v, int64_t n, ts_error *err);
 /* Task t was stored with these tiles: pending until the next checkpoint. */
 ts_status ts_journal_task(ts_journal *j, int64_t t, const ts_jtile *tiles, int64_t n, ts_error *err);
-/* List mode: one input's record (list.h's ts_lrec layout), whole, so a
+/* List mode: one input's record (list.h's ts_list_record layout), whole, so a
  * resume needs nothing else: "rec INDEX LEN CRC" then the LEN bytes.
  * Pending until the next checkpoint. */
 ts_status ts_journal_record(ts_journal *j, int64_t index, const void *rec, size_t len, ts_error *err);

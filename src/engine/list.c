@@ -19,7 +19,7 @@ typedef struct list_kind {
   const ts_job *job;
   ts_list_out_options oo;
   ts_list_out *out;
-  ts_ljournal lj;
+  ts_list_journal lj;
   int64_t *order, nleft, stored, pixels;
   ts_progress progress;
   ts_emits em; /* store's scratch */
@@ -29,9 +29,9 @@ typedef struct list_kind {
   ts_blob aux[TS_MAX_KERNELS]; /* blend with= files' bytes */
   char *text, *opath;          /* a worker's own copies */
   /* a computing rank */
-  ts_lrank lr;
+  ts_list_rank lr;
   int have_lr, threads;
-  ts_lthread *t; /* per thread */
+  ts_list_thread *t; /* per thread */
 } list_kind;
 
 /* The payload's head: then the name, then the input's bytes (status 0)
@@ -118,13 +118,13 @@ static int64_t list_task(const ts_kind *kk, int64_t pos) { return ((const list_k
 static ts_status list_store(ts_kind *kk, int64_t t, const unsigned char *res, size_t n, int *placed, ts_error *err) {
   list_kind *k = (list_kind *)kk;
   size_t used = 0;
-  ts_lrec rec;
+  ts_list_record rec;
   *placed = 1;
   if (n < sizeof rec) return ts_fail(err, TS_ERR_INTERNAL, "a list record of %zu bytes", n);
   memcpy(&rec, res, sizeof rec);
   ts_status st = ts_list_store(k->out, &k->in, res, &used, &k->em, err);
   if (st == TS_OK && used != n) st = ts_fail(err, TS_ERR_INTERNAL, "a list record of %zu bytes, %zu used", n, used);
-  if (st == TS_OK) st = ts_ljournal_add(&k->lj, res, used, err);
+  if (st == TS_OK) st = ts_list_journal_add(&k->lj, res, used, err);
   k->stored++;
   k->pixels += rec.ri.w * rec.ri.h;
   ts_progress_tick(&k->progress, rec.ri.w * rec.ri.h);
@@ -169,7 +169,7 @@ static ts_status list_finish(ts_kind *kk, ts_status st, ts_run_stats *stats, ts_
     ts_list_out_abort(&k->out);
   }
   if (st == TS_OK && nf > 0) st = TS_SOME_FAILED;
-  ts_ljournal_close(&k->lj, st, stats);
+  ts_list_journal_close(&k->lj, st, stats);
   k->finished = 1;
   stats->tasks = k->in.n;
   stats->pixels = k->pixels; /* output pixels */
@@ -231,7 +231,7 @@ static ts_status list_prepare(ts_kind *kk, int threads, ts_error *err) {
   if (!k->t) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   k->threads = threads;
   for (int i = 0; i < threads; i++) {
-    ts_status st = ts_lthread_init(&k->t[i], err);
+    ts_status st = ts_list_thread_init(&k->t[i], err);
     if (st) return st;
   }
   return TS_OK;
@@ -260,13 +260,13 @@ static ts_status list_flush(ts_kind *kk, ts_blob *out, ts_error *err) { return T
 static void list_close(ts_kind **kp) {
   list_kind *k = (list_kind *)*kp;
   if (!k) return;
-  for (int i = 0; k->t && i < k->threads; i++) ts_lthread_free(&k->t[i]);
+  for (int i = 0; k->t && i < k->threads; i++) ts_list_thread_free(&k->t[i]);
   free(k->t);
-  if (k->have_lr) ts_lrank_free(&k->lr);
+  if (k->have_lr) ts_list_rank_free(&k->lr);
   if (k->owner && !k->finished) { /* a failure before the end: nothing is kept */
     ts_run_stats ignored = {0};
     ts_list_out_abort(&k->out);
-    ts_ljournal_close(&k->lj, TS_ERR_INTERNAL, &ignored);
+    ts_list_journal_close(&k->lj, TS_ERR_INTERNAL, &ignored);
   }
   if (k->have_in) ts_inputs_free(&k->in);
   for (int i = 0; i < TS_MAX_KERNELS; i++) ts_blob_free(&k->aux[i]);
@@ -327,11 +327,11 @@ static ts_status list_open(const ts_job *job, FILE *log, ts_kind **out, ts_error
   if (st == TS_OK) st = check_pipeline(job->pipeline, err);
   if (st == TS_OK && (st = ts_inputs_open(job->input, job->glob, job->recursive, job->strips, &k->in, err)) == TS_OK)
     k->have_in = 1;
-  if (st == TS_OK) st = ts_ljournal_open(&k->lj, job, &k->in, oo, err);
+  if (st == TS_OK) st = ts_list_journal_open(&k->lj, job, &k->in, oo, err);
   if (st == TS_OK) st = ts_list_out_open(oo, &k->in, &k->out, err);
-  if (st == TS_OK) st = ts_ljournal_replay(&k->lj, k->out, &k->in, err); /* --resume: the inputs done before */
+  if (st == TS_OK) st = ts_list_journal_replay(&k->lj, k->out, &k->in, err); /* --resume: the inputs done before */
   if (st == TS_OK) st = read_aux(job->pipeline, k->aux, err);
-  if (st == TS_OK && (st = ts_lrank_init(&k->lr, job->pipeline, job->boundary, job->cval, oo, k->aux, err)) == TS_OK)
+  if (st == TS_OK && (st = ts_list_rank_init(&k->lr, job->pipeline, job->boundary, job->cval, oo, k->aux, err)) == TS_OK)
     k->have_lr = 1;
   if (st == TS_OK && ts_list_remaining(&k->in, k->lj.done, &k->order, &k->nleft))
     st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
@@ -377,7 +377,7 @@ static ts_status list_open_worker(const unsigned char *setup, size_t n, int rank
                                 .compression = (ts_compression)s.compression, .no_images = s.no_images,
                                 .level = s.level};
   if (st == TS_OK &&
-      (st = ts_lrank_init(&k->lr, k->text, (ts_boundary)s.boundary, s.cval, &k->oo, k->aux, err)) == TS_OK)
+      (st = ts_list_rank_init(&k->lr, k->text, (ts_boundary)s.boundary, s.cval, &k->oo, k->aux, err)) == TS_OK)
     k->have_lr = 1;
   if (k->have_lr) k->lr.rank = rank;
   if (st == TS_OK && direct) { /* enumerate the inputs here: this host must see what rank 0 saw */

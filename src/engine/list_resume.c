@@ -56,7 +56,7 @@ static char *fingerprint(const ts_job *job, const ts_inputs *in, const ts_list_o
   return (char *)b.p;
 }
 
-ts_status ts_ljournal_open(ts_ljournal *lj, const ts_job *job, const ts_inputs *in, ts_list_out_options *oo,
+ts_status ts_list_journal_open(ts_list_journal *lj, const ts_job *job, const ts_inputs *in, ts_list_out_options *oo,
                            ts_error *err) {
   memset(lj, 0, sizeof *lj);
   const int dir = ts_list_out_is_dir(job->output);
@@ -85,8 +85,8 @@ ts_status ts_ljournal_open(ts_ljournal *lj, const ts_job *job, const ts_inputs *
 
 /* Journal one stored record; a directory output's without the image (the
  * data, last in the record), since its file holds it. */
-static ts_status journal_rec(ts_ljournal *lj, const unsigned char *rec, size_t used, ts_error *err) {
-  ts_lrec r;
+static ts_status journal_rec(ts_list_journal *lj, const unsigned char *rec, size_t used, ts_error *err) {
+  ts_list_record r;
   memcpy(&r, rec, sizeof r);
   if (!lj->dir || r.data_len == 0) return ts_journal_record(lj->j, r.index, rec, used, err);
   const size_t keep = used - (size_t)r.data_len;
@@ -99,14 +99,14 @@ static ts_status journal_rec(ts_ljournal *lj, const unsigned char *rec, size_t u
   return st;
 }
 
-ts_status ts_ljournal_replay(ts_ljournal *lj, ts_list_out *out, const ts_inputs *in, ts_error *err) {
+ts_status ts_list_journal_replay(ts_list_journal *lj, ts_list_out *out, const ts_inputs *in, ts_error *err) {
   char *done = lj->done = calloc((size_t)in->n + 1, 1);
   if (!done) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   ts_status st = TS_OK;
   ts_emits em = {0};
   const unsigned char *p = lj->saved.records.p;
   for (int64_t k = 0; st == TS_OK && k < lj->saved.nrecords; k++) {
-    ts_lrec r;
+    ts_list_record r;
     memcpy(&r, p, sizeof r);
     size_t used = sizeof r + (size_t)r.msg_len + (size_t)r.nemit * sizeof(ts_emit) +
                   (size_t)r.nvalues * sizeof(double) + (size_t)r.data_len;
@@ -131,14 +131,14 @@ ts_status ts_ljournal_replay(ts_ljournal *lj, ts_list_out *out, const ts_inputs 
   return st;
 }
 
-ts_status ts_ljournal_add(ts_ljournal *lj, const unsigned char *rec, size_t used, ts_error *err) {
+ts_status ts_list_journal_add(ts_list_journal *lj, const unsigned char *rec, size_t used, ts_error *err) {
   if (!lj->j) return TS_OK;
   ts_status st = journal_rec(lj, rec, used, err);
   if (st == TS_OK && ts_journal_due(lj->j)) st = ts_journal_checkpoint(lj->j, NULL, err);
   return st;
 }
 
-void ts_ljournal_close(ts_ljournal *lj, ts_status st, ts_run_stats *stats) {
+void ts_list_journal_close(ts_list_journal *lj, ts_status st, ts_run_stats *stats) {
   free(lj->done);
   lj->done = NULL;
   if (!lj->j) {

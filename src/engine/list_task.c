@@ -22,7 +22,7 @@ int ts_list_aux_paths(const char *text, char **paths) {
   return count;
 }
 
-ts_status ts_lrank_init(ts_lrank *r, const char *text, ts_boundary b, double cval, const ts_list_out_options *oo,
+ts_status ts_list_rank_init(ts_list_rank *r, const char *text, ts_boundary b, double cval, const ts_list_out_options *oo,
                         const ts_blob *aux, ts_error *err) {
   memset(r, 0, sizeof *r);
   r->text = text;
@@ -40,19 +40,19 @@ ts_status ts_lrank_init(ts_lrank *r, const char *text, ts_boundary b, double cva
   return TS_OK;
 }
 
-void ts_lrank_free(ts_lrank *r) {
+void ts_list_rank_free(ts_list_rank *r) {
   for (int d = 0; d < TS_DTYPE_COUNT; d++)
     for (int c = 0; c <= TS_MAX_CHANNELS; c++) ts_pipeline_free(&r->pipes[d][c]);
   for (int i = 0; i < TS_MAX_KERNELS; i++) ts_blob_free(&r->auxpx[i]);
 }
 
-ts_status ts_lthread_init(ts_lthread *t, ts_error *err) {
+ts_status ts_list_thread_init(ts_list_thread *t, ts_error *err) {
   memset(t, 0, sizeof *t);
   t->s = ts_scratch_new();
   return t->s ? TS_OK : ts_fail(err, TS_ERR_NOMEM, "out of memory");
 }
 
-void ts_lthread_free(ts_lthread *t) {
+void ts_list_thread_free(ts_list_thread *t) {
   ts_scratch_free(&t->s);
   ts_blob_free(&t->px);
   ts_blob_free(&t->data);
@@ -62,7 +62,7 @@ void ts_lthread_free(ts_lthread *t) {
 }
 
 /* The pipeline for images of dtype d with c channels, prepared once. */
-static ts_status pipeline_for(ts_lrank *r, ts_dtype d, int c, ts_pipeline **out, ts_error *err) {
+static ts_status pipeline_for(ts_list_rank *r, ts_dtype d, int c, ts_pipeline **out, ts_error *err) {
   ts_status st;
 #pragma omp critical(ts_list_pipes)
   {
@@ -83,12 +83,12 @@ static ts_status pipeline_for(ts_lrank *r, ts_dtype d, int c, ts_pipeline **out,
             : TS_OK;
 }
 
-ts_status ts_list_task(ts_lrank *r, ts_lthread *t, int64_t index, const char *name, const void *payload, size_t n,
+ts_status ts_list_task(ts_list_rank *r, ts_list_thread *t, int64_t index, const char *name, const void *payload, size_t n,
                        ts_blob *out, int64_t *pixels, ts_error *err) {
   ts_error e = {0};
   ts_image im, res;
   ts_pipeline *p = NULL;
-  ts_lrec rec = {.index = index};
+  ts_list_record rec = {.index = index};
   t->em.n = 0;
   t->em.nv = 0;
   *pixels = 0;
@@ -116,7 +116,7 @@ ts_status ts_list_task(ts_lrank *r, ts_lthread *t, int64_t index, const char *na
 }
 
 ts_status ts_list_failure(int64_t index, ts_status status, const char *msg, ts_blob *out, ts_error *err) {
-  ts_lrec rec = {.index = index, .status = status, .msg_len = (int64_t)strlen(msg)};
+  ts_list_record rec = {.index = index, .status = status, .msg_len = (int64_t)strlen(msg)};
   if (ts_blob_append(out, &rec, sizeof rec) || ts_blob_append(out, msg, (size_t)rec.msg_len))
     return ts_fail(err, TS_ERR_NOMEM, "out of memory for results");
   return TS_OK;
@@ -124,7 +124,7 @@ ts_status ts_list_failure(int64_t index, ts_status status, const char *msg, ts_b
 
 ts_status ts_list_store(ts_list_out *o, const ts_inputs *in, const unsigned char *p, size_t *used, ts_emits *em,
                         ts_error *err) {
-  ts_lrec rec;
+  ts_list_record rec;
   memcpy(&rec, p, sizeof rec);
   const unsigned char *msg = p + sizeof rec, *emits = msg + rec.msg_len,
                       *values = emits + (size_t)rec.nemit * sizeof(ts_emit),

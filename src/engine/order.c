@@ -8,13 +8,13 @@
 
 
 
-ts_status ts_crew_init(ts_crew *c, int n, const char *output, const ts_writer_options *o, ts_error *err) {
+ts_status ts_tile_threads_init(ts_tile_threads *c, int n, const char *output, const ts_writer_options *o, ts_error *err) {
   memset(c, 0, sizeof *c);
   c->scratch = calloc((size_t)n, sizeof *c->scratch);
   c->encs = calloc((size_t)n, sizeof *c->encs);
   c->parts = calloc((size_t)n, sizeof *c->parts);
   if (!c->scratch || !c->encs || !c->parts) {
-    ts_crew_free(c);
+    ts_tile_threads_free(c);
     return ts_fail(err, TS_ERR_NOMEM, "out of memory for %d threads' buffers", n);
   }
   c->n = n;
@@ -26,7 +26,7 @@ ts_status ts_crew_init(ts_crew *c, int n, const char *output, const ts_writer_op
   return TS_OK;
 }
 
-void ts_crew_free(ts_crew *c) {
+void ts_tile_threads_free(ts_tile_threads *c) {
   for (int i = 0; i < c->n; i++) {
     if (c->scratch) ts_scratch_free(&c->scratch[i]);
     if (c->encs) ts_encoder_free(&c->encs[i]);

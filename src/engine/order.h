@@ -24,15 +24,15 @@ ts_status ts_encode_core(ts_encoder **encs, ts_blob *parts, int n, ts_rect core,
 /* The per-thread tools of a rank that computes tasks (a worker, or rank 0
  * when idle): scratch, a tile encoder and an encoding buffer per thread,
  * allocated once for the run. */
-typedef struct ts_crew {
+typedef struct ts_tile_threads {
   int n;
   ts_scratch **scratch;
   ts_encoder **encs;
   ts_blob *parts;
-} ts_crew;
+} ts_tile_threads;
 
-ts_status ts_crew_init(ts_crew *c, int n, const char *output, const ts_writer_options *o, ts_error *err);
-void ts_crew_free(ts_crew *c);
+ts_status ts_tile_threads_init(ts_tile_threads *c, int n, const char *output, const ts_writer_options *o, ts_error *err);
+void ts_tile_threads_free(ts_tile_threads *c);
 
 /* Ordered store. Not thread-safe: the caller serializes. A ring of
  * `nslots` pending results indexed by task % nslots: tasks in flight lie in

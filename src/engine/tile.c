@@ -41,7 +41,7 @@ typedef struct tile_kind {
   int64_t halo, stats_len;
   /* a computing rank */
   int threads;
-  ts_crew crew;
+  ts_tile_threads per_thread; /* scratch, encoder, encoding buffer */
   void **outbuf; /* per thread */
   double *partials; /* per thread, stats_len each */
 } tile_kind;
@@ -219,7 +219,7 @@ static ts_status tile_read(ts_kind *kk, int64_t t, ts_blob *b, ts_error *err) {
 static ts_status tile_prepare(ts_kind *kk, int threads, ts_error *err) {
   tile_kind *k = (tile_kind *)kk;
   k->threads = threads;
-  ts_status st = ts_crew_init(&k->crew, threads, k->owner ? k->plan.job->output : k->output, &k->wopts, err);
+  ts_status st = ts_tile_threads_init(&k->per_thread, threads, k->owner ? k->plan.job->output : k->output, &k->wopts, err);
   if (st) return st;
   /* the largest output a task makes: the pipeline's, or a global kernel's input */
   const int64_t T = k->grid.tile;
@@ -264,7 +264,7 @@ static ts_status tile_compute(ts_kind *kk, int me, int nthreads, int64_t t, cons
     return ts_fail(err, TS_ERR_INTERNAL, "task %lld: %zu bytes of input, expected %lldx%lld", (long long)t, n,
                    (long long)in.w, (long long)in.h);
   ts_image src = ts_image_packed((void *)payload, in.w, in.h, k->in_channels, k->in_dtype);
-  ts_scratch **scratch = nthreads > 1 ? k->crew.scratch : &k->crew.scratch[me];
+  ts_scratch **scratch = nthreads > 1 ? k->per_thread.scratch : &k->per_thread.scratch[me];
   if (is_stats(k)) { /* the kernels before the global one, then accumulate */
     const ts_kernel *g = global_kernel(k);
     ts_image dst = ts_image_packed(k->outbuf[me], core.w, core.h, g->in_channels, g->in_dtype);
@@ -276,7 +276,7 @@ static ts_status tile_compute(ts_kind *kk, int me, int nthreads, int64_t t, cons
   ts_status st = nthreads > 1 ? ts_pipeline_run_bands(k->pipe, &src, &dst, scratch, nthreads, err)
                               : ts_pipeline_run(k->pipe, &src, &dst, *scratch, err);
   if (st) return st;
-  return ts_encode_core(nthreads > 1 ? k->crew.encs : &k->crew.encs[me], k->crew.parts, nthreads, core, k->out_tile,
+  return ts_encode_core(nthreads > 1 ? k->per_thread.encs : &k->per_thread.encs[me], k->per_thread.parts, nthreads, core, k->out_tile,
                         &dst, out, err);
 }
 
@@ -295,7 +295,7 @@ static ts_status tile_flush(ts_kind *kk, ts_blob *out, ts_error *err) {
 static void tile_close(ts_kind **kp) {
   tile_kind *k = (tile_kind *)*kp;
   if (!k) return;
-  ts_crew_free(&k->crew);
+  ts_tile_threads_free(&k->per_thread);
   for (int i = 0; k->outbuf && i < k->threads; i++) free(k->outbuf[i]);
   free(k->outbuf);
   free(k->partials);
