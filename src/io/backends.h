@@ -10,6 +10,23 @@ extern const ts_writer_ops ts_tiff_writer_ops;
 extern const ts_reader_ops ts_hdf5_reader_ops;
 extern const ts_writer_ops ts_hdf5_writer_ops;
 
+/* The tile-mode formats, asked in turn (registry.c), as libvips picks its
+ * loaders: a spec may name its format (synth:..., FILE.h5:/dataset, an
+ * output's suffix), else a file's first bytes tell. Adding a format is a
+ * file with its ops and one line of the registry. */
+typedef struct ts_format {
+  const char *name;
+  const ts_reader_ops *reader; /* NULL: not an input */
+  const ts_writer_ops *writer; /* NULL: not an output */
+  int (*names)(const char *spec, int output); /* does the spec itself say this format? */
+  int (*is_a)(const unsigned char *magic, size_t n); /* do a file's first bytes? (NULL: never) */
+  int dataset; /* specs carry FILE:/dataset, the output's default /image */
+} ts_format;
+/* The format a spec names (as an output: output = 1), or NULL. */
+const ts_format *ts_format_named(const char *spec, int output);
+/* The readable format whose magic the first n bytes carry, or NULL. */
+const ts_format *ts_format_of(const unsigned char *magic, size_t n);
+
 /* FILE.h5:/dataset: split at the first ":/" (0 when there is none); the
  * parts are malloc'd (pass NULL to skip one). */
 int ts_h5_split(const char *spec, char **file, char **dset);

@@ -11,7 +11,6 @@
 #include <unistd.h>
 #include "io/backends.h"
 
-static ts_status pick_writer(const char *path, const ts_writer_ops **ops, ts_error *err);
 
 /* Name what a file that is not a TIFF looks like, to make the message useful. */
 static const char *sniff(const unsigned char *m, ssize_t n) {
@@ -22,17 +21,14 @@ static const char *sniff(const unsigned char *m, ssize_t n) {
 }
 
 static ts_status pick_reader(const char *path, const ts_reader_ops **ops, ts_error *err) {
-  if (strncmp(path, "synth:", 6) == 0) {
-    *ops = &ts_synth_reader_ops;
-    return TS_OK;
-  }
-  char *file = NULL;
-  if (ts_h5_split(path, &file, NULL)) { /* FILE.h5:/dataset */
+  const ts_format *f = ts_format_named(path, 0);
+  if (f) { /* synth:..., FILE.h5:/dataset */
+    char *file = NULL;
     struct stat st;
-    int ok = stat(file, &st) == 0;
-    ts_status s = ok ? TS_OK : ts_fail(err, TS_ERR_IO, "%s: cannot open input: %s", file, strerror(errno));
+    int missing = f->dataset && ts_h5_split(path, &file, NULL) && stat(file, &st) != 0;
+    ts_status s = missing ? ts_fail(err, TS_ERR_IO, "%s: cannot open input: %s", file, strerror(errno)) : TS_OK;
     free(file);
-    *ops = &ts_hdf5_reader_ops;
+    *ops = f->reader;
     return s;
   }
   struct stat st;
@@ -46,9 +42,8 @@ static ts_status pick_reader(const char *path, const ts_reader_ops **ops, ts_err
   ssize_t n = read(fd, m, sizeof m);
   close(fd);
   if (n == 0) return ts_fail(err, TS_ERR_FORMAT, "%s: empty file (0 bytes)", path);
-  if (n >= 4 && (memcmp(m, "II*\0", 4) == 0 || memcmp(m, "MM\0*", 4) == 0 ||
-                 memcmp(m, "II+\0", 4) == 0 || memcmp(m, "MM\0+", 4) == 0)) {
-    *ops = &ts_tiff_reader_ops;
+  if ((f = ts_format_of(m, n > 0 ? (size_t)n : 0))) {
+    *ops = f->reader;
     return TS_OK;
   }
   const char *what = sniff(m, n);
@@ -127,40 +122,31 @@ struct ts_writer {
   char *spec;       /* what the backend opens: tmp, or tmp:/dataset for HDF5 */
 };
 
-static int has_suffix(const char *s, const char *suf) {
-  size_t n = strlen(s), m = strlen(suf);
-  return n >= m && strcasecmp(s + n - m, suf) == 0;
-}
-
-/* The output format, by the name: FILE.h5[:/dataset] or .hdf5 is HDF5,
- * .tif or .tiff tiled BigTIFF. */
 static ts_status pick_writer(const char *path, const ts_writer_ops **ops, ts_error *err) {
-  if (strstr(path, ":/") || has_suffix(path, ".h5") || has_suffix(path, ".hdf5")) {
-    *ops = &ts_hdf5_writer_ops;
-    return TS_OK;
-  }
-  if (!has_suffix(path, ".tif") && !has_suffix(path, ".tiff"))
+  const ts_format *f = ts_format_named(path, 1);
+  if (!f)
     return ts_fail(err, TS_ERR_USAGE, "%s: unknown output format; tile mode writes tiled BigTIFF "
                    "(name the output .tif or .tiff) or HDF5 (FILE.h5 or FILE.h5:/dataset)", path);
-  *ops = &ts_tiff_writer_ops;
+  *ops = f->writer;
   return TS_OK;
 }
 
 /* The file an output spec names, and its dataset (HDF5; "/image" unless
  * given) or NULL. */
-static int split_output(const ts_writer_ops *ops, const char *spec, char **file, char **dset) {
+static int split_output(const char *spec, char **file, char **dset) {
+  const ts_format *f = ts_format_named(spec, 1);
   *dset = NULL;
-  if (ops == &ts_hdf5_writer_ops && ts_h5_split(spec, file, dset)) return *file && *dset;
+  if (f && f->dataset && ts_h5_split(spec, file, dset)) return *file && *dset;
   *file = strdup(spec);
-  if (ops == &ts_hdf5_writer_ops) *dset = strdup("/image");
-  return *file && (ops != &ts_hdf5_writer_ops || *dset);
+  if (f && f->dataset) *dset = strdup("/image");
+  return *file && (!f || !f->dataset || *dset);
 }
 
 char *ts_output_file(const char *spec) {
   const ts_writer_ops *ops = NULL;
   ts_error e = {0};
   char *file = NULL, *dset = NULL;
-  if (pick_writer(spec, &ops, &e) || !split_output(ops, spec, &file, &dset)) {
+  if (pick_writer(spec, &ops, &e) || !split_output(spec, &file, &dset)) {
     free(file);
     file = strdup(spec);
   }
@@ -181,7 +167,7 @@ ts_status ts_writer_open(const char *path, const ts_writer_options *o, ts_writer
     return ts_fail(err, TS_ERR_USAGE, "%s: jpeg compression takes u8 images with 1 or 3 channels; "
                    "this output is %s with %d channel(s)", path, ts_dtype_name(o->dtype), o->channels);
   char *file = NULL, *dset = NULL;
-  if (!split_output(ops, path, &file, &dset)) {
+  if (!split_output(path, &file, &dset)) {
     free(file);
     free(dset);
     return ts_fail(err, TS_ERR_NOMEM, "out of memory");

@@ -289,10 +289,30 @@ def same_h5(a, b):
 
 
 def journal_records(path):
+    """Records the journal holds whole: `rec INDEX LEN CRC`, LEN bytes whose
+    CRC-32 is CRC, then a newline. A SIGKILL inside the write of a record
+    that spans pages can leave its head without all its bytes (the kernel
+    checks for fatal signals between pages); that one is not a record, and
+    a resume redoes it."""
+    import zlib
     try:
-        return sum(1 for l in open(path, "rb") if l.startswith(b"rec "))
+        data = open(path, "rb").read()
     except FileNotFoundError:
         return 0
+    n, at = 0, 0
+    while True:
+        at = data.find(b"\nrec ", at)
+        if at < 0:
+            return n
+        end = data.find(b"\n", at + 1)
+        if end < 0:
+            return n
+        head = data[at + 1:end].split()
+        size, crc = int(head[2]), int(head[3][:8], 16)
+        body = data[end + 1:end + 1 + size]
+        if len(body) < size or zlib.crc32(body) != crc or data[end + 1 + size:end + 2 + size] != b"\n":
+            return n
+        n, at = n + 1, end + 1 + size
 
 
 # list mode has no statistics pass (global kernels act per image): early,
