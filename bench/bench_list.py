@@ -164,6 +164,23 @@ def same_pixels(a_dir, b_dir):
     return worst, equal / total, sizes
 
 
+def timed_table(rows, repeat, count, ratio):
+    """Each row's best time as a markdown line; ratio(name, seconds, the
+    first row's) is the last column. A row's optional third item runs
+    first, untimed. Returns [(name, seconds)] for the plot."""
+    print("| tool | seconds | images/s | tessera's speed-up |")
+    print("|---|---:|---:|---:|")
+    base, out = None, []
+    for name, fn, *before in rows:
+        for b in before:
+            b()
+        s = best(fn, repeat)
+        base = base or s
+        print(f"| {name} | {s:.2f} | {count / s:.0f} | {ratio(name, s, base)} |", flush=True)
+        out.append((name, s))
+    return out
+
+
 def otsu_section(a, t, d, panels):
     floor = os.path.join(d, "png_floor")
     subprocess.run(["cc", "-O2", "-fopenmp", os.path.join(HERE, "png_floor.c"), "-lpng", "-o", floor], check=True)
@@ -188,17 +205,8 @@ def otsu_section(a, t, d, panels):
         ("joblib n_jobs=2, threading", lambda: otsu_joblib(paths, out, "threading")),
         ("ProcessPoolExecutor(2)", lambda: otsu_executor(paths, out)),
     ]
-    print("| tool | seconds | images/s | tessera's speed-up |")
-    print("|---|---:|---:|---:|")
-    base, bars_ = None, []
-    for name, fn in rows:
-        s = best(fn, a.repeat)
-        base = base or s
-        ratio = f"{s / base:.2f}x" if base != s else "1.00x"
-        if name.startswith("floor"):
-            ratio = f"(tessera reaches {100 * s / base:.0f}% of it)"
-        print(f"| {name} | {s:.2f} | {a.count / s:.0f} | {ratio} |", flush=True)
-        bars_.append((name, s))
+    bars_ = timed_table(rows, a.repeat, a.count, lambda name, s, base: f"(tessera reaches {100 * s / base:.0f}% of it)"
+                        if name.startswith("floor") else f"{s / base:.2f}x")
     panels.append((f"Otsu table, {a.count} PNGs of 512 x 512", "seconds (less is better)", bars_))
     shutil.rmtree(f"{d}/pngs")
 
@@ -224,20 +232,12 @@ def bengali_section(a, t, d, panels):
                       "--threads", "2", "--force", "--quiet"])),
         ("floor: inflate + deflate the chunks only, 2 threads",
          lambda: float(subprocess.run([cfloor, f"{d}/chunks.bin", f"{d}/raw.bin", "2"], check=True,
-                                      capture_output=True, text=True).stdout.split()[2])),
+                                      capture_output=True, text=True).stdout.split()[2]),
+         lambda: write_records(src, out, d)),  # tessera's output images, for the floor
         ("multiprocessing.Pool(2), numpy + cv2, h5py", lambda: bengali_pool(src, out)),
     ]
-    print("| tool | seconds | images/s | tessera's speed-up |")
-    print("|---|---:|---:|---:|")
-    base, bars_ = None, []
-    for name, fn in rows:
-        if name.startswith("floor"):
-            write_records(src, out, d)
-        s = best(fn, a.repeat)
-        base = base or s
-        ratio = f"(tessera takes {base / s:.2f}x its time)" if name.startswith("floor") else f"{s / base:.2f}x"
-        print(f"| {name} | {s:.2f} | {a.bengali / s:.0f} | {ratio} |", flush=True)
-        bars_.append((name, s))
+    bars_ = timed_table(rows, a.repeat, a.bengali, lambda name, s, base: f"(tessera takes {base / s:.2f}x its time)"
+                        if name.startswith("floor") else f"{s / base:.2f}x")
     panels.append((f"Bengali preprocessing, {a.bengali} images", "seconds (less is better)", bars_))
 
 
@@ -283,14 +283,7 @@ def blend_section(a, t, d, panels):
         ("joblib n_jobs=2, loky (cv2.addWeighted + cv2.imwrite)", lambda: blend_joblib(src, fixed, f"{d}/bj")),
     ]
     print(f"\n## Folder blend: {a.blend} RGB PNGs of 500 x 500 into a directory of PNGs\n")
-    print("| tool | seconds | images/s | tessera's speed-up |")
-    print("|---|---:|---:|---:|")
-    base, bars_ = None, []
-    for name, fn in rows:
-        s = best(fn, a.repeat)
-        base = base or s
-        print(f"| {name} | {s:.2f} | {a.blend / s:.0f} | {s / base:.2f}x |", flush=True)
-        bars_.append((name, s))
+    bars_ = timed_table(rows, a.repeat, a.blend, lambda name, s, base: f"{s / base:.2f}x")
     worst, equal, sizes = same_pixels(f"{d}/bt", f"{d}/bj")
     print(f"\ntessera's PNGs decoded by cv2 against cv2's own: max difference {worst}, {100 * equal:.3f}% of "
           f"samples equal (blend rounds as cv2.addWeighted's scalar code; its SIMD code differs by 1 on a few); "
