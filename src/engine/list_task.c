@@ -29,7 +29,7 @@ ts_status ts_list_rank_init(ts_list_rank *r, const char *text, ts_boundary b, do
   r->boundary = b;
   r->cval = cval;
   r->oo = *oo;
-  r->oo.dir = ts_list_out_is_dir(oo->path); /* once, not per image */
+  r->oo.sink = ts_list_sink_for(oo); /* once, not per image */
   for (int i = 0; aux && i < TS_MAX_KERNELS; i++) {
     if (!aux[i].p) continue;
     char name[64];

@@ -67,6 +67,7 @@ ts_status ts_payload_image(const char *name, const void *payload, size_t n, ts_b
 /* ---- outputs ------------------------------------------------------------- */
 
 typedef struct ts_list_out ts_list_out;
+typedef struct ts_list_sink ts_list_sink; /* list_sink.h */
 
 typedef struct ts_list_out_options {
   const char *path;    /* FILE.h5 or DIR/ */
@@ -76,11 +77,13 @@ typedef struct ts_list_out_options {
   int level;           /* ts_job.compression_level */
   int force;
   int no_images;       /* HDF5: store emitted values only */
-  int dir;             /* the output is a directory (ts_list_out_is_dir), for ts_list_encode */
+  const struct ts_list_sink *sink; /* the sink that stores it (ts_list_sink_for), for ts_list_encode */
   int resume;          /* --resume: files in a directory output may be this job's own leftovers */
   const char *pipeline, *input; /* recorded as attributes */
 } ts_list_out_options;
 
+/* The sink that claims this output (a directory, else HDF5). */
+const ts_list_sink *ts_list_sink_for(const ts_list_out_options *o);
 /* Is this output a directory (ends in '/' or is one) rather than HDF5? */
 int ts_list_out_is_dir(const char *path);
 /* Refuse an existing output without force (for a directory: any file a
