@@ -288,7 +288,11 @@ static const ts_kind_ops list_ops = {
 static void list_common(list_kind *k) {
   k->base.ops = &list_ops;
   k->base.passes = 1;
-  k->base.serial_io = 1; /* stack slices are read and results written through one HDF5 library */
+  /* HDF5 here is not thread-safe: when inputs are read through it (a
+   * stack, or strips of an HDF5 image) and results stored into it, reads
+   * and stores take one lock; else reading files overlaps storing */
+  const int h5_in = k->in.h5 || (k->in.strip_reader && !strcmp(k->in.strip_reader->info.format, "hdf5"));
+  k->base.serial_io = h5_in && !ts_list_out_is_dir(k->owner ? k->job->output : k->opath);
   int64_t most = 0;
   for (int64_t i = 0; k->have_in && i < k->in.n; i++)
     if (k->in.items[i].size > most) most = k->in.items[i].size;
