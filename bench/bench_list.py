@@ -141,14 +141,15 @@ def job_seconds(cmd, stats):
 
 # ---- 4. blend ------------------------------------------------------------------
 
-def blend_joblib(src, fixed_path, out):
+def blend_joblib(src, fixed_path, out, ext=".png"):
     import cv2 as cv
     from joblib import Parallel, delayed
     os.makedirs(out, exist_ok=True)
     fixed = cv.imread(fixed_path)
 
     def one(name):
-        cv.imwrite(os.path.join(out, name), cv.addWeighted(cv.imread(os.path.join(src, name)), 0.7, fixed, 0.3, 0))
+        img = cv.addWeighted(cv.imread(os.path.join(src, name)), 0.7, fixed, 0.3, 0)
+        cv.imwrite(os.path.join(out, os.path.splitext(name)[0] + ext), img)
     Parallel(n_jobs=2, backend="loky")(delayed(one)(n) for n in sorted(os.listdir(src)))
 
 
@@ -290,6 +291,17 @@ def blend_section(a, t, d, panels):
           f"samples equal (blend rounds as cv2.addWeighted's scalar code; its SIMD code differs by 1 on a few); "
           f"files {sizes[0] / 1e6:.1f} MB against {sizes[1] / 1e6:.1f} MB")
     panels.append((f"Folder blend, {a.blend} PNGs of 500 x 500", "seconds (less is better)", bars_))
+    # the other sinks at cv2.imwrite's defaults: JPEG quality 95, TIFF LZW
+    for fmt, ext, extra, peer in (("jpeg", ".jpg", ["--jpeg-quality", "95"], "quality 95"),
+                                  ("tiff", ".tif", ["--compression", "lzw"], "LZW")):
+        print(f"\nThe same blend into {fmt.upper()} files ({peer}, cv2.imwrite's default):\n")
+        rows = [(f"tessera --format {fmt} {' '.join(extra)}",
+                 lambda fmt=fmt, extra=extra: run([t, "run", "--input", src, "--output", f"{d}/s{fmt}/", "--format", fmt,
+                                                   *extra, "--pipeline", pipe, "--threads", "2", "--force", "--quiet"])),
+                (f"joblib n_jobs=2, loky (cv2.imwrite {ext})",
+                 lambda ext=ext, fmt=fmt: blend_joblib(src, fixed, f"{d}/j{fmt}", ext))]
+        more = timed_table(rows, a.repeat, a.blend, lambda name, s, base: f"{s / base:.2f}x")
+        panels.append((f"Folder blend into {fmt.upper()} ({peer})", "seconds (less is better)", more))
 
 
 def main():

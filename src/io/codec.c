@@ -12,16 +12,6 @@
 #include "io/codec.h"
 #include "io/tiff_util.h"
 
-ts_file_format ts_sniff(const void *bytes, size_t n) {
-  const unsigned char *b = bytes;
-  if (n >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8)) return TS_FILE_PNG;
-  if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) return TS_FILE_JPEG;
-  if (n >= 4 && (!memcmp(b, "II*\0", 4) || !memcmp(b, "MM\0*", 4) || !memcmp(b, "II+\0", 4) ||
-                 !memcmp(b, "MM\0+", 4)))
-    return TS_FILE_TIFF;
-  return TS_FILE_UNKNOWN;
-}
-
 ts_status ts_file_format_parse(const char *s, ts_file_format *out) {
   if (!strcasecmp(s, "png")) *out = TS_FILE_PNG;
   else if (!strcasecmp(s, "jpeg") || !strcasecmp(s, "jpg")) *out = TS_FILE_JPEG;
@@ -157,21 +147,69 @@ static ts_status encode_tiff(const ts_image *im, ts_compression c, int level, ts
   return st;
 }
 
+/* ---- the codecs, one line each ------------------------------------------ */
+
+typedef struct codec {
+  ts_file_format format;
+  int (*is_a)(const unsigned char *b, size_t n); /* by the file's first bytes */
+  ts_status (*decode)(const char *name, const void *bytes, size_t n, ts_blob *px, ts_image *im, ts_zstream *z,
+                      ts_blob *work, ts_error *err);
+  ts_status (*encode)(const ts_image *im, int quality, ts_compression c, int level, ts_blob *out, ts_zstream *z,
+                      ts_blob *work, ts_error *err);
+} codec;
+
+static int png_is_a(const unsigned char *b, size_t n) { return n >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8); }
+static int jpeg_is_a(const unsigned char *b, size_t n) { return n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF; }
+static int tiff_is_a(const unsigned char *b, size_t n) {
+  return n >= 4 && (!memcmp(b, "II*\0", 4) || !memcmp(b, "MM\0*", 4) || !memcmp(b, "II+\0", 4) ||
+                    !memcmp(b, "MM\0+", 4));
+}
+
+static ts_status png_enc(const ts_image *im, int quality, ts_compression c, int level, ts_blob *out, ts_zstream *z,
+                         ts_blob *work, ts_error *err) {
+  return ts_png_encode(im, level, out, z, work, err);
+}
+static ts_status jpeg_dec(const char *name, const void *bytes, size_t n, ts_blob *px, ts_image *im, ts_zstream *z,
+                          ts_blob *work, ts_error *err) {
+  return decode_jpeg(name, bytes, n, px, im, err);
+}
+static ts_status jpeg_enc(const ts_image *im, int quality, ts_compression c, int level, ts_blob *out, ts_zstream *z,
+                          ts_blob *work, ts_error *err) {
+  return encode_jpeg(im, quality, out, err);
+}
+static ts_status tiff_dec(const char *name, const void *bytes, size_t n, ts_blob *px, ts_image *im, ts_zstream *z,
+                          ts_blob *work, ts_error *err) {
+  return decode_tiff(name, bytes, n, px, im, err);
+}
+static ts_status tiff_enc(const ts_image *im, int quality, ts_compression c, int level, ts_blob *out, ts_zstream *z,
+                          ts_blob *work, ts_error *err) {
+  return encode_tiff(im, c, level, out, err);
+}
+
+static const codec codecs[] = {
+    {TS_FILE_PNG, png_is_a, ts_png_decode, png_enc},
+    {TS_FILE_JPEG, jpeg_is_a, jpeg_dec, jpeg_enc},
+    {TS_FILE_TIFF, tiff_is_a, tiff_dec, tiff_enc},
+};
+#define NCODECS (sizeof codecs / sizeof codecs[0])
+
+ts_file_format ts_sniff(const void *bytes, size_t n) {
+  for (size_t i = 0; i < NCODECS; i++)
+    if (codecs[i].is_a(bytes, n)) return codecs[i].format;
+  return TS_FILE_UNKNOWN;
+}
+
 ts_status ts_decode(const char *name, const void *bytes, size_t n, ts_blob *px, ts_image *im, ts_zstream *z,
                     ts_blob *work, ts_error *err) {
-  switch (ts_sniff(bytes, n)) {
-    case TS_FILE_PNG: return ts_png_decode(name, bytes, n, px, im, z, work, err);
-    case TS_FILE_JPEG: return decode_jpeg(name, bytes, n, px, im, err);
-    case TS_FILE_TIFF: return decode_tiff(name, bytes, n, px, im, err);
-    default:
-      return ts_fail(err, TS_ERR_FORMAT, n == 0 ? "%s: empty file" : "%s: not a PNG, JPEG or TIFF file", name);
-  }
+  for (size_t i = 0; i < NCODECS; i++)
+    if (codecs[i].is_a(bytes, n)) return codecs[i].decode(name, bytes, n, px, im, z, work, err);
+  return ts_fail(err, TS_ERR_FORMAT, n == 0 ? "%s: empty file" : "%s: not a PNG, JPEG or TIFF file", name);
 }
 
 ts_status ts_encode(ts_file_format f, const ts_image *im, int quality, ts_compression c, int level, ts_blob *out,
                     ts_zstream *z, ts_blob *work, ts_error *err) {
   out->size = 0;
-  if (f == TS_FILE_PNG) return ts_png_encode(im, level, out, z, work, err);
-  if (f == TS_FILE_JPEG) return encode_jpeg(im, quality, out, err);
-  return encode_tiff(im, c, level, out, err);
+  for (size_t i = 0; i < NCODECS; i++)
+    if (codecs[i].format == f) return codecs[i].encode(im, quality, c, level, out, z, work, err);
+  return ts_fail(err, TS_ERR_INTERNAL, "no encoder for format %d", (int)f);
 }
