@@ -77,7 +77,6 @@ struct ts_kind {
   int bands;            /* one task may run on several threads (row bands) */
   int64_t max_payload;  /* about the largest payload read makes (batch sizing; a hint) */
   int64_t max_threads;  /* more threads than this would idle (0: any) */
-  int rank;
 };
 
 /* A kind as the registry knows it. */

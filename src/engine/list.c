@@ -364,7 +364,6 @@ static ts_status list_open_worker(const unsigned char *setup, size_t n, int rank
   list_kind *k = calloc(1, sizeof *k);
   if (!k) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   *out = &k->base;
-  k->base.rank = rank;
   const unsigned char *at = setup + sizeof s;
   k->text = take_string(&at, s.len_pipeline);
   k->opath = take_string(&at, s.len_output);

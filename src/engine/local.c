@@ -113,7 +113,7 @@ static ts_status passes(loop *l, int threads, int on, ts_error *err) {
 }
 
 ts_status ts_engine_local(ts_kind *k, const ts_job *job, ts_run_stats *stats, ts_error *err) {
-  loop l = {.k = k, .t0 = ts_now(), .trace = {.on = job->trace}};
+  loop l = {.k = k, .t0 = ts_now(), .trace = {.on = job->trace}}; /* stats->seconds: the caller's */
   int threads = job->threads > 0 ? job->threads : omp_get_max_threads();
   if (k->max_threads > 0 && threads > k->max_threads) threads = (int)k->max_threads;
   if (threads < 1) threads = 1;
@@ -128,7 +128,6 @@ ts_status ts_engine_local(ts_kind *k, const ts_job *job, ts_run_stats *stats, ts
   pthread_mutex_destroy(&l.read_lock);
   pthread_mutex_destroy(&l.write_lock);
   pthread_cond_destroy(&l.stored);
-  stats->seconds = ts_now() - l.t0;
   stats->threads = threads;
   stats->nevents = l.trace.n;
   stats->events = l.trace.ev; /* ownership moves to stats */

@@ -381,7 +381,6 @@ static ts_status tile_open_worker(const unsigned char *setup, size_t n, int rank
   tile_kind *k = calloc(1, sizeof *k);
   if (!k) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   *out = &k->base;
-  k->base.rank = rank;
   k->grid = s.grid;
   k->wopts = s.wopts;
   k->out_tile = s.out_tile;

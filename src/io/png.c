@@ -139,13 +139,13 @@ static int fast_decode(const char *name, const unsigned char *b, size_t n, ts_bl
     else if (!(type[0] & 0x20) || !memcmp(type, "tRNS", 4)) return 1; /* critical (PLTE...) or transparency */
     at += 12 + len;
   }
+  ts_error e = {0}; /* the image's size against the decoders' limit, before any buffer */
+  if (ts_codec_image(name, w, h, channels, depth == 16 ? TS_U16 : TS_U8, px, im, &e)) return 1;
   if (ts_blob_reserve(work, raw + idat)) return 1;
   unsigned char *stream = work->p + raw;
   for (size_t k = 33, got = 0; got < idat; k += 12 + get32(b + k))
     if (!memcmp(b + k + 4, "IDAT", 4)) memcpy(stream + got, b + k + 8, get32(b + k)), got += get32(b + k);
   if (ts_zdecompress(z, stream, idat, work->p, raw) != 0) return 1;
-  ts_error e = {0};
-  if (ts_codec_image(name, w, h, channels, depth == 16 ? TS_U16 : TS_U8, px, im, &e)) return 1;
   for (int64_t y = 0; y < h; y++) {
     unsigned char *r = work->p + (size_t)y * (row + 1);
     if (unfilter(r[0], r + 1, y ? r - row : NULL, row, bpp)) return 1;

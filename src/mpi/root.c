@@ -285,10 +285,8 @@ ts_status ts_mpi_root(ts_kind *k, const ts_job *job, const ts_wire_setup *su, MP
   if (r.sends) st = stop_all(&r, st, err);
   /* rank 0's busy time is the CPU it used: on a loaded machine a woken
    * rank 0 may wait for a core, which wall time would count as busy */
-  const int64_t own_tasks = r.ranks ? r.ranks[0].tasks : 0;
-  if (r.ranks) {
+  if (r.ranks) { /* its tasks: counted by own_task */
     r.ranks[0].busy = cpu_seconds() - cpu0;
-    r.ranks[0].tasks = own_tasks;
     r.ranks[0].threads = r.own ? r.threads : 1;
     gethostname(r.ranks[0].host, sizeof r.ranks[0].host - 1);
     stats->threads = r.ranks[1].threads;

@@ -24,6 +24,8 @@ typedef struct worker {
   ts_trace *trace;                 /* per thread */
   ts_rank_stats mine;
   double t0;
+  double t_wait;   /* when this rank began waiting for the message in hand */
+  int64_t first;   /* its first task, for the send's trace event */
 } worker;
 
 static double since(const worker *w) { return MPI_Wtime() - w->t0; }
@@ -117,7 +119,8 @@ static ts_status handle(worker *w, const unsigned char *m, ts_blob *out, int *se
     m = w->bulk.p;
   }
   const ts_item *items = (const ts_item *)(m + sizeof h);
-  if (h.count > 0) ts_trace_add(&w->trace[0], TS_PHASE_RECEIVE, items[0].task, since(w), since(w), w->rank, 0);
+  w->first = h.count > 0 ? items[0].task : -1;
+  if (h.count > 0) ts_trace_add(&w->trace[0], TS_PHASE_RECEIVE, w->first, w->t_wait, since(w), w->rank, 0);
   w->mine.bytes_received += (int64_t)sizeof h + h.payload;
   const double t0 = MPI_Wtime();
   ts_status st = compute_batch(w, items, h.count, m + ts_payload_offset(h.count), err);
@@ -171,6 +174,7 @@ ts_status ts_mpi_worker(ts_kind *k, const ts_wire_setup *su, int threads, MPI_Co
   int failed = 0;
   int32_t final_status = TS_OK;
   for (int cur = 0;; cur = (cur + 1) % ring) {
+    w.t_wait = since(&w);
     ts_wait_gently(&rreq[cur], NULL, NULL);
     ts_msg m;
     memcpy(&m, rbuf[cur], sizeof m);
@@ -192,7 +196,7 @@ ts_status ts_mpi_worker(ts_kind *k, const ts_wire_setup *su, int threads, MPI_Co
       w.mine.bytes_sent += (int64_t)res[cur].size;
       const double t_send = since(&w);
       MPI_Isend(res[cur].p, (int)res[cur].size, MPI_BYTE, 0, TAG_DONE, comm, &sreq[cur]);
-      ts_trace_add(&w.trace[0], TS_PHASE_SEND, -1, t_send, since(&w), w.rank, 0);
+      ts_trace_add(&w.trace[0], TS_PHASE_SEND, w.first, t_send, since(&w), w.rank, 0);
     }
   }
   MPI_Waitall(ring, sreq, MPI_STATUSES_IGNORE);

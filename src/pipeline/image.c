@@ -15,7 +15,7 @@ enum { SLOT_A = 10, SLOT_B = 11, SLOT_PAD = 12, SLOT_STATS = 13, SLOT_RUNS = 14 
 static ts_status read_image(void *im_, ts_rect r, void *dst, int64_t stride, ts_error *err) {
   const ts_image *im = im_;
   const size_t row = (size_t)r.w * ts_pixel_size(im);
-  for (int64_t y = 0; y < r.h; y++) memcpy((char *)dst + y * stride, ts_image_at((ts_image *)im, r.x, r.y + y), row);
+  for (int64_t y = 0; y < r.h; y++) memcpy((char *)dst + y * stride, ts_image_at(im, r.x, r.y + y), row);
   return TS_OK;
 }
 
