@@ -80,6 +80,12 @@ static int set_channels(ts_cli_opts *o, const char *v, const char *w) {
 static int set_bool(int *dst, const char *v, const char *w, const char *name) {
   return ts_parse_bool(v, dst) ? bad(w, name, v, "true or false") : 0;
 }
+static int set_max_pixels(ts_cli_opts *o, const char *v, const char *w) {
+  return set_int(&o->job.max_image_pixels, v, w, "--max-image-pixels", 0, INT64_MAX);
+}
+static int set_page(ts_cli_opts *o, const char *v, const char *w) {
+  return set_int(&o->job.page, v, w, "--page", 0, (int64_t)1 << 30);
+}
 static int set_recursive(ts_cli_opts *o, const char *v, const char *w) {
   return set_bool(&o->job.recursive, v, w, "--recursive");
 }
@@ -137,6 +143,8 @@ static const spec specs[] = {
     {"glob", 0, "input", 0, 0, R, set_glob},
     {"recursive", 0, "input", 1, 0, R, set_recursive},
     {"strips", 0, "input", 0, 0, R, set_strips},
+    {"max-image-pixels", 0, "input", 0, 0, R, set_max_pixels},
+    {"page", 0, "input", 0, 0, R, set_page},
     {"output", 'o', "output", 0, 1, R | G, set_output},
     {"format", 0, "output", 0, 0, R, set_format},
     {"images", 0, "output", 0, 0, R, set_images},
@@ -176,7 +184,9 @@ void ts_cli_opts_init(ts_cli_opts *o) {
 
 void ts_cli_opts_free(ts_cli_opts *o) {
   for (int i = 0; i < o->nowned; i++) free(o->owned[i]);
-  o->nowned = 0;
+  free(o->owned);
+  o->owned = NULL;
+  o->nowned = o->capowned = 0;
 }
 
 /* A pipeline line with its relative with=PATH made relative to the job
@@ -201,7 +211,16 @@ static char *with_paths(const char *value, const char *dir) {
 }
 
 static char *own(ts_cli_opts *o, char *s) {
-  if (s && o->nowned < (int)(sizeof o->owned / sizeof *o->owned)) o->owned[o->nowned++] = s;
+  if (s && o->nowned == o->capowned) { /* a job file may repeat a key any number of times */
+    char **g = realloc(o->owned, (size_t)(2 * o->capowned + 16) * sizeof *g);
+    if (!g) {
+      free(s);
+      return NULL;
+    }
+    o->owned = g;
+    o->capowned = 2 * o->capowned + 16;
+  }
+  if (s) o->owned[o->nowned++] = s;
   return s;
 }
 

@@ -17,8 +17,8 @@ typedef struct ts_cli_opts {
   const char *stats, *trace;
   const char *size, *dtype; /* generate */
   int64_t channels;         /* generate */
-  char *owned[64];          /* strings from job files */
-  int nowned;
+  char **owned;             /* strings from job files, freed with the options */
+  int nowned, capowned;
 } ts_cli_opts;
 
 void ts_cli_opts_init(ts_cli_opts *o);

@@ -233,7 +233,7 @@ static ts_status parse(char *text, size_t n, ts_journal_state *s, const char *pa
       ps->kernel = strtoll(q, &q, 10);
       ps->stage = strtoll(q, &q, 10);
       ps->n = strtoll(q, &q, 10);
-      if (ps->n < 0 || ps->n > (1 << 26) || !(ps->v = malloc((size_t)(ps->n + 1) * sizeof *ps->v)))
+      if (ps->n < 0 || ps->n > (e - q) / 2 /* " v" at least */ || !(ps->v = malloc((size_t)(ps->n + 1) * sizeof *ps->v)))
         break;
       for (int64_t i = 0; i < ps->n; i++) ps->v[i] = strtod(q, &q);
       s->npasses++;
@@ -297,7 +297,8 @@ ts_status ts_journal_load(const char *path, ts_journal_state *s, ts_error *err) 
   while ((n = fread(buf, 1, sizeof buf, f)) > 0)
     if (ts_blob_append(&b, buf, n)) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
   fclose(f);
-  if (st == TS_OK) st = parse((char *)b.p, b.size, s, path, err);
+  char none[1] = ""; /* an empty journal: no lines */
+  if (st == TS_OK) st = parse(b.p ? (char *)b.p : none, b.size, s, path, err);
   ts_blob_free(&b);
   if (st) ts_journal_state_free(s);
   return st;

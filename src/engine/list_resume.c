@@ -104,13 +104,19 @@ ts_status ts_list_journal_replay(ts_list_journal *lj, ts_list_out *out, const ts
   if (!done) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   ts_status st = TS_OK;
   ts_emits em = {0};
-  const unsigned char *p = lj->saved.records.p;
-  for (int64_t k = 0; st == TS_OK && k < lj->saved.nrecords; k++) {
+  const unsigned char *p = lj->saved.records.p, *end = p + lj->saved.records.size;
+  for (int64_t k = 0; st == TS_OK && k < lj->saved.nrecords && (size_t)(end - p) >= sizeof(ts_list_record); k++) {
     ts_list_record r;
     memcpy(&r, p, sizeof r);
+    /* a record's CRC held, but its fields are checked before they are trusted */
+    const size_t left = (size_t)(end - p) - sizeof r;
+    if (r.msg_len < 0 || r.nemit < 0 || r.nvalues < 0 || r.data_len < 0 || (uint64_t)r.msg_len > left ||
+        (uint64_t)r.nemit > left / sizeof(ts_emit) || (uint64_t)r.nvalues > left / sizeof(double) ||
+        (uint64_t)r.data_len > left)
+      break;
     size_t used = sizeof r + (size_t)r.msg_len + (size_t)r.nemit * sizeof(ts_emit) +
                   (size_t)r.nvalues * sizeof(double) + (size_t)r.data_len;
-    if (r.index < 0 || r.index >= in->n) break;
+    if (used - sizeof r > left || r.index < 0 || r.index >= in->n) break;
     if (!done[r.index]) {
       if (lj->dir && r.status == TS_OK) ts_list_out_mark_done(out, r.index); /* its file is there */
       else st = ts_list_store(out, in, p, &used, &em, err);

@@ -192,11 +192,13 @@ static ts_status resize_u8_linear(const ts_kernel *k, const ts_image *in, ts_ima
                                   const axis *ay, int64_t W, int64_t H, ts_scratch *s, ts_error *err) {
   const int C = in->channels;
   const int64_t n = W * C;
-  /* kernel-private slots: 0-5 hold the axes; the float path's 6 and 7 are free here */
+  /* kernel-private slots: 0-5 hold the axes; the float path's 6 and 7 are
+   * free here. Nothing else: the caller's output may be in any other slot
+   * (blend fit=resize resizes into slot 15) */
   int16_t *rows = ts_scratch_get(s, 6, (size_t)(2 * n) * sizeof(int16_t));
-  int32_t *xo = ts_scratch_get(s, 7, (size_t)(2 * n) * sizeof(int32_t)); /* per output sample: 2 source offsets */
-  int16_t *xa = ts_scratch_get(s, 15, (size_t)(2 * n) * sizeof(int16_t));
-  if (!rows || !xo || !xa) return TS_SCRATCH_OOM(err, k);
+  int32_t *xo = ts_scratch_get(s, 7, (size_t)(2 * n) * (sizeof(int32_t) + sizeof(int16_t))); /* per output sample: */
+  int16_t *xa = xo ? (int16_t *)(xo + 2 * n) : NULL; /* 2 source offsets, then their 2 weights */
+  if (!rows || !xo) return TS_SCRATCH_OOM(err, k);
   for (int64_t x = 0; x < W; x++)
     for (int c = 0; c < C; c++) {
       const int64_t i = x * C + c, t = ax->first[x];

@@ -3,12 +3,15 @@
  * chaining the scipy/OpenCV calls one by one; global kernels resolve
  * their statistics on this image alone; whole-image kernels (resize,
  * crop, otsu...) run as they are and may change the size. */
+#include <stdlib.h>
 #include <string.h>
 #include "kernels/global.h"
 #include "partition/assemble.h"
 #include "tessera/pipeline.h"
 
-/* scratch slots of the image runner (the pipeline's are 8..15; kernels own 0..7 and 15) */
+/* scratch slots of the image runner (the pipeline's are 8..14; kernels own
+ * 0..7, and 15 is a whole-image kernel's for an intermediate image: blend
+ * resizes with= into it) */
 enum { SLOT_A = 10, SLOT_B = 11, SLOT_PAD = 12, SLOT_STATS = 13, SLOT_RUNS = 14 };
 
 /* Rows of an image in memory, as the assembly reads them. */
@@ -32,6 +35,34 @@ static ts_status pad(const ts_image *im, int64_t h, ts_boundary b, double cval, 
   return ts_assemble_rect(read_image, (void *)im, im->w, im->h, rect, b, cval, out, runs, err);
 }
 
+/* A pixel kernel over the whole image cur into next (in `slot`). A global
+ * kernel resolves its statistics on this image alone, into a copy whose
+ * weights are this image's and freed here. */
+static ts_status run_pixels(const ts_kernel *k, const ts_image *cur, ts_image *next, int slot, ts_boundary b,
+                            double cval, ts_scratch *s, ts_error *err) {
+  ts_kernel g = *k;
+  const int global = ts_kernel_stages(k) > 0;
+  if (global) {
+    g.weights = NULL;
+    g.nweights = 0;
+  }
+  ts_status st = global ? ts_global_resolve_image(&g, cur, s, SLOT_STATS, err) : TS_OK;
+  ts_image src = *cur;
+  if (!st && k->halo > 0) st = pad(cur, k->halo, b, cval, s, &src, err);
+  if (!st) {
+    int64_t bytes = ts_image_bytes(cur->w, cur->h, k->out_channels, k->out_dtype);
+    void *buf = bytes < 0 ? NULL : ts_scratch_get(s, slot, (size_t)bytes);
+    if (!buf)
+      st = ts_fail(err, TS_ERR_NOMEM, "out of memory for a %lldx%lld image", (long long)cur->w, (long long)cur->h);
+    else {
+      *next = ts_image_packed(buf, cur->w, cur->h, k->out_channels, k->out_dtype);
+      st = k->def->apply(&g, &src, next, s, err);
+    }
+  }
+  if (global) free(g.weights);
+  return st;
+}
+
 ts_status ts_pipeline_run_image(const ts_pipeline *p, const ts_image *in, ts_boundary b, double cval, ts_image *out,
                                 ts_emits *em, ts_scratch *s, ts_error *err) {
   ts_image cur = *in;
@@ -39,20 +70,8 @@ ts_status ts_pipeline_run_image(const ts_pipeline *p, const ts_image *in, ts_bou
   for (int i = 0; i < p->n; i++) {
     const ts_kernel *k = &p->k[i];
     ts_image next;
-    ts_status st;
-    if (k->def->flags & TS_KERNEL_WHOLE) {
-      st = k->def->apply_image(k, &cur, &next, slot, em, s, err);
-    } else {
-      ts_kernel g = *k; /* a global kernel resolves on this image alone */
-      if (ts_kernel_stages(k) && (st = ts_global_resolve_image(&g, &cur, s, SLOT_STATS, err))) return st;
-      ts_image src = cur;
-      if (k->halo > 0 && (st = pad(&cur, k->halo, b, cval, s, &src, err))) return st;
-      int64_t bytes = ts_image_bytes(cur.w, cur.h, k->out_channels, k->out_dtype);
-      void *buf = bytes < 0 ? NULL : ts_scratch_get(s, slot, (size_t)bytes);
-      if (!buf) return ts_fail(err, TS_ERR_NOMEM, "out of memory for a %lldx%lld image", (long long)cur.w, (long long)cur.h);
-      next = ts_image_packed(buf, cur.w, cur.h, k->out_channels, k->out_dtype);
-      st = k->def->apply(&g, &src, &next, s, err);
-    }
+    ts_status st = k->def->flags & TS_KERNEL_WHOLE ? k->def->apply_image(k, &cur, &next, slot, em, s, err)
+                                                   : run_pixels(k, &cur, &next, slot, b, cval, s, err);
     if (st) return st;
     if (next.data != cur.data) slot = slot == SLOT_A ? SLOT_B : SLOT_A; /* else: pixels passed through */
     cur = next;
