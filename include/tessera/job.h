@@ -22,6 +22,7 @@ typedef struct ts_job {
   const char *input;
   const char *output;
   const char *pipeline; /* text; "" = copy */
+  int64_t page;         /* a multi-page TIFF input: the page to read (0: the first) */
   int64_t tile;         /* task core size, multiple of 16 */
   int64_t out_tile;     /* output TIFF tile; 0 = largest of 256..16 dividing tile */
   ts_boundary boundary;
@@ -44,11 +45,18 @@ typedef struct ts_job {
                            one task per strip of this many rows */
   const char *format;   /* directory output: png|tiff|jpeg */
   int no_images;        /* HDF5 output: emitted values only, no /images */
+  int64_t max_image_pixels; /* an input image (or with= image) above this many pixels fails before it
+                               is decoded, naming its size (0: no limit); default TS_MAX_IMAGE_PIXELS */
   /* resuming (OUT.partial + OUT.journal) */
   int resume;           /* finish the unfinished output a stopped or killed run left */
   int64_t checkpoint_tasks;  /* checkpoint after this many tasks stored (0: by time only) */
   double checkpoint_seconds; /* ... or this many seconds after the last (default 10) */
 } ts_job;
+
+/* List mode's default --max-image-pixels: 2^28 (16384 x 16384), above any
+ * camera's photo (150 Mpx) and any slide tile, below what a forged header
+ * can make a decoder allocate before it finds no data. */
+#define TS_MAX_IMAGE_PIXELS ((int64_t)1 << 28)
 
 /* Defaults: tile 1024, reflect, all cores, no compression, quality 90. */
 TS_API void ts_job_init(ts_job *job);

@@ -9,6 +9,8 @@
 #include <string.h>
 #include "engine/kind.h"
 #include "engine/list_task.h"
+#include "io/file.h"
+#include "tessera/stop.h"
 #include "core/clock.h"
 #include "engine/progress.h"
 
@@ -76,13 +78,11 @@ static ts_status read_aux(const char *text, ts_blob *aux, ts_error *err) {
   for (int i = 0; i < TS_MAX_KERNELS; i++) {
     memset(&aux[i], 0, sizeof aux[i]);
     if (!paths[i]) continue;
-    FILE *f = st == TS_OK ? fopen(paths[i], "rb") : NULL;
-    if (st == TS_OK && !f) st = ts_fail(err, TS_ERR_IO, "blend: with=%s: cannot open it", paths[i]);
-    char buf[65536];
-    size_t n;
-    while (f && (n = fread(buf, 1, sizeof buf, f)) > 0)
-      if (ts_blob_append(&aux[i], buf, n)) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
-    if (f) fclose(f);
+    if (st == TS_OK) {
+      ts_error e = {0};
+      if (ts_read_regular(paths[i], "the image", &aux[i], &e)) st = ts_fail(err, e.code, "blend with=: %s", e.msg);
+      else if (aux[i].size == 0) st = ts_fail(err, TS_ERR_FORMAT, "blend with=: %s: empty file (0 bytes)", paths[i]);
+    }
     free(paths[i]);
   }
   return st;
@@ -182,6 +182,7 @@ typedef struct list_setup {
   int32_t boundary, quality, compression, no_images, format, recursive, level, unused;
   double cval;
   int64_t strips, n; /* how many inputs the owner found */
+  int64_t max_pixels;
   int64_t len_pipeline, len_output, len_input, len_glob; /* len_glob -1: none */
   int64_t len_aux[TS_MAX_KERNELS];
 } list_setup;
@@ -191,7 +192,7 @@ static ts_status list_pack(const ts_kind *kk, ts_blob *b, ts_error *err) {
   const ts_job *job = k->job;
   list_setup s = {.boundary = job->boundary, .quality = k->oo.quality, .compression = k->oo.compression, .level = k->oo.level,
                   .no_images = k->oo.no_images, .format = k->oo.format, .recursive = job->recursive,
-                  .cval = job->cval, .strips = job->strips, .n = k->in.n,
+                  .cval = job->cval, .strips = job->strips, .n = k->in.n, .max_pixels = job->max_image_pixels,
                   .len_pipeline = (int64_t)strlen(job->pipeline), .len_output = (int64_t)strlen(job->output),
                   .len_input = (int64_t)strlen(job->input), .len_glob = job->glob ? (int64_t)strlen(job->glob) : -1};
   for (int i = 0; i < TS_MAX_KERNELS; i++) s.len_aux[i] = k->aux[i].p ? (int64_t)k->aux[i].size : -1;
@@ -331,11 +332,14 @@ static ts_status list_open(const ts_job *job, FILE *log, ts_kind **out, ts_error
   if (st == TS_OK) st = check_pipeline(job->pipeline, err);
   if (st == TS_OK && (st = ts_inputs_open(job->input, job->glob, job->recursive, job->strips, &k->in, err)) == TS_OK)
     k->have_in = 1;
+  if (st == TS_OK && k->in.h5) /* a stack's images share one size: over the limit, every one would fail */
+    st = ts_codec_check(job->input, k->in.w, k->in.h, job->max_image_pixels, err);
+  if (st == TS_OK) ts_stop_immediate(0); /* files change from here on: a stop keeps what it must */
   if (st == TS_OK) st = ts_list_journal_open(&k->lj, job, &k->in, oo, err);
   if (st == TS_OK) st = ts_list_out_open(oo, &k->in, &k->out, err);
   if (st == TS_OK) st = ts_list_journal_replay(&k->lj, k->out, &k->in, err); /* --resume: the inputs done before */
   if (st == TS_OK) st = read_aux(job->pipeline, k->aux, err);
-  if (st == TS_OK && (st = ts_list_rank_init(&k->lr, job->pipeline, job->boundary, job->cval, oo, k->aux, err)) == TS_OK)
+  if (st == TS_OK && (st = ts_list_rank_init(&k->lr, job->pipeline, job->boundary, job->cval, job->max_image_pixels, oo, k->aux, err)) == TS_OK)
     k->have_lr = 1;
   if (st == TS_OK && ts_list_remaining(&k->in, k->lj.done, &k->order, &k->nleft))
     st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
@@ -380,7 +384,7 @@ static ts_status list_open_worker(const unsigned char *setup, size_t n, int rank
                                 .compression = (ts_compression)s.compression, .no_images = s.no_images,
                                 .level = s.level};
   if (st == TS_OK &&
-      (st = ts_list_rank_init(&k->lr, k->text, (ts_boundary)s.boundary, s.cval, &k->oo, k->aux, err)) == TS_OK)
+      (st = ts_list_rank_init(&k->lr, k->text, (ts_boundary)s.boundary, s.cval, s.max_pixels, &k->oo, k->aux, err)) == TS_OK)
     k->have_lr = 1;
   if (k->have_lr) k->lr.rank = rank;
   if (st == TS_OK && direct) { /* enumerate the inputs here: this host must see what rank 0 saw */

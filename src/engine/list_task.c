@@ -22,9 +22,10 @@ int ts_list_aux_paths(const char *text, char **paths) {
   return count;
 }
 
-ts_status ts_list_rank_init(ts_list_rank *r, const char *text, ts_boundary b, double cval, const ts_list_out_options *oo,
-                        const ts_blob *aux, ts_error *err) {
+ts_status ts_list_rank_init(ts_list_rank *r, const char *text, ts_boundary b, double cval, int64_t max_pixels,
+                            const ts_list_out_options *oo, const ts_blob *aux, ts_error *err) {
   memset(r, 0, sizeof *r);
+  r->max_pixels = max_pixels;
   r->text = text;
   r->boundary = b;
   r->cval = cval;
@@ -34,8 +35,11 @@ ts_status ts_list_rank_init(ts_list_rank *r, const char *text, ts_boundary b, do
     if (!aux[i].p) continue;
     char name[64];
     snprintf(name, sizeof name, "blend with= (stage %d)", i + 1);
-    ts_status st = ts_decode(name, aux[i].p, aux[i].size, &r->auxpx[i], &r->aux[i], NULL, NULL, err);
-    if (st) return st;
+    ts_status st = ts_decode(name, aux[i].p, aux[i].size, max_pixels, &r->auxpx[i], &r->aux[i], NULL, NULL, err);
+    if (st) {
+      ts_list_rank_free(r);
+      return st;
+    }
   }
   return TS_OK;
 }
@@ -92,7 +96,7 @@ ts_status ts_list_task(ts_list_rank *r, ts_list_thread *t, int64_t index, const 
   t->em.n = 0;
   t->em.nv = 0;
   *pixels = 0;
-  ts_status st = ts_payload_image(name, payload, n, &t->px, &im, &t->z, &t->work, &e);
+  ts_status st = ts_payload_image(name, payload, n, r->max_pixels, &t->px, &im, &t->z, &t->work, &e);
   if (st == TS_OK) *pixels = im.w * im.h, st = pipeline_for(r, im.dtype, im.channels, &p, &e);
   if (st == TS_OK) st = ts_pipeline_run_image(p, &im, r->boundary, r->cval, &res, &t->em, t->s, &e);
   if (st == TS_OK) st = ts_list_encode(&r->oo, &res, &rec.ri, &t->data, &t->z, &t->work, &e);

@@ -22,6 +22,7 @@ typedef struct ts_list_rank {
   ts_image aux[TS_MAX_KERNELS];
   ts_blob auxpx[TS_MAX_KERNELS];
   int rank;
+  int64_t max_pixels; /* ts_job.max_image_pixels */
 } ts_list_rank;
 
 /* One thread's buffers, kept from image to image. */
@@ -36,8 +37,8 @@ typedef struct ts_list_thread {
  * (malloc'ed; NULL where none). Returns how many. */
 int ts_list_aux_paths(const char *text, char **paths);
 /* aux[i]: the bytes of kernel i's with= file (NULL: none). */
-ts_status ts_list_rank_init(ts_list_rank *r, const char *text, ts_boundary b, double cval, const ts_list_out_options *oo,
-                        const ts_blob *aux, ts_error *err);
+ts_status ts_list_rank_init(ts_list_rank *r, const char *text, ts_boundary b, double cval, int64_t max_pixels,
+                            const ts_list_out_options *oo, const ts_blob *aux, ts_error *err);
 void ts_list_rank_free(ts_list_rank *r);
 ts_status ts_list_thread_init(ts_list_thread *t, ts_error *err);
 void ts_list_thread_free(ts_list_thread *t);

@@ -144,6 +144,7 @@ void ts_job_init(ts_job *job) {
   job->compression_level = -1;
   job->root_compute = -1;
   job->checkpoint_seconds = 10;
+  job->max_image_pixels = TS_MAX_IMAGE_PIXELS;
 }
 
 ts_status ts_run_local(const ts_job *job, ts_run_stats *stats, FILE *log, ts_error *err) {

@@ -29,29 +29,44 @@ const char *ts_file_format_ext(ts_file_format f) {
 typedef struct jpeg_err {
   struct jpeg_error_mgr mgr;
   jmp_buf jmp;
-  int truncated;
 } jpeg_err;
 
 static void jpeg_on_error(j_common_ptr c) { longjmp(((jpeg_err *)c->err)->jmp, 1); }
-static void jpeg_on_message(j_common_ptr c, int level) {
-  /* a warning libjpeg would pass over: the data ended early (it pads the
-   * rest with gray). A truncated file is an error here. */
-  if (level < 0 && c->err->msg_code == JWRN_JPEG_EOF) ((jpeg_err *)c->err)->truncated = 1;
+
+/* libjpeg's warnings that mean the pixels are wrong: it pads a scan that
+ * ends early with gray, resynchronizes past a bad code or marker, or
+ * stops a progressive image between scans. Each fails the image at once
+ * (as an error would), so a header with no data costs no decoding time.
+ * The others (extraneous bytes before a marker, an unknown JFIF version,
+ * an odd Adobe transform, a bad ICC chunk) leave the pixels alone. */
+static int jpeg_warning_is_corrupt(int code) {
+  switch (code) {
+    case JWRN_JPEG_EOF: case JWRN_HIT_MARKER: case JWRN_HUFF_BAD_CODE: case JWRN_MUST_RESYNC:
+    case JWRN_NOT_SEQUENTIAL: case JWRN_BOGUS_PROGRESSION:
+#ifdef JWRN_ARITH_BAD_CODE
+    case JWRN_ARITH_BAD_CODE:
+#endif
+      return 1;
+    default: return 0;
+  }
 }
 
-static ts_status decode_jpeg(const char *name, const void *bytes, size_t n, ts_blob *px, ts_image *im,
-                             ts_error *err) {
+static void jpeg_on_message(j_common_ptr c, int level) {
+  if (level < 0 && jpeg_warning_is_corrupt(c->err->msg_code)) longjmp(((jpeg_err *)c->err)->jmp, 1);
+}
+
+static ts_status decode_jpeg(const char *name, const void *bytes, size_t n, int64_t max_pixels, ts_blob *px,
+                             ts_image *im, ts_error *err) {
   struct jpeg_decompress_struct cinfo;
   jpeg_err je;
   cinfo.err = jpeg_std_error(&je.mgr);
   je.mgr.error_exit = jpeg_on_error;
   je.mgr.emit_message = jpeg_on_message;
-  je.truncated = 0;
   if (setjmp(je.jmp)) {
     char msg[JMSG_LENGTH_MAX];
     je.mgr.format_message((j_common_ptr)&cinfo, msg);
     jpeg_destroy_decompress(&cinfo);
-    return ts_fail(err, TS_ERR_FORMAT, "%s: corrupt JPEG: %s", name, msg);
+    return ts_fail(err, TS_ERR_FORMAT, "%s: corrupt or truncated JPEG: %s", name, msg);
   }
   jpeg_create_decompress(&cinfo);
   jpeg_mem_src(&cinfo, bytes, (unsigned long)n);
@@ -59,6 +74,11 @@ static ts_status decode_jpeg(const char *name, const void *bytes, size_t n, ts_b
   if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
     jpeg_destroy_decompress(&cinfo);
     return ts_fail(err, TS_ERR_FORMAT, "%s: CMYK JPEG is not supported; tessera reads gray and RGB", name);
+  }
+  ts_status hs = ts_codec_check(name, cinfo.image_width, cinfo.image_height, max_pixels, err);
+  if (hs) {
+    jpeg_destroy_decompress(&cinfo);
+    return hs;
   }
   cinfo.out_color_space = cinfo.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
   jpeg_start_decompress(&cinfo);
@@ -70,8 +90,6 @@ static ts_status decode_jpeg(const char *name, const void *bytes, size_t n, ts_b
   }
   if (st == TS_OK) jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
-  if (st == TS_OK && je.truncated)
-    st = ts_fail(err, TS_ERR_FORMAT, "%s: truncated JPEG: the data ends before the image does", name);
   return st;
 }
 
@@ -113,12 +131,13 @@ static ts_status encode_jpeg(const ts_image *im, int quality, ts_blob *out, ts_e
 
 /* ---- TIFF --------------------------------------------------------------- */
 
-static ts_status decode_tiff(const char *name, const void *bytes, size_t n, ts_blob *px, ts_image *im,
-                             ts_error *err) {
+static ts_status decode_tiff(const char *name, const void *bytes, size_t n, int64_t max_pixels, ts_blob *px,
+                             ts_image *im, ts_error *err) {
   void *ctx = NULL;
   ts_image_info info;
   memset(&info, 0, sizeof info);
   ts_status st = ts_tiff_open_memory(name, bytes, n, &ctx, &info, err);
+  if (st == TS_OK) st = ts_codec_check(name, info.w, info.h, max_pixels, err);
   if (st == TS_OK) st = ts_codec_image(name, info.w, info.h, info.channels, info.dtype, px, im, err);
   if (st == TS_OK) st = ts_tiff_reader_ops.read(ctx, (ts_rect){0, 0, info.w, info.h}, px->p, im->stride, err);
   if (ctx) ts_tiff_reader_ops.close(ctx);
@@ -152,8 +171,8 @@ static ts_status encode_tiff(const ts_image *im, ts_compression c, int level, ts
 typedef struct codec {
   ts_file_format format;
   int (*is_a)(const unsigned char *b, size_t n); /* by the file's first bytes */
-  ts_status (*decode)(const char *name, const void *bytes, size_t n, ts_blob *px, ts_image *im, ts_zstream *z,
-                      ts_blob *work, ts_error *err);
+  ts_status (*decode)(const char *name, const void *bytes, size_t n, int64_t max_pixels, ts_blob *px, ts_image *im,
+                      ts_zstream *z, ts_blob *work, ts_error *err);
   ts_status (*encode)(const ts_image *im, int quality, ts_compression c, int level, ts_blob *out, ts_zstream *z,
                       ts_blob *work, ts_error *err);
 } codec;
@@ -169,17 +188,17 @@ static ts_status png_enc(const ts_image *im, int quality, ts_compression c, int 
                          ts_blob *work, ts_error *err) {
   return ts_png_encode(im, level, out, z, work, err);
 }
-static ts_status jpeg_dec(const char *name, const void *bytes, size_t n, ts_blob *px, ts_image *im, ts_zstream *z,
-                          ts_blob *work, ts_error *err) {
-  return decode_jpeg(name, bytes, n, px, im, err);
+static ts_status jpeg_dec(const char *name, const void *bytes, size_t n, int64_t max_pixels, ts_blob *px,
+                          ts_image *im, ts_zstream *z, ts_blob *work, ts_error *err) {
+  return decode_jpeg(name, bytes, n, max_pixels, px, im, err);
 }
 static ts_status jpeg_enc(const ts_image *im, int quality, ts_compression c, int level, ts_blob *out, ts_zstream *z,
                           ts_blob *work, ts_error *err) {
   return encode_jpeg(im, quality, out, err);
 }
-static ts_status tiff_dec(const char *name, const void *bytes, size_t n, ts_blob *px, ts_image *im, ts_zstream *z,
-                          ts_blob *work, ts_error *err) {
-  return decode_tiff(name, bytes, n, px, im, err);
+static ts_status tiff_dec(const char *name, const void *bytes, size_t n, int64_t max_pixels, ts_blob *px,
+                          ts_image *im, ts_zstream *z, ts_blob *work, ts_error *err) {
+  return decode_tiff(name, bytes, n, max_pixels, px, im, err);
 }
 static ts_status tiff_enc(const ts_image *im, int quality, ts_compression c, int level, ts_blob *out, ts_zstream *z,
                           ts_blob *work, ts_error *err) {
@@ -199,10 +218,10 @@ ts_file_format ts_sniff(const void *bytes, size_t n) {
   return TS_FILE_UNKNOWN;
 }
 
-ts_status ts_decode(const char *name, const void *bytes, size_t n, ts_blob *px, ts_image *im, ts_zstream *z,
-                    ts_blob *work, ts_error *err) {
+ts_status ts_decode(const char *name, const void *bytes, size_t n, int64_t max_pixels, ts_blob *px, ts_image *im,
+                    ts_zstream *z, ts_blob *work, ts_error *err) {
   for (size_t i = 0; i < NCODECS; i++)
-    if (codecs[i].is_a(bytes, n)) return codecs[i].decode(name, bytes, n, px, im, z, work, err);
+    if (codecs[i].is_a(bytes, n)) return codecs[i].decode(name, bytes, n, max_pixels, px, im, z, work, err);
   return ts_fail(err, TS_ERR_FORMAT, n == 0 ? "%s: empty file" : "%s: not a PNG, JPEG or TIFF file", name);
 }
 

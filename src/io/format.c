@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "io/backends.h"
+#include "io/file.h"
 
 
 /* Name what a file that is not a TIFF looks like, to make the message useful. */
@@ -32,12 +33,9 @@ static ts_status pick_reader(const char *path, const ts_reader_ops **ops, ts_err
     return s;
   }
   struct stat st;
-  if (stat(path, &st) != 0)
-    return ts_fail(err, TS_ERR_IO, "%s: cannot open input: %s", path, strerror(errno));
-  if (S_ISDIR(st.st_mode))
-    return ts_fail(err, TS_ERR_IO, "%s: is a directory, not an image file", path);
-  int fd = open(path, O_RDONLY);
-  if (fd < 0) return ts_fail(err, TS_ERR_IO, "%s: cannot open input: %s", path, strerror(errno));
+  int fd;
+  ts_status s = ts_open_regular(path, "input", &fd, &st, err); /* a FIFO or device: refused, never waited on */
+  if (s) return s;
   unsigned char m[8];
   ssize_t n = read(fd, m, sizeof m);
   close(fd);
@@ -54,6 +52,10 @@ static ts_status pick_reader(const char *path, const ts_reader_ops **ops, ts_err
 }
 
 ts_status ts_reader_open(const char *path, ts_reader **out, ts_error *err) {
+  return ts_reader_open_page(path, 0, out, err);
+}
+
+ts_status ts_reader_open_page(const char *path, int64_t page, ts_reader **out, ts_error *err) {
   *out = NULL;
   const ts_reader_ops *ops = NULL;
   ts_status st = pick_reader(path, &ops, err);
@@ -64,7 +66,9 @@ ts_status ts_reader_open(const char *path, ts_reader **out, ts_error *err) {
     return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   }
   r->ops = ops;
-  st = ops->open(path, &r->ctx, &r->info, err);
+  r->info.pages = 1;
+  st = page < 0 ? ts_fail(err, TS_ERR_USAGE, "--page %lld: pages count from 0", (long long)page)
+                : ops->open(path, page, &r->ctx, &r->info, err);
   if (st == TS_OK) {
     const ts_image_info *i = &r->info;
     if (i->w <= 0 || i->h <= 0)

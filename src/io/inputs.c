@@ -9,7 +9,9 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include "io/backends.h"
+#include "io/file.h"
 #include "io/list.h"
+#include "tessera/stop.h"
 
 typedef struct h5in {
   hid_t file, dset, mem_type;
@@ -43,6 +45,13 @@ int ts_inputs_is_list(const char *spec) {
   return list;
 }
 
+/* A stop request (SIGTERM, SIGUSR1) while listing: a walk of a huge or
+ * slow tree must end as promptly as the task loop does. */
+static ts_status stopped(const char *what, ts_error *err) {
+  return ts_fail(err, TS_STOPPED, "stopped early by %s while listing the inputs (%s); nothing was written",
+                 ts_stop_name(ts_stop_requested()), what);
+}
+
 static int is_image_name(const char *name) {
   const char *dot = strrchr(name, '.');
   if (!dot) return 0;
@@ -69,16 +78,52 @@ static ts_status add(ts_inputs *in, const char *name, const char *path, int64_t 
   return TS_OK;
 }
 
+/* The directories a walk has entered, by device and inode: a directory
+ * reached again (a symlink loop, or two links to one place) is walked
+ * once, as find -L does. An open-addressing set; 0,0 marks a free slot. */
+typedef struct seen_set {
+  struct seen { dev_t dev; ino_t ino; } *v;
+  size_t n, cap; /* cap: a power of two */
+} seen_set;
+
+/* Add (dev, ino); returns 1 if new, 0 if already there, -1 out of memory. */
+static int seen_add(seen_set *s, dev_t dev, ino_t ino) {
+  if (2 * (s->n + 1) > s->cap) {
+    seen_set g = {calloc(s->cap ? 2 * s->cap : 64, sizeof *g.v), 0, s->cap ? 2 * s->cap : 64};
+    if (!g.v) return -1;
+    for (size_t i = 0; i < s->cap; i++)
+      if (s->v[i].dev || s->v[i].ino) seen_add(&g, s->v[i].dev, s->v[i].ino);
+    free(s->v);
+    *s = g;
+  }
+  size_t i = ((size_t)ino * 0x9E3779B97F4A7C15ull ^ (size_t)dev) & (s->cap - 1);
+  for (; s->v[i].dev || s->v[i].ino; i = (i + 1) & (s->cap - 1))
+    if (s->v[i].dev == dev && s->v[i].ino == ino) return 0;
+  s->v[i] = (struct seen){dev, ino};
+  s->n++;
+  return 1;
+}
+
 /* Walk dir (rel: its path below the root, "" at the top). */
 static ts_status walk(ts_inputs *in, const char *root, const char *rel, const char *glob, int recursive,
-                      int64_t *cap, ts_error *err) {
+                      seen_set *seen, int64_t *cap, ts_error *err) {
   char dirpath[4096];
   snprintf(dirpath, sizeof dirpath, "%s%s%s", root, rel[0] ? "/" : "", rel);
   DIR *d = opendir(dirpath);
   if (!d) return ts_fail(err, TS_ERR_IO, "%s: cannot read the directory: %s", dirpath, strerror(errno));
+  struct stat self;
+  int fresh = fstat(dirfd(d), &self) == 0 ? seen_add(seen, self.st_dev, self.st_ino) : 1;
+  if (fresh <= 0) { /* been here (a loop): nothing new below */
+    closedir(d);
+    return fresh < 0 ? ts_fail(err, TS_ERR_NOMEM, "out of memory listing inputs") : TS_OK;
+  }
   ts_status st = TS_OK;
   struct dirent *e;
   while (st == TS_OK && (e = readdir(d))) {
+    if (ts_stop_requested()) {
+      st = stopped(dirpath, err);
+      break;
+    }
     if (e->d_name[0] == '.') continue; /* ., .., hidden files and our own .partial leftovers */
     char relname[4096], path[8192];
     snprintf(relname, sizeof relname, "%s%s%s", rel, rel[0] ? "/" : "", e->d_name);
@@ -86,7 +131,7 @@ static ts_status walk(ts_inputs *in, const char *root, const char *rel, const ch
     struct stat sb;
     if (stat(path, &sb) != 0) continue;
     if (S_ISDIR(sb.st_mode)) {
-      if (recursive) st = walk(in, root, relname, glob, recursive, cap, err);
+      if (recursive) st = walk(in, root, relname, glob, recursive, seen, cap, err);
       continue;
     }
     if (!S_ISREG(sb.st_mode)) continue;
@@ -113,6 +158,10 @@ static ts_status open_list(ts_inputs *in, const char *file, int64_t *cap, ts_err
   char line[8192];
   ts_status st = TS_OK;
   while (st == TS_OK && fgets(line, sizeof line, f)) {
+    if (ts_stop_requested()) {
+      st = stopped(file, err);
+      break;
+    }
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ')) line[--n] = '\0';
     char *s = line + strspn(line, " \t");
@@ -137,6 +186,10 @@ static ts_status open_stack(ts_inputs *in, ts_error *err) {
   if (h->file < 0) return ts_fail(err, TS_ERR_IO, "%s: cannot open the HDF5 file", in->h5_file);
   h->dset = H5Dopen2(h->file, in->h5_path, H5P_DEFAULT);
   if (h->dset < 0) return ts_fail(err, TS_ERR_FORMAT, "%s: no dataset %s", in->h5_file, in->h5_path);
+  char what[8300];
+  snprintf(what, sizeof what, "%s:%s", in->h5_file, in->h5_path);
+  ts_status vs = ts_h5_check_dataset(h->file, h->dset, what, err);
+  if (vs) return vs;
   hid_t sp = H5Dget_space(h->dset), ty = H5Dget_type(h->dset);
   hsize_t dims[8] = {0};
   int rank = H5Sget_simple_extent_ndims(sp);
@@ -173,9 +226,29 @@ static ts_status open_stack(ts_inputs *in, ts_error *err) {
   for (int i = 1; same && i < rank; i++) same = chunk[i] == dims[i];
   h->raw_chunks = same && little && H5Pget_nfilters(dcpl) == 1 &&
                   H5Pget_filter2(dcpl, 0, &flags, &ncd, cd, 0, NULL, NULL) == H5Z_FILTER_DEFLATE;
+  /* The header's image count against what the file stores: a chunked
+   * stack holds at most (allocated chunks) x (images per chunk) images, a
+   * contiguous one its storage size over an image's bytes. A forged or
+   * never-written count is refused here, before one entry is made per
+   * image it claims. */
+  const int64_t image = ts_image_bytes(in->w, in->h, in->channels, in->dtype);
+  hsize_t nchunks = 0, held;
+  if (H5Pget_layout(dcpl) == H5D_CHUNKED && chunk[0] >= 1)
+  {
+    hid_t fs = H5Dget_space(h->dset); /* libhdf5 1.10.8 refuses H5S_ALL here */
+    held = H5Dget_num_chunks(h->dset, fs, &nchunks) < 0 ? 0 : nchunks * chunk[0];
+    H5Sclose(fs);
+  }
+  else
+    held = image > 0 ? H5Dget_storage_size(h->dset) / (hsize_t)image : 0;
   H5Pclose(dcpl);
+  if (image < 0 || dims[0] > held)
+    return ts_fail(err, TS_ERR_FORMAT, "%s:%s: the header claims %llu images of %lldx%lld, but the file holds "
+                   "the data of %llu (corrupt, or never written)", in->h5_file, in->h5_path,
+                   (unsigned long long)dims[0], (long long)in->w, (long long)in->h, (unsigned long long)held);
   int64_t cap = 0;
   for (int64_t i = 0; i < (int64_t)dims[0]; i++) {
+    if (ts_stop_requested() && !(i & 4095)) return stopped(in->h5_file, err);
     char name[32];
     snprintf(name, sizeof name, "%lld", (long long)i);
     ts_status st = add(in, name, NULL, 0, &cap, err);
@@ -222,8 +295,10 @@ ts_status ts_inputs_open(const char *spec, const char *glob, int recursive, int6
     snprintf(root, sizeof root, "%s", spec);
     size_t n = strlen(root);
     while (n > 1 && root[n - 1] == '/') root[--n] = '\0';
-    st = walk(in, root, "", glob, recursive, &cap, err);
-    if (st == TS_OK) qsort(in->items, (size_t)in->n, sizeof *in->items, by_name);
+    seen_set seen = {0};
+    st = walk(in, root, "", glob, recursive, &seen, &cap, err);
+    free(seen.v);
+    if (st == TS_OK && in->n > 1) qsort(in->items, (size_t)in->n, sizeof *in->items, by_name);
     for (int64_t i = 0; i < in->n; i++) in->items[i].index = i;
   } else if (ts_h5_split(spec, &in->h5_file, &in->h5_path)) {
     st = open_stack(in, err);
@@ -302,29 +377,19 @@ ts_status ts_inputs_read(ts_inputs *in, int64_t i, ts_blob *b, ts_error *err) {
     b->size = at + sizeof ph + (size_t)bytes;
     return TS_OK;
   }
-  FILE *f = fopen(it->path, "rb");
-  if (!f) return ts_fail(err, TS_ERR_IO, "%s: cannot open: %s", it->path, strerror(errno));
-  struct stat sb;
-  ts_status st = TS_OK;
-  if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) st = ts_fail(err, TS_ERR_IO, "%s: not a regular file", it->path);
-  else if (ts_blob_reserve(b, at + sizeof ph + (size_t)sb.st_size)) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
-  else {
-    memcpy(b->p + at, &ph, sizeof ph);
-    size_t got = fread(b->p + at + sizeof ph, 1, (size_t)sb.st_size, f);
-    if (got != (size_t)sb.st_size) st = ts_fail(err, TS_ERR_IO, "%s: read error: %s", it->path, strerror(errno));
-    else b->size = at + sizeof ph + got;
-  }
-  fclose(f);
+  if (ts_blob_append(b, &ph, sizeof ph)) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  ts_status st = ts_read_regular(it->path, "the image", b, err);
+  if (st) b->size = at;
   return st;
 }
 
-ts_status ts_payload_image(const char *name, const void *payload, size_t n, ts_blob *px, ts_image *im,
-                           ts_zstream *z, ts_blob *work, ts_error *err) {
+ts_status ts_payload_image(const char *name, const void *payload, size_t n, int64_t max_pixels, ts_blob *px,
+                           ts_image *im, ts_zstream *z, ts_blob *work, ts_error *err) {
   ts_payload ph;
   if (n < sizeof ph) return ts_fail(err, TS_ERR_INTERNAL, "%s: short task payload", name);
   memcpy(&ph, payload, sizeof ph);
   const unsigned char *data = (const unsigned char *)payload + sizeof ph;
-  if (ph.w == 0) return ts_decode(name, data, n - sizeof ph, px, im, z, work, err);
+  if (ph.w == 0) return ts_decode(name, data, n - sizeof ph, max_pixels, px, im, z, work, err);
   int64_t bytes = ts_image_bytes(ph.w, ph.h, ph.channels, (ts_dtype)ph.dtype);
   if (ph.deflated) { /* a stack's stored chunk */
     if (bytes < 0 || ts_blob_reserve(px, (size_t)bytes)) return ts_fail(err, TS_ERR_NOMEM, "out of memory");

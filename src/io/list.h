@@ -60,9 +60,10 @@ typedef struct ts_payload {
 } ts_payload;
 ts_status ts_inputs_read(ts_inputs *in, int64_t i, ts_blob *b, ts_error *err);
 /* Decode a payload (file bytes or raw pixels) into *im (pixels in px when
- * decoded; raw payloads are viewed in place). */
-ts_status ts_payload_image(const char *name, const void *payload, size_t n, ts_blob *px, ts_image *im,
-                           ts_zstream *z, ts_blob *work, ts_error *err);
+ * decoded; raw payloads are viewed in place); an encoded image above
+ * max_pixels (0: no limit) is refused before decoding. */
+ts_status ts_payload_image(const char *name, const void *payload, size_t n, int64_t max_pixels, ts_blob *px,
+                           ts_image *im, ts_zstream *z, ts_blob *work, ts_error *err);
 
 /* ---- outputs ------------------------------------------------------------- */
 

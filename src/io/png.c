@@ -36,8 +36,8 @@ static void png_read_mem(png_structp png, png_bytep dst, size_t n) {
   io->at += n;
 }
 
-static ts_status libpng_decode(const char *name, const void *bytes, size_t n, ts_blob *px, ts_image *im,
-                               ts_error *err) {
+static ts_status libpng_decode(const char *name, const void *bytes, size_t n, int64_t max_pixels, ts_blob *px,
+                               ts_image *im, ts_error *err) {
   png_io io = {.p = bytes, .n = n};
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &io, png_on_error, png_on_warning);
   png_infop info = png ? png_create_info_struct(png) : NULL;
@@ -51,8 +51,12 @@ static ts_status libpng_decode(const char *name, const void *bytes, size_t n, ts
     return ts_fail(err, TS_ERR_FORMAT, "%s: corrupt or truncated PNG: %s", name, io.msg);
   }
   png_set_read_fn(png, &io, png_read_mem);
-  png_set_user_limits(png, 1u << 30, 1u << 30);
+  png_set_user_limits(png, 0x7fffffff, 0x7fffffff); /* libpng's own maximum: the pixel count decides */
   png_read_info(png, info);
+  if ((st = ts_codec_check(name, png_get_image_width(png, info), png_get_image_height(png, info), max_pixels, err))) {
+    png_destroy_read_struct(&png, &info, NULL);
+    return st;
+  }
   int depth = png_get_bit_depth(png, info), type = png_get_color_type(png, info);
   if (type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
   if (type == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
@@ -159,10 +163,15 @@ static int fast_decode(const char *name, const unsigned char *b, size_t n, ts_bl
   return 0;
 }
 
-ts_status ts_png_decode(const char *name, const void *bytes, size_t n, ts_blob *px, ts_image *im, ts_zstream *z,
-                        ts_blob *work, ts_error *err) {
+ts_status ts_png_decode(const char *name, const void *bytes, size_t n, int64_t max_pixels, ts_blob *px, ts_image *im,
+                        ts_zstream *z, ts_blob *work, ts_error *err) {
+  /* the size the IHDR claims, before libpng sizes its row buffers by it */
+  const unsigned char *b = bytes;
+  ts_status st = n >= 24 && !memcmp(b + 12, "IHDR", 4) ? ts_codec_check(name, get32(b + 16), get32(b + 20), max_pixels, err)
+                                                      : TS_OK;
+  if (st) return st;
   if (z && work && fast_decode(name, bytes, n, px, im, z, work) == 0) return TS_OK;
-  return libpng_decode(name, bytes, n, px, im, err);
+  return libpng_decode(name, bytes, n, max_pixels, px, im, err);
 }
 
 /* ---- the encoder ---------------------------------------------------------- */
