@@ -17,14 +17,17 @@ typedef struct ts_image_info {
   int channels;
   ts_dtype dtype;
   int64_t block_w, block_h; /* native read unit: a tile, or strip rows x w */
+  int64_t pages;            /* images in the file (TIFF directories); 1 for other formats */
+  int64_t page;             /* the one read (0-based) */
   char format[16];          /* "tiff", "synthetic" */
   char detail[512];         /* human-readable layout: tiling, compression... */
 } ts_image_info;
 
 typedef struct ts_reader_ops {
   const char *name;
-  /* Open `path`, fill *info, return a context in *ctx. */
-  ts_status (*open)(const char *path, void **ctx, ts_image_info *info, ts_error *err);
+  /* Open image `page` (0: the first) of `path`, fill *info, return a
+   * context in *ctx. Formats of one image refuse page > 0. */
+  ts_status (*open)(const char *path, int64_t page, void **ctx, ts_image_info *info, ts_error *err);
   /* Keep at most `blocks` decoded source blocks in the cache. */
   void (*set_cache)(void *ctx, int64_t blocks);
   /* Read rect r (inside the image) into dst with row stride dst_stride. */
@@ -42,6 +45,8 @@ typedef struct ts_reader {
 /* Open by content (a TIFF file) or by name ("synth:WxH[:dtype[:channels]]"
  * for the built-in deterministic test pattern). */
 TS_API ts_status ts_reader_open(const char *path, ts_reader **out, ts_error *err);
+/* The same for image `page` of a multi-page TIFF (--page). */
+TS_API ts_status ts_reader_open_page(const char *path, int64_t page, ts_reader **out, ts_error *err);
 TS_API void ts_reader_set_cache(ts_reader *r, int64_t blocks);
 TS_API ts_status ts_reader_read(ts_reader *r, ts_rect rect, void *dst, int64_t dst_stride,
                                 ts_error *err);

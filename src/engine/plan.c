@@ -3,6 +3,7 @@
 #include <string.h>
 #include <time.h>
 #include "engine/plan.h"
+#include "tessera/stop.h"
 
 int64_t ts_plan_out_tile(const ts_job *job) {
   if (job->out_tile) return job->out_tile;
@@ -30,7 +31,7 @@ ts_status ts_plan_open(ts_plan *p, const ts_job *job, ts_error *err) {
   if (p->out_tile % 16 || job->tile % p->out_tile)
     return ts_fail(err, TS_ERR_USAGE, "--out-tile %lld must be a multiple of 16 that divides --tile %lld",
                    (long long)p->out_tile, (long long)job->tile);
-  if ((st = ts_reader_open(job->input, &p->reader, err))) return st;
+  if ((st = ts_reader_open_page(job->input, job->page, &p->reader, err))) return st;
   const ts_image_info *info = &p->reader->info;
   if ((st = ts_pipeline_parse(job->pipeline, info->dtype, info->channels, &p->pipe, err))) goto fail;
   for (int i = 0; i < p->pipe->n; i++)
@@ -52,6 +53,7 @@ ts_status ts_plan_open(ts_plan *p, const ts_job *job, ts_error *err) {
   };
   p->wopts = wo;
   if ((st = ts_compression_level_check(job->compression, 0, job->compression_level, err))) goto fail;
+  ts_stop_immediate(0); /* files change from here on: a stop keeps what it must */
   if ((st = ts_plan_open_output(p, err))) goto fail;
   ts_plan_size_cache(p->reader, &p->grid);
   return TS_OK;

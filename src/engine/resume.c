@@ -47,7 +47,7 @@ static char *fingerprint(const ts_plan *p) {
   bad |= ADD("pipeline=%s\n", pipe) || ADD("boundary=%d\n", (int)job->boundary) || ADD("cval=%a\n", job->cval) ||
          ADD("tile=%lld\n", (long long)job->tile) || ADD("out_tile=%lld\n", (long long)p->out_tile) ||
          ADD("output=%s\n", job->output) || ADD("compression=%s\n", ts_compression_name(job->compression)) ||
-         ADD("quality=%d\n", job->quality) ||
+         ADD("quality=%d\n", job->quality) || (job->page > 0 && ADD("page=%lld\n", (long long)job->page)) ||
          (job->compression_level >= 0 && ADD("compression_level=%d\n", job->compression_level)) || ADD("size=%lldx%lld\n", (long long)p->grid.w, (long long)p->grid.h) ||
          ADD("output_type=%s x%d\n", ts_dtype_name(p->pipe->out_dtype), p->pipe->out_channels) ||
          ts_blob_append(&b, "", 1);

@@ -177,7 +177,7 @@ typedef struct tile_setup {
   ts_grid grid;
   ts_writer_options wopts; /* description is not sent */
   int64_t out_tile;
-  int32_t in_dtype, in_channels, boundary, unused;
+  int32_t in_dtype, in_channels, boundary, page;
   double cval;
   int64_t len_input, len_output, len_pipeline;
 } tile_setup;
@@ -186,7 +186,7 @@ static ts_status tile_pack(const ts_kind *kk, ts_blob *b, ts_error *err) {
   const tile_kind *k = (const tile_kind *)kk;
   const ts_job *job = k->plan.job;
   tile_setup s = {.grid = k->grid, .wopts = k->wopts, .out_tile = k->out_tile, .in_dtype = k->in_dtype,
-                  .in_channels = k->in_channels, .boundary = k->boundary, .cval = k->cval,
+                  .in_channels = k->in_channels, .boundary = k->boundary, .cval = k->cval, .page = (int32_t)job->page,
                   .len_input = (int64_t)strlen(job->input), .len_output = (int64_t)strlen(job->output),
                   .len_pipeline = (int64_t)strlen(job->pipeline)};
   s.wopts.description = NULL;
@@ -357,6 +357,10 @@ static ts_status tile_open(const ts_job *job, FILE *log, ts_kind **out, ts_error
   k->boundary = job->boundary;
   k->cval = job->cval;
   *out = &k->base;
+  const ts_image_info *i = &k->reader->info;
+  if (i->pages > 1 && log) /* always, even with --quiet: the other pages are not processed */
+    fprintf(log, "tessera: note: %s has %lld pages; this run processes page %lld (--page N picks another)\n",
+            job->input, (long long)i->pages, (long long)i->page);
   if ((st = tile_common(k, err))) {
     tile_close(out);
     return st;
@@ -397,7 +401,7 @@ static ts_status tile_open_worker(const unsigned char *setup, size_t n, int rank
   if (st == TS_OK) ts_pipeline_set_rank(k->pipe, rank);
   if (st == TS_OK) st = tile_common(k, err);
   if (st == TS_OK && direct) {
-    if ((st = ts_reader_open(k->input, &k->reader, err))) {
+    if ((st = ts_reader_open_page(k->input, s.page, &k->reader, err))) {
       ts_note_relative(k->input, st, err);
     } else {
       const ts_image_info *i = &k->reader->info;

@@ -31,6 +31,11 @@ const ts_format *ts_format_of(const unsigned char *magic, size_t n);
  * parts are malloc'd (pass NULL to skip one). */
 int ts_h5_split(const char *spec, char **file, char **dset);
 
+/* Check a dataset's claims (element type, chunk sizes and filters, where
+ * its data lies) against the file before any read; name is for messages.
+ * hid_t is int64_t (hdf5.h is not included here). */
+ts_status ts_h5_check_dataset(int64_t file, int64_t dset, const char *name, ts_error *err);
+
 /* The TIFF reader over a file's bytes in memory (not copied: they must
  * outlive the context); close with ts_tiff_reader_ops.close. */
 ts_status ts_tiff_open_memory(const char *name, const void *bytes, size_t n, void **ctx, ts_image_info *info,

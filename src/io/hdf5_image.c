@@ -29,6 +29,95 @@ int ts_h5_split(const char *spec, char **file, char **dset) {
   return 1;
 }
 
+/* What a file claims about a dataset, checked against itself and the
+ * file's size before HDF5 is asked to read it: libhdf5 trusts sizes and
+ * offsets it finds, and a forged chunk or type reaches H5Dread (libhdf5
+ * 1.10.8 overflowed its heap on a mutated chunked /image). What this
+ * cannot check (a chunk's compressed bytes, the B-tree's inner nodes) is
+ * libhdf5's own; the fuzz harnesses run it under ASan (tests/fuzz). */
+ts_status ts_h5_check_dataset(hid_t file, hid_t dset, const char *name, ts_error *err) {
+  hid_t t = H5Dget_type(dset), sp = H5Dget_space(dset), dcpl = H5Dget_create_plist(dset);
+  ts_status st = TS_OK;
+  hsize_t fsize = 0, dims[8] = {0}, chunk[8] = {0};
+  const int rank = H5Sget_simple_extent_ndims(sp);
+  if (rank < 1 || rank > 8 || H5Sget_simple_extent_dims(sp, dims, NULL) < 0 || H5Fget_filesize(file, &fsize) < 0)
+    st = ts_fail(err, TS_ERR_FORMAT, "%s: unreadable dataspace", name);
+  /* the element: a plain 8-, 16- or 32-bit number, no padding bits (HDF5
+   * then converts by at most a byte swap) */
+  const size_t size = t >= 0 ? H5Tget_size(t) : 0;
+  if (!st && (H5Tget_precision(t) != 8 * size || H5Tget_offset(t) != 0))
+    st = ts_fail(err, TS_ERR_FORMAT, "%s: its %zu-byte elements have %zu bits of precision at offset %d; tessera "
+                 "reads plain 8-, 16- and 32-bit numbers", name, size, H5Tget_precision(t), H5Tget_offset(t));
+  hsize_t elems = 1;
+  for (int i = 0; !st && i < rank; i++) {
+    if (dims[i] > ((hsize_t)1 << 48) || (dims[i] && elems > ((hsize_t)1 << 62) / dims[i]))
+      st = ts_fail(err, TS_ERR_FORMAT, "%s: dimension %d of %llu is beyond any image", name, i,
+                   (unsigned long long)dims[i]);
+    elems *= dims[i];
+  }
+  const H5D_layout_t layout = dcpl >= 0 ? H5Pget_layout(dcpl) : H5D_LAYOUT_ERROR;
+  if (!st && layout == H5D_CHUNKED) {
+    if (H5Pget_chunk(dcpl, 8, chunk) != rank)
+      st = ts_fail(err, TS_ERR_FORMAT, "%s: its chunks do not have the dataset's %d dimensions", name, rank);
+    hsize_t bytes = size;
+    for (int i = 0; !st && i < rank; i++) {
+      if (chunk[i] < 1 || chunk[i] > ((hsize_t)1 << 32))
+        st = ts_fail(err, TS_ERR_FORMAT, "%s: chunk dimension %d is %llu", name, i, (unsigned long long)chunk[i]);
+      else bytes *= chunk[i];
+      if (!st && bytes > ((hsize_t)1 << 30))
+        st = ts_fail(err, TS_ERR_FORMAT, "%s: its chunks are over 1 GiB each; tessera reads chunks up to 1 GiB",
+                     name);
+    }
+    for (int i = 0, n = st ? 0 : H5Pget_nfilters(dcpl); !st && i < n; i++) {
+      unsigned flags, cd[8];
+      size_t ncd = 8;
+      char fname[64] = "";
+      H5Z_filter_t f = H5Pget_filter2(dcpl, (unsigned)i, &flags, &ncd, cd, sizeof fname, fname, NULL);
+      if (f < 0 || H5Zfilter_avail(f) <= 0)
+        st = ts_fail(err, TS_ERR_FORMAT, "%s: its chunks need HDF5 filter %d (%s), which this HDF5 cannot decode",
+                     name, (int)f, fname[0] ? fname : "unknown");
+    }
+    /* every allocated chunk inside the dataset and inside the file (by
+     * index, which libhdf5 1.10 finds by walking the index: checked for
+     * the first 4096 chunks; the rest, as all, against the file's end by
+     * libhdf5's own reads) */
+    hsize_t nchunks = 0;
+    if (!st && H5Dget_num_chunks(dset, sp, &nchunks) /* 1.10.8 refuses H5S_ALL */ < 0)
+      st = ts_fail(err, TS_ERR_FORMAT, "%s: its chunk index cannot be read (corrupt)", name);
+    if (!st && H5Dget_storage_size(dset) > fsize)
+      st = ts_fail(err, TS_ERR_FORMAT, "%s: its chunks claim %llu bytes, more than the file's %llu (corrupt or "
+                   "truncated)", name, (unsigned long long)H5Dget_storage_size(dset), (unsigned long long)fsize);
+    for (hsize_t c = 0; !st && c < nchunks && c < 4096; c++) {
+      hsize_t off[8] = {0}, csize = 0;
+      haddr_t addr = 0;
+      unsigned mask = 0;
+      if (H5Dget_chunk_info(dset, sp, c, off, &mask, &addr, &csize) < 0) {
+        st = ts_fail(err, TS_ERR_FORMAT, "%s: chunk %llu cannot be located (corrupt)", name, (unsigned long long)c);
+        break;
+      }
+      int inside = addr != HADDR_UNDEF && addr <= fsize && csize <= fsize - addr;
+      for (int i = 0; inside && i < rank; i++) inside = off[i] < dims[i] && off[i] % chunk[i] == 0;
+      if (!inside)
+        st = ts_fail(err, TS_ERR_FORMAT, "%s: chunk %llu of %llu lies outside the dataset or the file's %llu bytes "
+                     "(corrupt or truncated)", name, (unsigned long long)c, (unsigned long long)nchunks,
+                     (unsigned long long)fsize);
+    }
+  } else if (!st && layout == H5D_CONTIGUOUS) {
+    const haddr_t addr = H5Dget_offset(dset);
+    const hsize_t stored = H5Dget_storage_size(dset);
+    if (addr != HADDR_UNDEF && (stored != elems * size || addr > fsize || stored > fsize - addr))
+      st = ts_fail(err, TS_ERR_FORMAT, "%s: its %llu bytes at offset %llu do not fit the file's %llu bytes "
+                   "(truncated or corrupt)", name, (unsigned long long)stored, (unsigned long long)addr,
+                   (unsigned long long)fsize);
+  } else if (!st && layout != H5D_COMPACT) {
+    st = ts_fail(err, TS_ERR_FORMAT, "%s: unsupported storage layout (virtual or external datasets are not read)", name);
+  }
+  if (t >= 0) H5Tclose(t);
+  if (sp >= 0) H5Sclose(sp);
+  if (dcpl >= 0) H5Pclose(dcpl);
+  return st;
+}
+
 static hid_t mem_type(ts_dtype d) {
   return d == TS_U8 ? H5T_NATIVE_UINT8 : d == TS_U16 ? H5T_NATIVE_UINT16 : H5T_NATIVE_FLOAT;
 }
@@ -80,6 +169,9 @@ static ts_status h5r_open_locked(const char *spec, h5_reader *r, ts_image_info *
     H5Tclose(t);
     H5Sclose(sp);
   }
+  char name[4200];
+  snprintf(name, sizeof name, "%s:%s", file, path);
+  if (!st) st = ts_h5_check_dataset(r->file, r->dset, name, err);
   if (!st && !(r->rank == 2 || (r->rank == 3 && dims[2] >= 1 && dims[2] <= 4)))
     st = ts_fail(err, TS_ERR_FORMAT, "%s:%s: tile mode reads one image, H x W or H x W x C with C <= 4; "
                  "this dataset has %d dimensions (a stack N x H x W [x C] is list mode's input)", file, path, r->rank);
@@ -109,7 +201,8 @@ static ts_status h5r_open_locked(const char *spec, h5_reader *r, ts_image_info *
   return st;
 }
 
-static ts_status h5r_open(const char *spec, void **ctx, ts_image_info *info, ts_error *err) {
+static ts_status h5r_open(const char *spec, int64_t page, void **ctx, ts_image_info *info, ts_error *err) {
+  if (page) return ts_fail(err, TS_ERR_USAGE, "%s: one image; --page is for multi-page TIFF files", spec);
   h5_reader *r = calloc(1, sizeof *r);
   if (!r) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   r->file = r->dset = -1;

@@ -13,7 +13,8 @@ typedef struct synth {
   ts_image_info info;
 } synth;
 
-static ts_status synth_open(const char *path, void **ctx, ts_image_info *info, ts_error *err) {
+static ts_status synth_open(const char *path, int64_t page, void **ctx, ts_image_info *info, ts_error *err) {
+  if (page) return ts_fail(err, TS_ERR_USAGE, "%s: one image; --page is for multi-page TIFF files", path);
   long long w = 0, h = 0;
   char dt[8] = "u8";
   int ch = 1, n = 0;

@@ -26,9 +26,10 @@ typedef struct block {
 typedef struct tiff_reader {
   TIFF *tif;
   char *path;
-  char msg[512]; /* first libtiff error since the last reset */
+  ts_tiff_log log; /* first libtiff error, and first corrupt-data warning, since the last reset */
   ts_image_info info;
   int tiled, scanline;
+  int invert; /* MinIsWhite: samples inverted on read, so 0 is black as everywhere else */
   int64_t bw, bh;      /* block size */
   int64_t bcols;       /* blocks across */
   size_t block_bytes;  /* bw * bh * pixel */
@@ -40,7 +41,14 @@ typedef struct tiff_reader {
   int in_memory;
 } tiff_reader;
 
-static const char *libtiff_msg(tiff_reader *r) { return r->msg[0] ? r->msg : "libtiff error"; }
+static const char *libtiff_msg(tiff_reader *r) {
+  return r->log.error[0] ? r->log.error : r->log.corrupt[0] ? r->log.corrupt : "libtiff error";
+}
+
+/* A warning libtiff passed over that means the pixels would be wrong. */
+static ts_status corrupt(tiff_reader *r, const char *where, ts_error *err) {
+  return ts_fail(err, TS_ERR_FORMAT, "%s: corrupt or truncated TIFF%s: libtiff %s", r->path, where, r->log.corrupt);
+}
 
 static void tiff_close(void *ctx) {
   tiff_reader *r = ctx;
@@ -99,15 +107,15 @@ static ts_status check_extent(tiff_reader *r, ts_error *err) {
 }
 
 /* Open `path`, or with bytes != NULL the file's n bytes in memory. */
-static ts_status open_tiff(const char *path, const void *bytes, size_t n, void **ctx, ts_image_info *info,
-                           ts_error *err) {
+static ts_status open_tiff(const char *path, const void *bytes, size_t n, int64_t page, void **ctx,
+                           ts_image_info *info, ts_error *err) {
   tiff_reader *r = calloc(1, sizeof *r);
   if (!r || !(r->path = strdup(path))) {
     free(r);
     return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   }
   *ctx = r;
-  TIFFOpenOptions *opts = ts_tiff_options(r->msg);
+  TIFFOpenOptions *opts = ts_tiff_read_options(&r->log);
   /* a hostile header cannot make libtiff allocate more than this at once */
   TIFFOpenOptionsSetMaxSingleMemAlloc(opts, (tmsize_t)1 << 31);
   if (bytes) {
@@ -119,6 +127,13 @@ static ts_status open_tiff(const char *path, const void *bytes, size_t n, void *
   }
   TIFFOpenOptionsFree(opts);
   if (!r->tif) return ts_fail(err, TS_ERR_FORMAT, "%s: cannot read TIFF: %s", path, libtiff_msg(r));
+  info->pages = TIFFNumberOfDirectories(r->tif);
+  info->page = page;
+  if (page >= info->pages)
+    return ts_fail(err, TS_ERR_USAGE, "%s: has %lld page%s; --page %lld is not one (0 to %lld)", path,
+                   (long long)info->pages, info->pages == 1 ? "" : "s", (long long)page, (long long)info->pages - 1);
+  if (page > 0 && !TIFFSetDirectory(r->tif, (tdir_t)page))
+    return ts_fail(err, TS_ERR_FORMAT, "%s: cannot read page %lld: %s", path, (long long)page, libtiff_msg(r));
 
   uint32_t w = 0, h = 0;
   uint16_t spp = 1, bits = 1, fmt = SAMPLEFORMAT_UINT, planar = PLANARCONFIG_CONTIG,
@@ -149,6 +164,12 @@ static ts_status open_tiff(const char *path, const void *bytes, size_t n, void *
   if (photo == PHOTOMETRIC_PALETTE)
     return ts_fail(err, TS_ERR_FORMAT, "%s: palette (colormap) images are not supported in tile "
                    "mode; convert to RGB first", path);
+  if (photo == PHOTOMETRIC_MINISWHITE) {
+    if (info->dtype == TS_F32 || spp > 2)
+      return ts_fail(err, TS_ERR_FORMAT, "%s: MinIsWhite (white is 0) is read for 8- and 16-bit gray images; this "
+                     "one is %s with %u samples", path, sample_desc(bits, fmt, buf, sizeof buf), spp);
+    r->invert = 1;
+  }
   if (photo == PHOTOMETRIC_YCBCR) {
     if (comp != COMPRESSION_JPEG)
       return ts_fail(err, TS_ERR_FORMAT, "%s: YCbCr without JPEG compression is not supported", path);
@@ -195,22 +216,33 @@ static ts_status open_tiff(const char *path, const void *bytes, size_t n, void *
   info->block_w = r->bw;
   info->block_h = r->bh;
   snprintf(info->format, sizeof info->format, "tiff");
-  snprintf(info->detail, sizeof info->detail, "%s, %s %ux%u, compression %s, photometric %u%s",
-           TIFFIsBigTIFF(r->tif) ? "BigTIFF" : "classic TIFF", r->tiled ? "tiles" : "strips of rows",
-           r->tiled ? (unsigned)r->bw : w, r->tiled ? (unsigned)r->bh : rps, compression_desc(comp),
-           photo, TIFFNumberOfDirectories(r->tif) > 1 ? ", several pages (reads the first)" : "");
+  char layout[96], pages[96] = "", sub[64] = "";
+  if (r->tiled) snprintf(layout, sizeof layout, "tiles %lldx%lld", (long long)r->bw, (long long)r->bh);
+  else snprintf(layout, sizeof layout, "strips of %u row%s%s", rps, rps == 1 ? "" : "s",
+                r->scanline ? " (read in bands of rows)" : "");
+  if (info->pages > 1)
+    snprintf(pages, sizeof pages, ", %lld pages (reads page %lld; --page N picks another)", (long long)info->pages,
+             (long long)page);
+  uint16_t nsub = 0;
+  void *subs = NULL;
+  if (TIFFGetField(r->tif, TIFFTAG_SUBIFD, &nsub, &subs) && nsub > 0)
+    snprintf(sub, sizeof sub, ", %u SubIFD%s (reduced resolutions, not read)", nsub, nsub == 1 ? "" : "s");
+  snprintf(info->detail, sizeof info->detail, "%s, %s, compression %s, photometric %u%s%s%s",
+           TIFFIsBigTIFF(r->tif) ? "BigTIFF" : "classic TIFF", layout, compression_desc(comp), photo,
+           r->invert ? " (MinIsWhite: inverted on read)" : "", pages, sub);
   r->info = *info;
   r->cap = 64;
+  if (r->log.corrupt[0]) return corrupt(r, "", err); /* the directory's own warnings (a short offsets array) */
   return check_extent(r, err);
 }
 
-static ts_status tiff_open(const char *path, void **ctx, ts_image_info *info, ts_error *err) {
-  return open_tiff(path, NULL, 0, ctx, info, err);
+static ts_status tiff_open(const char *path, int64_t page, void **ctx, ts_image_info *info, ts_error *err) {
+  return open_tiff(path, NULL, 0, page, ctx, info, err);
 }
 
 ts_status ts_tiff_open_memory(const char *name, const void *bytes, size_t n, void **ctx, ts_image_info *info,
                               ts_error *err) {
-  return open_tiff(name, bytes, n, ctx, info, err);
+  return open_tiff(name, bytes, n, 0, ctx, info, err);
 }
 
 static void tiff_set_cache(void *ctx, int64_t blocks) {
@@ -226,19 +258,23 @@ static void tiff_set_cache(void *ctx, int64_t blocks) {
 /* Decode block `index` into b->data. */
 static ts_status decode(tiff_reader *r, int64_t index, block *b, ts_error *err) {
   int64_t bx = index % r->bcols, by = index / r->bcols;
-  r->msg[0] = '\0';
-  tmsize_t got;
+  r->log.error[0] = r->log.corrupt[0] = '\0';
+  tmsize_t got, want = (tmsize_t)r->block_bytes;
   if (r->tiled) {
     uint32_t t = TIFFComputeTile(r->tif, (uint32_t)(bx * r->bw), (uint32_t)(by * r->bh), 0, 0);
     got = TIFFReadEncodedTile(r->tif, t, b->data, (tmsize_t)r->block_bytes);
-    if (got < 0)
+    if (got < 0 || got < want)
       return ts_fail(err, TS_ERR_FORMAT, "%s: cannot decode tile %u (x %lld, y %lld): %s", r->path,
-                     t, (long long)(bx * r->bw), (long long)(by * r->bh), libtiff_msg(r));
+                     t, (long long)(bx * r->bw), (long long)(by * r->bh),
+                     got < 0 ? libtiff_msg(r) : "it decodes to fewer bytes than a tile holds (truncated)");
   } else if (!r->scanline) {
     got = TIFFReadEncodedStrip(r->tif, (uint32_t)by, b->data, (tmsize_t)r->block_bytes);
-    if (got < 0)
+    const int64_t rows = (by + 1) * r->bh <= r->info.h ? r->bh : r->info.h - by * r->bh; /* the last is shorter */
+    want = (tmsize_t)(rows * r->info.w * (int64_t)r->px);
+    if (got < 0 || got < want)
       return ts_fail(err, TS_ERR_FORMAT, "%s: cannot decode strip %lld (rows from %lld): %s",
-                     r->path, (long long)by, (long long)(by * r->bh), libtiff_msg(r));
+                     r->path, (long long)by, (long long)(by * r->bh),
+                     got < 0 ? libtiff_msg(r) : "it decodes to fewer bytes than its rows hold (truncated)");
   } else {
     int64_t y0 = by * r->bh, y1 = y0 + r->bh > r->info.h ? r->info.h : y0 + r->bh;
     size_t row = (size_t)r->info.w * r->px;
@@ -246,6 +282,13 @@ static ts_status decode(tiff_reader *r, int64_t index, block *b, ts_error *err) 
       if (TIFFReadScanline(r->tif, (char *)b->data + (size_t)(y - y0) * row, (uint32_t)y, 0) < 0)
         return ts_fail(err, TS_ERR_FORMAT, "%s: cannot decode row %lld: %s", r->path, (long long)y,
                        libtiff_msg(r));
+  }
+  if (r->log.corrupt[0]) return corrupt(r, ", in the data", err); /* decoded, but padded or guessed */
+  if (r->invert) { /* MinIsWhite: v -> max - v */
+    if (r->info.dtype == TS_U8)
+      for (size_t i = 0; i < r->block_bytes; i++) ((uint8_t *)b->data)[i] = (uint8_t)~((uint8_t *)b->data)[i];
+    else
+      for (size_t i = 0; i < r->block_bytes / 2; i++) ((uint16_t *)b->data)[i] = (uint16_t)~((uint16_t *)b->data)[i];
   }
   b->index = index;
   return TS_OK;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "io/tiff_util.h"
 
 static int on_error(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap) {
@@ -13,6 +14,54 @@ static int on_error(TIFF *tif, void *user, const char *module, const char *fmt, 
 
 static int on_warning(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap) {
   return 1; /* unknown tags and the like: not the user's problem */
+}
+
+/* Warnings that mean the pixels are wrong: libtiff recovers (pads a short
+ * offsets array, fills a short strip, skips a bad code) and the decode
+ * "succeeds" with garbage. Decided by class: the module is one that reads
+ * image data (the strile arrays, a strip or tile, a codec's decoder), or
+ * the text says the data is corrupt or short. Everything else (unknown or
+ * mistyped metadata tags, unsorted directories, nonstandard tile sizes)
+ * leaves the pixels alone and stays quiet. README: "Bad input". */
+int ts_tiff_warning_is_corrupt(const char *module, const char *text) {
+  static const char *const modules[] = {"TIFFFetchStripThing", "TIFFFillStrip", "TIFFFillTile", "TIFFReadEncodedStrip",
+                                        "TIFFReadEncodedTile", "TIFFReadRawStrip", "TIFFReadRawTile", "TIFFReadScanline",
+                                        "TIFFStartStrip", "TIFFStartTile", "JPEGLib", "OJPEGReadHeaderInfoSec", NULL};
+  static const char *const words[] = {"corrupt", "truncat", "premature", "not enough data", "cannot read offset",
+                                      "byte count", "unexpected end", "too short", NULL};
+  const char *m = module ? module : "";
+  for (int i = 0; modules[i]; i++)
+    if (!strcmp(m, modules[i])) return 1;
+  /* the codecs' decoders: ZIPDecode, LZWDecode, PackBitsDecode, Fax3Decode2D... */
+  if (strstr(m, "Decode")) return 1;
+  for (int i = 0; words[i]; i++) {
+    const size_t k = strlen(words[i]);
+    for (const char *t = text; *t; t++)
+      if (!strncasecmp(t, words[i], k)) return 1;
+  }
+  return 0;
+}
+
+static int on_read_error(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap) {
+  ts_tiff_log *log = user;
+  if (log->error[0] == '\0') vsnprintf(log->error, sizeof log->error, fmt, ap);
+  return 1;
+}
+
+static int on_read_warning(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap) {
+  ts_tiff_log *log = user;
+  char text[400];
+  vsnprintf(text, sizeof text, fmt, ap);
+  if (log->corrupt[0] == '\0' && ts_tiff_warning_is_corrupt(module, text))
+    snprintf(log->corrupt, sizeof log->corrupt, "%.80s: %s", module ? module : "libtiff", text);
+  return 1;
+}
+
+TIFFOpenOptions *ts_tiff_read_options(ts_tiff_log *log) {
+  TIFFOpenOptions *opts = TIFFOpenOptionsAlloc();
+  TIFFOpenOptionsSetErrorHandlerExtR(opts, on_read_error, log);
+  TIFFOpenOptionsSetWarningHandlerExtR(opts, on_read_warning, log);
+  return opts;
 }
 
 TIFFOpenOptions *ts_tiff_options(char *msg) {

@@ -10,6 +10,16 @@
  * with TIFFOpenOptionsFree. */
 TIFFOpenOptions *ts_tiff_options(char *msg);
 
+/* A reader's libtiff messages: the first error, and the first warning
+ * that means corrupt or truncated data (ts_tiff_warning_is_corrupt), which
+ * the reader turns into an error. */
+typedef struct ts_tiff_log {
+  char error[512];
+  char corrupt[512];
+} ts_tiff_log;
+TIFFOpenOptions *ts_tiff_read_options(ts_tiff_log *log);
+int ts_tiff_warning_is_corrupt(const char *module, const char *text);
+
 /* A growable in-memory file (an encoder's one-tile TIFF), or a read-only
  * view of a file's bytes (list mode decodes TIFFs sent by rank 0). */
 typedef struct ts_membuf {

@@ -21,11 +21,11 @@ static int64_t make_runs(int64_t start, int64_t n, int64_t size, ts_boundary mod
     int64_t j = i + 1;
     if (m >= 0 && j < n) {
       int64_t m2 = ts_boundary_map(start + j, size, mode);
-      if (m2 == m - 1) rn.dir = -1;
+      if (m2 >= 0 && m2 == m - 1) rn.dir = -1; /* not the constant (-1) after index 0 of a 1-pixel side */
     }
     for (; j < n; j++) {
       int64_t mj = ts_boundary_map(start + j, size, mode);
-      if (rn.dir == 0 ? mj >= 0 : mj != m + rn.dir * (j - i)) break;
+      if (rn.dir == 0 ? mj >= 0 : mj < 0 || mj != m + rn.dir * (j - i)) break;
     }
     rn.len = j - i;
     if (rn.dir < 0) rn.src = m - (rn.len - 1);
