@@ -15,6 +15,12 @@ TS_API void ts_request_stop(int signo);
 /* The signal of the pending request, -1 for one without a signal, 0 none. */
 TS_API int ts_stop_requested(void);
 TS_API void ts_stop_clear(void);
+/* While on, a stop request ends the process at once (exit TS_EXIT_STOPPED,
+ * one line on stderr): for the phases before a job creates or moves any
+ * file (parsing, listing inputs, opening them), which may block in a call
+ * that no loop returns from. The engine turns it off before its first
+ * change to the file system; the command line turns it on at start. */
+TS_API void ts_stop_immediate(int on);
 /* "SIGUSR1", "SIGTERM", ...; "a stop request" for -1. */
 TS_API const char *ts_stop_name(int signo);
 

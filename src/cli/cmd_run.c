@@ -21,7 +21,7 @@ static const char help[] =
     "dispatches and writes; the other ranks compute.\n"
     "\n"
     "A job file (INI) sets the same options: [input] input, glob, recursive,\n"
-    "strips, [output] output, format, images, compression, jpeg_quality,\n"
+    "strips, max_image_pixels, page, [output] output, format, images, compression, jpeg_quality,\n"
     "compression_level, force,\n"
     "[pipeline] pipeline, boundary, cval, [partition] tile, out_tile, [run]\n"
     "threads, io, root_compute, credits, stats, trace, quiet, resume,\n"
@@ -30,6 +30,8 @@ static const char help[] =
     "\n"
     "  -i, --input PATH      input TIFF or BigTIFF, FILE.h5:/dataset (H x W or\n"
     "                        H x W x C), or synth:WxH[:dtype[:channels]]\n"
+    "  --page N              a multi-page TIFF input: process page N (0-based;\n"
+    "                        default 0, with a note on stderr when there are more)\n"
     "  -o, --output PATH     output .tif / .tiff, or FILE.h5[:/dataset] (default\n"
     "                        /image; --compression deflate or none)\n"
     "  -p, --pipeline TEXT   kernels separated by '|'; see `tessera kernels`\n"
@@ -66,6 +68,9 @@ static const char help[] =
     "  --recursive           descend into subdirectories\n"
     "  --strips N            one image (TIFF, FILE.h5:/image) cut into strips of N rows,\n"
     "                        each strip one image of the list (strip_000000, ...)\n"
+    "  --max-image-pixels N  an image (or blend with= image) whose header gives more\n"
+    "                        pixels fails before decoding and goes to /failed\n"
+    "                        (default 268435456 = 16384 x 16384; 0: no limit)\n"
     "  --output FILE.h5      /images, /names, /results/<kernel>, /failed\n"
     "  --output DIR/ --format png|tiff|jpeg   one file per input, mirroring the names\n"
     "  --images false        HDF5: store the emitted values only\n"
@@ -119,6 +124,7 @@ static void catch_stop_signals(void) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGUSR1, &sa, NULL);
+  ts_stop_immediate(1); /* until the engine first touches a file: a stop ends parsing or listing at once */
 }
 
 /* Rank 0's (or the only process's) checks after parsing. */
@@ -148,6 +154,9 @@ int ts_cmd_run(int argc, char **argv) {
   catch_stop_signals(); /* again: MPI_Init may install its own handlers */
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &world);
+  /* workers act on rank 0's decisions, not on signals: when rank 0 ends
+   * the job, the launcher's SIGTERM to them needs no words of their own */
+  if (rank != 0) ts_stop_immediate(0);
   if ((code = refuse_singletons(world)) >= 0) {
     MPI_Finalize();
     return code;

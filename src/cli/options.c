@@ -38,7 +38,8 @@ static void report_stop(const ts_job *job, const ts_run_stats *st) {
 
 int ts_cli_report(const ts_job *job, ts_status st, const ts_error *err, const ts_run_stats *stats,
                   int quiet, const char *stats_path, const char *trace_path) {
-  if (st && st != TS_SOME_FAILED && st != TS_STOPPED) {
+  if ((st && st != TS_SOME_FAILED && st != TS_STOPPED) || (st == TS_STOPPED && err->code == TS_STOPPED)) {
+    /* an error, or a stop before the first task (the message says where) */
     ts_cli_error("%s", err->msg);
     return ts_cli_exit(st);
   }

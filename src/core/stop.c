@@ -3,13 +3,24 @@
  * async-signal-safe, so nothing else happens here. */
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 #include "tessera/stop.h"
 
-static volatile sig_atomic_t requested;
+static volatile sig_atomic_t requested, immediate;
 
 void ts_request_stop(int signo) {
   if (!requested) requested = signo > 0 ? signo : -1;
+  if (immediate) { /* nothing written yet: end now, whatever call we are in (write and _exit are signal-safe) */
+    static const char msg[] = "tessera: stopped early by a signal before any output was created; nothing was "
+                              "written\n";
+    ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)ignored;
+    _exit(75); /* TS_EXIT_STOPPED */
+  }
 }
+
+void ts_stop_immediate(int on) { immediate = on; }
 
 int ts_stop_requested(void) { return requested; }
 

@@ -9,6 +9,7 @@
 #include "engine/kind.h"
 #include "mpi/threads.h"
 #include "mpi/wire.h"
+#include "tessera/stop.h"
 
 static void bcast_bytes(void *p, int64_t n, MPI_Comm comm) {
   for (int64_t at = 0; at < n; at += 1 <<30) {
@@ -74,6 +75,7 @@ ts_status ts_run_mpi(const ts_job *job, MPI_Comm comm, ts_run_stats *stats, FILE
   }
   ts_blob_free(&setup);
   ts_status result = ts_agree(ready, &mine, comm, err);
+  ts_stop_immediate(0); /* the loops take stop requests from here on */
   if (result == TS_OK)
     result = rank == 0 ? ts_mpi_root(k, job, &su, comm, stats, err) : ts_mpi_worker(k, &su, threads, comm, err);
   if (k) k->ops->close(&k);
