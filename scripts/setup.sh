@@ -15,6 +15,9 @@ PKGS=(
   python3-tifffile python3-h5py python3-pytest python3-joblib libtiff-tools hdf5-tools procps
   # benchmarks: plots
   python3-matplotlib
+  # fuzzing (tests/fuzz, scripts/fuzz.sh): clang's libFuzzer and OpenMP
+  # runtimes; the seed maker's PIL (palette and interlaced PNGs)
+  clang libclang-rt-14-dev libomp-dev python3-pil
   # tests: a real local Slurm cluster, and emulated hosts in network namespaces
   slurmctld slurmd slurm-client munge iproute2 iputils-ping util-linux
   # benchmarks: the peer tool

@@ -1,0 +1,13 @@
+/* The job-file parser (INI) as `tessera run JOB.ini` loads it: the input
+ * is the file; the options it sets are then freed. */
+#include "fuzz.h"
+#include "cli/job_opts.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
+  char *argv[] = {"run", (char *)fuzz_file(data, n, ".ini"), NULL};
+  ts_cli_opts o;
+  ts_cli_opts_init(&o);
+  ts_cli_parse(2, argv, TS_CMD_RUN, "help\n", &o);
+  ts_cli_opts_free(&o);
+  return 0;
+}

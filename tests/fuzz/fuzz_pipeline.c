@@ -1,0 +1,32 @@
+/* The pipeline parser, then the parsed pipeline run over a small image as
+ * list mode runs it (whole-image kernels, emits). The first byte picks
+ * the dtype and channels; the rest is the pipeline text. */
+#include "fuzz.h"
+#include "tessera/tessera.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
+  static unsigned char px[33 * 21 * 4 * 4];
+  static ts_scratch *s;
+  if (n < 1 || n > 4096) return 0;
+  if (!s && !(s = ts_scratch_new())) abort();
+  ts_dtype dt = (ts_dtype)(data[0] % 3);
+  int channels = 1 + (data[0] / 3) % 4;
+  char *text = malloc(n);
+  if (!text) abort();
+  memcpy(text, data + 1, n - 1);
+  text[n - 1] = '\0';
+  for (size_t i = 0; i < sizeof px; i++) px[i] = (unsigned char)(i * 7 + i / 33);
+  if (dt == TS_F32)
+    for (size_t i = 0; i < sizeof px / 4; i++) ((float *)px)[i] = (float)(i % 97) / 96.0f;
+  ts_pipeline *p = NULL;
+  ts_error e;
+  if (ts_pipeline_parse(text, dt, channels, &p, &e) == TS_OK) {
+    ts_image in = {33, 21, channels, dt, 33 * (int64_t)ts_dtype_size(dt) * channels, px}, out;
+    ts_emits em = {0};
+    ts_pipeline_run_image(p, &in, TS_BOUNDARY_REFLECT, 0, &out, &em, s, &e);
+    ts_emits_free(&em);
+    ts_pipeline_free(&p);
+  }
+  free(text);
+  return 0;
+}

@@ -1,0 +1,36 @@
+/* Tile mode's TIFF reader, through the real read path: ts_reader_open on a
+ * file, a cache of two blocks (so blocks are evicted and decoded again),
+ * then rects across the image, assembled with a halo and a boundary mode
+ * as a tile's input is. Reads are bounded: at most 4 Mpx per input. */
+#include "fuzz.h"
+#include "partition/assemble.h"
+#include "tessera/io.h"
+
+static ts_status read_rect(void *ctx, ts_rect r, void *dst, int64_t stride, ts_error *err) {
+  return ts_reader_read(ctx, r, dst, stride, err);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
+  static unsigned char *buf, *scratch;
+  enum { T = 64, H = 3, MAXB = (T + 2 * H) * (T + 2 * H) * 4 * 4 };
+  if (!buf && (!(buf = malloc(MAXB)) || !(scratch = malloc(1 << 20)))) abort();
+  ts_reader *r = NULL;
+  ts_error e;
+  if (ts_reader_open(fuzz_file(data, n, ".tif"), &r, &e) == TS_OK) {
+    ts_reader_set_cache(r, 2);
+    const ts_image_info *i = &r->info;
+    int64_t budget = 4 << 20; /* pixels */
+    int mode = (int)(n % 5); /* one of the five boundary modes per input */
+    for (int64_t y = 0; y < i->h && budget > 0; y += T)
+      for (int64_t x = 0; x < i->w && budget > 0; x += T) {
+        ts_rect rect = {x - H, y - H, T + 2 * H, T + 2 * H};
+        ts_image im = {rect.w, rect.h, i->channels, i->dtype, rect.w * (int64_t)ts_dtype_size(i->dtype) * i->channels,
+                       buf};
+        if (ts_assemble_scratch_bytes(rect) > (1 << 20)) abort();
+        if (ts_assemble_rect(read_rect, r, i->w, i->h, rect, (ts_boundary)mode, 0, &im, scratch, &e)) break;
+        budget -= T * T;
+      }
+    ts_reader_close(&r);
+  }
+  return 0;
+}

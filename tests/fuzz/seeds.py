@@ -1,0 +1,210 @@
+#!/usr/bin/python3
+"""Seed corpora and regression inputs for the fuzz harnesses (the chaos
+tests, tests/cli/test_hostile.py, import the same makers).
+
+    seeds.py OUT
+
+writes OUT/<target>/ (small valid files of every kind the reader takes,
+the starting points of mutation) and OUT/regress/<target>/ (one file per
+defect found by outside testing, made from its description; each must be
+refused or read within bounded time and memory). Nothing binary is
+committed: this script is the corpus's source.
+"""
+import os
+import struct
+import subprocess
+import sys
+import zlib
+
+import cv2
+import h5py
+import numpy as np
+import tifffile
+
+OUT = "."
+rng = np.random.default_rng(12)
+
+
+def put(target, name, data):
+    d = os.path.join(OUT, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+    return os.path.join(d, name)
+
+
+def path(target, name):
+    d = os.path.join(OUT, target)
+    os.makedirs(d, exist_ok=True)
+    return os.path.join(d, name)
+
+
+def img(h, w, c, dt):
+    if dt == np.float32:
+        a = rng.random((h, w, c), dtype=np.float32)
+    else:
+        a = rng.integers(0, np.iinfo(dt).max, (h, w, c), dtype=dt, endpoint=True)
+    return a[:, :, 0] if c == 1 else a
+
+
+# ---- TIFF: tile reader and list decoder ---------------------------------
+def tiffs(target, regress):
+    for dt in (np.uint8, np.uint16, np.float32):
+        for c in (1, 3):
+            a = img(24, 20, c, dt)
+            n = f"{np.dtype(dt).name}_{c}"
+            tifffile.imwrite(path(target, f"strip_{n}.tif"), a, rowsperstrip=5)
+            tifffile.imwrite(path(target, f"tile_{n}.tif"), img(40, 36, c, dt), tile=(16, 16))
+    a = img(20, 20, 1, np.uint8)
+    tifffile.imwrite(path(target, "zlib.tif"), a, tile=(16, 16), compression="zlib")
+    tifffile.imwrite(path(target, "bigtiff.tif"), a, bigtiff=True, tile=(16, 16))
+    tifffile.imwrite(path(target, "be.tif"), img(20, 20, 1, np.uint16), byteorder=">")
+    tifffile.imwrite(path(target, "rgba.tif"), img(17, 9, 4, np.uint8), extrasamples=["unassalpha"])
+    tifffile.imwrite(path(target, "planar.tif"), img(36, 10, 1, np.uint8).reshape(3, 12, 10),
+                     planarconfig="separate", photometric="rgb")
+    tifffile.imwrite(path(target, "miniswhite.tif"), a, photometric="miniswhite")
+    with tifffile.TiffWriter(path(target, "multipage.tif")) as t:
+        for _ in range(3):
+            t.write(a)
+    tifffile.imwrite(path(target, "onewide.tif"), img(30, 1, 1, np.uint8), rowsperstrip=4)
+    tifffile.imwrite(path(target, "onehigh.tif"), img(1, 30, 1, np.uint8))
+    base = path(target, "tile_uint8_1.tif")
+    for comp in ("lzw", "packbits", "jpeg", "zstd", "lzma"):
+        out = path(target, f"tiffcp_{comp}.tif")
+        r = subprocess.run(["tiffcp", "-c", comp, "-t", "-w", "16", "-l", "16", base, out], capture_output=True)
+        if r.returncode and os.path.exists(out):
+            os.unlink(out)
+    # regression: fewer tile offsets than tiles (libtiff pads them, warns)
+    good = open(path(target, "tile_uint8_1.tif"), "rb").read()
+    put(regress, "fewer_tile_offsets.tif", short_offsets(good))
+
+
+def short_offsets(b):
+    """A classic little-endian TIFF with TileOffsets/TileByteCounts claiming
+    one entry fewer than the image has tiles."""
+    b = bytearray(b)
+    assert b[:4] == b"II*\0"
+    ifd = struct.unpack_from("<I", b, 4)[0]
+    n = struct.unpack_from("<H", b, ifd)[0]
+    for i in range(n):
+        e = ifd + 2 + 12 * i
+        tag, typ, count = struct.unpack_from("<HHI", b, e)
+        if tag in (324, 325) and count > 1:
+            struct.pack_into("<I", b, e + 4, count - 1)
+    return bytes(b)
+
+
+# ---- PNG ------------------------------------------------------------------
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def png_raw(w, h, depth, ctype, idat, extra=b""):
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, ctype, 0, 0, 0)) + extra
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def pngs(target, regress):
+    for dt in (np.uint8, np.uint16):
+        for c in (1, 3, 4):
+            cv2.imwrite(path(target, f"{np.dtype(dt).name}_{c}.png"), img(9, 13, c, dt))
+    from PIL import Image
+    Image.fromarray(img(8, 8, 3, np.uint8)).convert("P").save(path(target, "palette.png"))
+    Image.fromarray(img(8, 8, 1, np.uint8) > 128).save(path(target, "bilevel.png"))
+    Image.fromarray(img(8, 8, 1, np.uint8)).convert("LA").save(path(target, "gray_alpha.png"))
+    Image.fromarray(img(16, 16, 3, np.uint8)).save(path(target, "interlaced.png"), interlace=1)
+    # regressions: header sizes far beyond the data, and a small file of a huge image
+    put(regress, "width_2p30.png", png_raw(1 << 30, 1, 8, 0, zlib.compress(b"\0" * 64)))
+    put(regress, "height_2p30.png", png_raw(1, 1 << 30, 8, 0, zlib.compress(b"\0" * 64)))
+    n = 17000  # 289 Mpx of zeros, ~300 KB: above the default --max-image-pixels
+    z = zlib.compressobj(9)
+    row = b"\0" * (n + 1)
+    idat = b"".join(z.compress(row) for _ in range(n)) + z.flush()
+    put(regress, "zeros_17000.png", png_raw(n, n, 8, 0, idat))
+
+
+# ---- JPEG -----------------------------------------------------------------
+def jpegs(target, regress):
+    for c in (1, 3):
+        for q in (50, 95):
+            cv2.imwrite(path(target, f"c{c}_q{q}.jpg"), img(16, 24, c, np.uint8), [cv2.IMWRITE_JPEG_QUALITY, q])
+    cv2.imwrite(path(target, "progressive.jpg"), img(16, 16, 3, np.uint8), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    good = open(path(target, "c3_q95.jpg"), "rb").read()
+    # regressions: a scan that ends early at EOI, and a 65500 x 65500 header with no data
+    sos = good.index(b"\xff\xda")
+    put(regress, "early_eoi.jpg", good[:sos + 40] + b"\xff\xd9")
+    sof = good.index(b"\xff\xc0")
+    huge = bytearray(good[:sos + 20])
+    struct.pack_into(">HH", huge, sof + 5, 65500, 65500)
+    put(regress, "huge_no_data.jpg", bytes(huge) + b"\xff\xd9")
+    put(regress, "truncated.jpg", good[:len(good) * 2 // 3])
+
+
+# ---- HDF5 -----------------------------------------------------------------
+def hdf5s(image, stack, regress):
+    for dt in (np.uint8, np.uint16, np.float32):
+        with h5py.File(path(image, f"chunked_{np.dtype(dt).name}.h5"), "w") as f:
+            f.create_dataset("image", data=img(20, 18, 1, dt), chunks=(8, 8), compression="gzip")
+        with h5py.File(path(image, f"contig_{np.dtype(dt).name}.h5"), "w") as f:
+            f.create_dataset("image", data=img(12, 10, 3, dt))
+        with h5py.File(path(stack, f"stack_{np.dtype(dt).name}.h5"), "w") as f:
+            f.create_dataset("stack", data=img(3 * 9, 7, 1, dt).reshape(3, 9, 7), chunks=(1, 9, 7),
+                             compression="gzip")
+        with h5py.File(path(stack, f"stack_rgb_{np.dtype(dt).name}.h5"), "w") as f:
+            f.create_dataset("stack", data=img(2 * 5, 6, 3, dt).reshape(2, 5, 6, 3))
+    with h5py.File(path(image, "shuffle.h5"), "w") as f:
+        f.create_dataset("image", data=img(20, 18, 1, np.uint16), chunks=(8, 8), compression="gzip", shuffle=True)
+    # regressions: stacks whose header claims far more images than the file holds
+    for name, n in (("stack_1e14.h5", 10 ** 14), ("stack_2p40.h5", 1 << 40)):
+        with h5py.File(path(regress, name), "w") as f:
+            f.create_dataset("stack", shape=(n, 8, 8), dtype=np.uint8, chunks=(1, 8, 8))
+
+
+# ---- text parsers ---------------------------------------------------------
+PIPELINES = [
+    "gaussian sigma=1.5", "median size=3 | sobel", "threshold value=100 | invert",
+    "box size=5 | erode size=3 | dilate size=3 | open size=3 | close size=3", "otsu | stats",
+    "resize width=10 height=7 interp=area", "normalize low=0 high=1 | scale factor=2 offset=1",
+    "equalize | grayscale", "convolve weights=1,2,1;2,4,2;1,2,1 normalize=true", "crop x=1 y=2 width=5 height=4",
+    "bbox_crop threshold=10 pad=2 square=true", "hog orientations=9 pixels_per_cell=8 cells_per_block=2",
+    "tv_denoise weight=0.1 max_iter=5", "unsharp sigma=1 amount=1.5", "threshold method=otsu | resize scale=0.5",
+]
+
+
+def texts(pipe, job, journal, regress_pipe):
+    for i, p in enumerate(PIPELINES):
+        put(pipe, f"p{i}", bytes([i % 12]) + p.encode())
+    # regressions: blend with= a file that cannot be opened
+    for i, w in enumerate(("/nonexistent.png", "/", "5", "\\", "/dev/null")):
+        put(regress_pipe, f"blend_{i}", b"\0blend with=" + w.encode())
+    put(job, "tile.ini", b"[input]\ninput = synth:64x64\n[output]\noutput = /nonexistent/out.tif\n"
+        b"[pipeline]\npipeline = gaussian sigma=2\n  | median size=3\n[partition]\ntile = 32\nboundary = reflect\n"
+        b"[run]\nthreads = 2\nquiet = true\n")
+    put(job, "list.ini", b"[input]\ninput = imgs/\nglob = *.png\nrecursive = true\n[output]\n"
+        b"output = out.h5\ncompression = deflate\ncompression_level = 6\nimages = false\n"
+        b"[pipeline]\npipeline = blend with=x.png fit=resize\n")
+    put(job, "bad.ini", b"[nope]\nkey = value\n")
+
+    def line(s):
+        return s.encode() + b" #%08x\n" % (zlib.crc32(s.encode()) & 0xFFFFFFFF)
+    head = line("tessera-journal 1") + line("fp input=synth:64x64") + line("fp pipeline=gaussian sigma=2")
+    put(journal, "tiles", head + line("stats 0 0 3 0x1p+0 0x1.8p+1 -0x1p-2") + line("task 0 2 0 100 deadbeef 100 50 0") +
+        line("task 1 1 150 10 1"))
+    body = b"hello"
+    put(journal, "records", head + line("rec 0 5 %08x" % (zlib.crc32(body) & 0xFFFFFFFF)) + body + b"\n")
+    put(journal, "torn", head + b"task 0 1 0 1")
+
+
+def main(out):
+    global OUT
+    OUT = out
+    tiffs("tiff", "regress/tiff")
+    tiffs("tiff_decode", "regress/tiff_decode")
+    pngs("png", "regress/png")
+    jpegs("jpeg", "regress/jpeg")
+    hdf5s("hdf5_image", "hdf5_stack", "regress/hdf5_stack")
+    texts("pipeline", "jobfile", "journal", "regress/pipeline")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
