@@ -31,6 +31,9 @@ const ts_format *ts_format_of(const unsigned char *magic, size_t n);
  * parts are malloc'd (pass NULL to skip one). */
 int ts_h5_split(const char *spec, char **file, char **dset);
 
+/* Open an HDF5 file read-only, after checking what libhdf5 would trust
+ * blindly on the way to any dataset (the root group's symbol table). */
+ts_status ts_h5_open(const char *file, int64_t *out, ts_error *err);
 /* Check a dataset's claims (element type, chunk sizes and filters, where
  * its data lies) against the file before any read; name is for messages.
  * hid_t is int64_t (hdf5.h is not included here). */

@@ -12,6 +12,7 @@
  * one process-wide lock, since a read and a write may run at once. */
 #include <hdf5.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -118,6 +119,73 @@ ts_status ts_h5_check_dataset(hid_t file, hid_t dset, const char *name, ts_error
   return st;
 }
 
+/* libhdf5 1.10.8 dereferences NULL when the root group's symbol table
+ * (superblock version 0 or 1, object header version 1: what h5py writes
+ * by default) names a B-tree or local heap outside the file: every name
+ * lookup goes through them. Checked here from the file's bytes, before
+ * HDF5 opens it. Other layouts are left to libhdf5. */
+static uint64_t le(const unsigned char *p, int n) {
+  uint64_t v = 0;
+  for (int i = n - 1; i >= 0; i--) v = v << 8 | p[i];
+  return v;
+}
+
+static ts_status check_root_group(const char *file, ts_error *err) {
+  FILE *f = fopen(file, "rb");
+  if (!f) return TS_OK; /* H5Fopen reports it */
+  unsigned char b[1024];
+  fseek(f, 0, SEEK_END);
+  const uint64_t size = (uint64_t)ftell(f);
+  ts_status st = TS_OK;
+  const char *bad = NULL;
+  /* at = where a structure starts; read n bytes of it into b */
+#define AT(at, n) (fseek(f, (long)(at), SEEK_SET) == 0 && fread(b, 1, (n), f) == (size_t)(n))
+  if (!AT(0, 96) || memcmp(b, "\x89HDF\r\n\x1a\n", 8) || b[8] > 1 || b[13] != 8 || b[14] != 8) goto done;
+  const int root = b[8] == 0 ? 56 : 60; /* the root group's symbol table entry */
+  const uint64_t base = le(b + (b[8] == 0 ? 24 : 28), 8), ohdr = le(b + root + 8, 8);
+  if (base != 0) goto done;
+  if (ohdr >= size || !AT(ohdr, 16) || b[0] != 1) goto done; /* object header v1 only */
+  const uint64_t nmsg = le(b + 2, 2), hsize = le(b + 8, 4);
+  uint64_t at = ohdr + 16, end = ohdr + 16 + hsize;
+  for (uint64_t m = 0; m < nmsg && at + 8 <= end && at + 8 <= size && AT(at, 8); m++) {
+    const uint64_t type = le(b, 2), len = le(b + 2, 2);
+    if (type == 0x11) { /* symbol table: v1 B-tree, local heap */
+      if (len < 16 || !AT(at + 8, 16)) {
+        bad = "its root group's symbol table message is cut short";
+        break;
+      }
+      const uint64_t btree = le(b, 8), heap = le(b + 8, 8);
+      if (btree >= size || heap >= size || heap + 32 > size) {
+        bad = "its root group's symbol table points outside the file";
+        break;
+      }
+      /* the local heap: "HEAP", version 0, then its data segment */
+      if (!AT(heap, 32) || memcmp(b, "HEAP", 4) || b[4] != 0) {
+        bad = "its root group's local heap is not where the file says";
+        break;
+      }
+      const uint64_t dsize = le(b + 8, 8), daddr = le(b + 24, 8);
+      if (dsize == 0 || daddr >= size || dsize > size - daddr) bad = "its root group's local heap lies outside the file";
+      break;
+    }
+    at += 8 + len;
+  }
+#undef AT
+  if (bad) st = ts_fail(err, TS_ERR_FORMAT, "%s: corrupt HDF5 file: %s", file, bad);
+done:
+  fclose(f);
+  return st;
+}
+
+ts_status ts_h5_open(const char *file, int64_t *out, ts_error *err) {
+  *out = -1;
+  if (H5Fis_hdf5(file) <= 0) return ts_fail(err, TS_ERR_FORMAT, "%s: not an HDF5 file (or cannot be read)", file);
+  ts_status st = check_root_group(file, err);
+  if (st) return st;
+  if ((*out = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) return ts_fail(err, TS_ERR_IO, "%s: cannot open", file);
+  return TS_OK;
+}
+
 static hid_t mem_type(ts_dtype d) {
   return d == TS_U8 ? H5T_NATIVE_UINT8 : d == TS_U16 ? H5T_NATIVE_UINT16 : H5T_NATIVE_FLOAT;
 }
@@ -154,9 +222,7 @@ static ts_status h5r_open_locked(const char *spec, h5_reader *r, ts_image_info *
   char *file = NULL, *path = NULL;
   ts_status st = TS_OK;
   if (!ts_h5_split(spec, &file, &path)) return ts_fail(err, TS_ERR_USAGE, "%s: name the dataset as FILE.h5:/path", spec);
-  if (H5Fis_hdf5(file) <= 0) st = ts_fail(err, TS_ERR_FORMAT, "%s: not an HDF5 file (or cannot be read)", file);
-  if (!st && (r->file = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0)
-    st = ts_fail(err, TS_ERR_IO, "%s: cannot open", file);
+  st = ts_h5_open(file, &r->file, err);
   if (!st && (H5Lexists(r->file, path, H5P_DEFAULT) <= 0 || (r->dset = H5Dopen2(r->file, path, H5P_DEFAULT)) < 0))
     st = ts_fail(err, TS_ERR_FORMAT, "%s: no dataset %s", file, path);
   hsize_t dims[8] = {0};

@@ -25,9 +25,10 @@ int ts_inputs_is_list(const char *spec) {
   if (stat(spec, &st) == 0 && S_ISDIR(st.st_mode)) return 1;
   char *file = NULL, *path = NULL;
   int list = 0;
-  if (ts_h5_split(spec, &file, &path) && H5Fis_hdf5(file) > 0) {
+  ts_error ignored;
+  hid_t f = -1;
+  if (ts_h5_split(spec, &file, &path) && ts_h5_open(file, &f, &ignored) == TS_OK) {
     /* N x H x W [x C]: list; H x W or H x W x C (C <= 4): one image */
-    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
     hid_t d = f >= 0 ? H5Dopen2(f, path, H5P_DEFAULT) : -1;
     if (d >= 0) {
       hid_t sp = H5Dget_space(d);
@@ -180,10 +181,8 @@ static ts_status open_stack(ts_inputs *in, ts_error *err) {
   if (!h) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   in->h5 = h;
   h->file = h->dset = h->mem_type = -1;
-  if (H5Fis_hdf5(in->h5_file) <= 0)
-    return ts_fail(err, TS_ERR_FORMAT, "%s: not an HDF5 file", in->h5_file);
-  h->file = H5Fopen(in->h5_file, H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (h->file < 0) return ts_fail(err, TS_ERR_IO, "%s: cannot open the HDF5 file", in->h5_file);
+  ts_status os = ts_h5_open(in->h5_file, &h->file, err);
+  if (os) return os;
   h->dset = H5Dopen2(h->file, in->h5_path, H5P_DEFAULT);
   if (h->dset < 0) return ts_fail(err, TS_ERR_FORMAT, "%s: no dataset %s", in->h5_file, in->h5_path);
   char what[8300];

@@ -52,6 +52,9 @@ static ts_status libpng_decode(const char *name, const void *bytes, size_t n, in
   }
   png_set_read_fn(png, &io, png_read_mem);
   png_set_user_limits(png, 0x7fffffff, 0x7fffffff); /* libpng's own maximum: the pixel count decides */
+  /* an ancillary chunk's inflated text or profile stays under 8 MB */
+  png_set_chunk_malloc_max(png, n > (8u << 20) ? n : (8u << 20));
+  png_set_chunk_cache_max(png, 1000);
   png_read_info(png, info);
   if ((st = ts_codec_check(name, png_get_image_width(png, info), png_get_image_height(png, info), max_pixels, err))) {
     png_destroy_read_struct(&png, &info, NULL);
@@ -170,6 +173,16 @@ ts_status ts_png_decode(const char *name, const void *bytes, size_t n, int64_t m
   ts_status st = n >= 24 && !memcmp(b + 12, "IHDR", 4) ? ts_codec_check(name, get32(b + 16), get32(b + 20), max_pixels, err)
                                                       : TS_OK;
   if (st) return st;
+  /* every chunk inside the file: libpng sizes a chunk's buffer by its
+   * length field before reading it (a tEXt claiming 2 GB was one 2 GB
+   * allocation in an 81-byte file) */
+  for (size_t at = 8; n >= 8 && at < n;) {
+    if (n - at < 12 || get32(b + at) > n - at - 12)
+      return ts_fail(err, TS_ERR_FORMAT, "%s: corrupt or truncated PNG: the chunk at byte %zu claims %u bytes, the "
+                     "file has %zu after it", name, at, n - at >= 4 ? get32(b + at) : 0u, n - at);
+    if (!memcmp(b + at + 4, "IEND", 4)) break;
+    at += 12 + get32(b + at);
+  }
   if (z && work && fast_decode(name, bytes, n, px, im, z, work) == 0) return TS_OK;
   return libpng_decode(name, bytes, n, max_pixels, px, im, err);
 }

@@ -31,6 +31,7 @@ typedef struct tiff_reader {
   int tiled, scanline;
   int invert; /* MinIsWhite: samples inverted on read, so 0 is black as everywhere else */
   int64_t bw, bh;      /* block size */
+  int64_t rps;         /* strips: rows per strip (bh may be a band of them) */
   int64_t bcols;       /* blocks across */
   size_t block_bytes;  /* bw * bh * pixel */
   size_t px;           /* bytes per pixel */
@@ -91,6 +92,13 @@ static ts_status check_extent(tiff_reader *r, ts_error *err) {
   if (r->in_memory) st.st_size = (off_t)r->mem.size;
   else if (fstat(TIFFFileno(r->tif), &st) != 0) return TS_OK;
   uint32_t n = r->tiled ? TIFFNumberOfTiles(r->tif) : TIFFNumberOfStrips(r->tif);
+  /* as many offsets as the image has tiles or strips (libtiff pads a short
+   * array with a warning, handled as corrupt; an absent one leaves none) */
+  const int64_t need = r->tiled ? ((r->info.w + r->bw - 1) / r->bw) * ((r->info.h + r->bh - 1) / r->bh)
+                                 : (r->info.h + r->rps - 1) / r->rps;
+  if ((int64_t)n < need)
+    return ts_fail(err, TS_ERR_FORMAT, "%s: corrupt: its %s offsets list %u, the image needs %lld", r->path,
+                   r->tiled ? "tile" : "strip", n, (long long)need);
   for (uint32_t i = 0; i < n; i++) {
     int bad = 0;
     uint64_t off = TIFFGetStrileOffsetWithErr(r->tif, i, &bad);
@@ -197,6 +205,7 @@ static ts_status open_tiff(const char *path, const void *bytes, size_t n, int64_
   } else {
     TIFFGetFieldDefaulted(r->tif, TIFFTAG_ROWSPERSTRIP, &rps);
     if (rps == 0 || rps > h) rps = h;
+    r->rps = rps;
     r->bw = w;
     r->bh = rps;
     if ((uint64_t)rps * w * r->px > TS_MAX_STRIP_BYTES) {

@@ -366,3 +366,27 @@ def test_hdf5_chunk_outside_the_file(tmp_path):
     p = bounded("run", "-i", f"{src}:/image", "-o", out, "-p", "invert", "--quiet")
     assert p.returncode == 1, p.stderr
     assert str(src) in p.stderr and nothing_written(out), p.stderr
+
+
+# ---- found by the fuzz harnesses (tests/fuzz) --------------------------------
+
+def test_hdf5_forged_root_group_heap(tmp_path):
+    """fuzz_hdf5_image: libhdf5 1.10.8 read NULL (SEGV) looking up /image."""
+    good = tmp_path / "good.h5"
+    with h5py.File(good, "w") as f:
+        f.create_dataset("image", data=make_image(20, 18, "u8", 1), chunks=(8, 8), compression="gzip")
+        f.create_dataset("stack", data=np.zeros((2, 8, 8), np.uint8))
+    src = tmp_path / "bad.h5"
+    src.write_bytes(seeds.forge_root_heap(good.read_bytes()))
+    for spec, out in [(f"{src}:/image", tmp_path / "o.tif"), (f"{src}:/stack", tmp_path / "o.h5")]:
+        p = bounded("run", "-i", spec, "-o", out, "-p", "invert", "--quiet")
+        assert p.returncode in (1, 2), (spec, p.returncode, p.stderr)  # was a SEGV
+        assert f"{src}" in p.stderr and nothing_written(out), p.stderr
+
+
+def test_png_chunk_longer_than_the_file(tmp_path):
+    """fuzz_png: a tEXt chunk claiming 2 GB in an 81-byte file was one 2 GB
+    allocation inside libpng."""
+    p, out = list_run(tmp_path, {"t.png": seeds.chunk_beyond_file()})
+    assert p.returncode == 3, p.stderr
+    assert "claims 2062050960 bytes" in failed_reasons(out)["t.png"]

@@ -77,6 +77,20 @@ def tiffs(target, regress):
     # regression: fewer tile offsets than tiles (libtiff pads them, warns)
     good = open(path(target, "tile_uint8_1.tif"), "rb").read()
     put(regress, "fewer_tile_offsets.tif", short_offsets(good))
+    put(regress, "no_strip_offsets.tif", retag(open(path(target, "strip_uint8_1.tif"), "rb").read(), {273: 65000, 279: 65001}))
+
+
+def retag(b, renames):
+    """A classic little-endian TIFF with some tags renumbered (to unknown
+    ones): a stripped image without StripOffsets, say."""
+    b = bytearray(b)
+    ifd = struct.unpack_from("<I", b, 4)[0]
+    for i in range(struct.unpack_from("<H", b, ifd)[0]):
+        e = ifd + 2 + 12 * i
+        tag = struct.unpack_from("<H", b, e)[0]
+        if tag in renames:
+            struct.pack_into("<H", b, e, renames[tag])
+    return bytes(b)
 
 
 def short_offsets(b):
@@ -121,6 +135,13 @@ def pngs(target, regress):
     row = b"\0" * (n + 1)
     idat = b"".join(z.compress(row) for _ in range(n)) + z.flush()
     put(regress, "zeros_17000.png", png_raw(n, n, 8, 0, idat))
+    put(regress, "chunk_beyond_file.png", chunk_beyond_file())
+
+
+def chunk_beyond_file():
+    """An 8 x 8 PNG whose tEXt chunk claims 2 GB (libpng allocated it)."""
+    good = png_raw(8, 8, 8, 0, zlib.compress(b"\0" * 72))
+    return good[:33] + struct.pack(">I", 2062050960) + b"tEXt" + b"key\0value" + good[33:]
 
 
 # ---- JPEG -----------------------------------------------------------------
@@ -154,10 +175,30 @@ def hdf5s(image, stack, regress):
             f.create_dataset("stack", data=img(2 * 5, 6, 3, dt).reshape(2, 5, 6, 3))
     with h5py.File(path(image, "shuffle.h5"), "w") as f:
         f.create_dataset("image", data=img(20, 18, 1, np.uint16), chunks=(8, 8), compression="gzip", shuffle=True)
+    # regression: the root group's local heap address forged (libhdf5 1.10.8 read NULL)
+    src = path(image, "chunked_uint8.h5")
+    put(regress.replace("hdf5_stack", "hdf5_image"), "root_heap_undef.h5", forge_root_heap(open(src, "rb").read()))
     # regressions: stacks whose header claims far more images than the file holds
     for name, n in (("stack_1e14.h5", 10 ** 14), ("stack_2p40.h5", 1 << 40)):
         with h5py.File(path(regress, name), "w") as f:
             f.create_dataset("stack", shape=(n, 8, 8), dtype=np.uint8, chunks=(1, 8, 8))
+
+
+def forge_root_heap(b):
+    """Superblock 0, object header 1 (h5py's default): the root group's
+    symbol table message with its local heap address set to undefined."""
+    b = bytearray(b)
+    assert b[:8] == b"\x89HDF\r\n\x1a\n" and b[8] == 0
+    ohdr = struct.unpack_from("<Q", b, 56 + 8)[0]
+    nmsg = struct.unpack_from("<H", b, ohdr + 2)[0]
+    at = ohdr + 16
+    for _ in range(nmsg):
+        typ, n = struct.unpack_from("<HH", b, at)
+        if typ == 0x11:
+            struct.pack_into("<Q", b, at + 8 + 8, 0xFFFFFFFFFFFFFFFF)
+            return bytes(b)
+        at += 8 + n
+    raise ValueError("no symbol table message")
 
 
 # ---- text parsers ---------------------------------------------------------
@@ -177,6 +218,7 @@ def texts(pipe, job, journal, regress_pipe):
     # regressions: blend with= a file that cannot be opened
     for i, w in enumerate(("/nonexistent.png", "/", "5", "\\", "/dev/null")):
         put(regress_pipe, f"blend_{i}", b"\0blend with=" + w.encode())
+    put(regress_pipe, "resize_huge", b"\0resize width=1000000 height=1000000")
     put(job, "tile.ini", b"[input]\ninput = synth:64x64\n[output]\noutput = /nonexistent/out.tif\n"
         b"[pipeline]\npipeline = gaussian sigma=2\n  | median size=3\n[partition]\ntile = 32\nboundary = reflect\n"
         b"[run]\nthreads = 2\nquiet = true\n")

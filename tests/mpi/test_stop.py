@@ -70,8 +70,17 @@ def no_tessera_left():
     return [p for p in pids if int(p) != os.getpid()]
 
 
+@pytest.fixture(scope="module")
+def ref_tiles(tmp_path_factory):
+    """The uninterrupted run's tiles, computed once for the three stops
+    (the slowest part of this file, above all under ASan)."""
+    ref = tmp_path_factory.mktemp("ref") / "ref.tif"
+    run("run", "-i", f"synth:{SIZE}", "-o", ref, "-p", SLOW, "--tile", 256, "--quiet")
+    return present_tiles(ref)
+
+
 @pytest.mark.parametrize("np_,sig", [(0, signal.SIGUSR1), (0, signal.SIGTERM), (3, signal.SIGUSR1)])
-def test_tile_mode_stops_and_keeps_exactly_the_finished_tiles(tmp_path, np_, sig):
+def test_tile_mode_stops_and_keeps_exactly_the_finished_tiles(tmp_path, np_, sig, ref_tiles):
     args = ["run", "-i", f"synth:{SIZE}", "-o", "out.tif", "-p", SLOW, "--tile", 256, "--threads", 1 if np_ else 2,
             "--stats", "s.json", "--quiet"]
     partial = tmp_path / "out.tif.partial"
@@ -87,10 +96,8 @@ def test_tile_mode_stops_and_keeps_exactly_the_finished_tiles(tmp_path, np_, sig
     assert s["stopped"] == name and s["kept"] == "out.tif.partial"
     assert 0 < s["done"] < s["tasks"] == 32 * 32
     # the partial's tiles are exactly the finished tasks', byte for byte
-    ref = tmp_path / "ref.tif"
-    run("run", "-i", f"synth:{SIZE}", "-o", ref, "-p", SLOW, "--tile", 256, "--quiet")
     got, n = present_tiles(partial)
-    want, n_ref = present_tiles(ref)
+    want, n_ref = ref_tiles
     assert n == n_ref == 32 * 32
     assert len(got) == s["done"]  # --out-tile is 256 here: one TIFF tile per task
     assert all(got[i] == want[i] for i in got)
