@@ -146,6 +146,7 @@ int ts_cmd_run(int argc, char **argv) {
     code = ts_cli_parse(argc, argv, TS_CMD_RUN, help, &o);
     if (code < 0) code = complete(&o);
     if (code < 0) code = ts_cli_run_job(&o.job, o.quiet, o.stats, o.trace);
+    ts_stop_immediate(0);
     ts_cli_opts_free(&o);
     return code;
   }
@@ -173,6 +174,7 @@ int ts_cmd_run(int argc, char **argv) {
   ts_error err = {0};
   ts_run_stats stats;
   ts_status st = ts_run_mpi(rank == 0 && code < 0 ? &o.job : NULL, MPI_COMM_WORLD, &stats, stderr, &err);
+  ts_stop_immediate(0); /* decided: the launcher's SIGTERM to a finishing rank needs no words */
   if (rank == 0) {
     if (code < 0) code = ts_cli_report(&o.job, st, &err, &stats, o.quiet, o.stats, o.trace);
     ts_run_stats_free(&stats);

@@ -31,7 +31,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
         ts_image im = {rect.w, rect.h, i->channels, i->dtype, rect.w * (int64_t)ts_dtype_size(i->dtype) * i->channels,
                        buf};
         if (ts_assemble_scratch_bytes(rect) > (1 << 20)) abort();
-        if (ts_assemble_rect(read_rect, r, i->w, i->h, rect, (ts_boundary)mode, 0, &im, scratch, &e)) break;
+        if (ts_assemble_rect(read_rect, r, i->w, i->h, rect, (ts_boundary)mode, 0, &im, scratch, &e)) {
+          budget = 0; /* the first error ends the image, as it ends a run */
+          break;
+        }
         budget -= T * T;
       }
     ts_reader_close(&r);

@@ -1,0 +1,164 @@
+/* HDF5 files checked before libhdf5 trusts them: the root group's symbol
+ * table (on the way to any dataset) and a dataset's claims (type, chunks,
+ * filters, where its data lies) against the file itself. Shared by the
+ * tile-mode reader (hdf5_image.c) and the stack input (inputs.c). */
+#include <hdf5.h>
+#include <stdio.h>
+#include <string.h>
+#include "io/backends.h"
+
+/* What a file claims about a dataset, checked against itself and the
+ * file's size before HDF5 is asked to read it: libhdf5 trusts sizes and
+ * offsets it finds, and a forged chunk or type reaches H5Dread (libhdf5
+ * 1.10.8 overflowed its heap on a mutated chunked /image). What this
+ * cannot check (a chunk's compressed bytes, the B-tree's inner nodes) is
+ * libhdf5's own; the fuzz harnesses run it under ASan (tests/fuzz). */
+ts_status ts_h5_check_dataset(hid_t file, hid_t dset, const char *name, ts_error *err) {
+  hid_t t = H5Dget_type(dset), sp = H5Dget_space(dset), dcpl = H5Dget_create_plist(dset);
+  ts_status st = TS_OK;
+  hsize_t fsize = 0, dims[8] = {0}, chunk[8] = {0};
+  const int rank = H5Sget_simple_extent_ndims(sp);
+  if (rank < 1 || rank > 8 || H5Sget_simple_extent_dims(sp, dims, NULL) < 0 || H5Fget_filesize(file, &fsize) < 0)
+    st = ts_fail(err, TS_ERR_FORMAT, "%s: unreadable dataspace", name);
+  /* the element: a plain 8-, 16- or 32-bit number, no padding bits (HDF5
+   * then converts by at most a byte swap) */
+  const size_t size = t >= 0 ? H5Tget_size(t) : 0;
+  if (!st && (H5Tget_precision(t) != 8 * size || H5Tget_offset(t) != 0))
+    st = ts_fail(err, TS_ERR_FORMAT, "%s: its %zu-byte elements have %zu bits of precision at offset %d; tessera "
+                 "reads plain 8-, 16- and 32-bit numbers", name, size, H5Tget_precision(t), H5Tget_offset(t));
+  hsize_t elems = 1;
+  for (int i = 0; !st && i < rank; i++) {
+    if (dims[i] > ((hsize_t)1 << 48) || (dims[i] && elems > ((hsize_t)1 << 62) / dims[i]))
+      st = ts_fail(err, TS_ERR_FORMAT, "%s: dimension %d of %llu is beyond any image", name, i,
+                   (unsigned long long)dims[i]);
+    elems *= dims[i];
+  }
+  const H5D_layout_t layout = dcpl >= 0 ? H5Pget_layout(dcpl) : H5D_LAYOUT_ERROR;
+  if (!st && layout == H5D_CHUNKED) {
+    if (H5Pget_chunk(dcpl, 8, chunk) != rank)
+      st = ts_fail(err, TS_ERR_FORMAT, "%s: its chunks do not have the dataset's %d dimensions", name, rank);
+    hsize_t bytes = size;
+    for (int i = 0; !st && i < rank; i++) {
+      if (chunk[i] < 1 || chunk[i] > ((hsize_t)1 << 32))
+        st = ts_fail(err, TS_ERR_FORMAT, "%s: chunk dimension %d is %llu", name, i, (unsigned long long)chunk[i]);
+      else bytes *= chunk[i];
+      if (!st && bytes > ((hsize_t)1 << 30))
+        st = ts_fail(err, TS_ERR_FORMAT, "%s: its chunks are over 1 GiB each; tessera reads chunks up to 1 GiB",
+                     name);
+    }
+    for (int i = 0, n = st ? 0 : H5Pget_nfilters(dcpl); !st && i < n; i++) {
+      unsigned flags, cd[8];
+      size_t ncd = 8;
+      char fname[64] = "";
+      H5Z_filter_t f = H5Pget_filter2(dcpl, (unsigned)i, &flags, &ncd, cd, sizeof fname, fname, NULL);
+      if (f < 0 || H5Zfilter_avail(f) <= 0)
+        st = ts_fail(err, TS_ERR_FORMAT, "%s: its chunks need HDF5 filter %d (%s), which this HDF5 cannot decode",
+                     name, (int)f, fname[0] ? fname : "unknown");
+    }
+    /* every allocated chunk inside the dataset and inside the file (by
+     * index, which libhdf5 1.10 finds by walking the index: checked for
+     * the first 4096 chunks; the rest, as all, against the file's end by
+     * libhdf5's own reads) */
+    hsize_t nchunks = 0;
+    if (!st && H5Dget_num_chunks(dset, sp, &nchunks) /* 1.10.8 refuses H5S_ALL */ < 0)
+      st = ts_fail(err, TS_ERR_FORMAT, "%s: its chunk index cannot be read (corrupt)", name);
+    if (!st && H5Dget_storage_size(dset) > fsize)
+      st = ts_fail(err, TS_ERR_FORMAT, "%s: its chunks claim %llu bytes, more than the file's %llu (corrupt or "
+                   "truncated)", name, (unsigned long long)H5Dget_storage_size(dset), (unsigned long long)fsize);
+    for (hsize_t c = 0; !st && c < nchunks && c < 4096; c++) {
+      hsize_t off[8] = {0}, csize = 0;
+      haddr_t addr = 0;
+      unsigned mask = 0;
+      if (H5Dget_chunk_info(dset, sp, c, off, &mask, &addr, &csize) < 0) {
+        st = ts_fail(err, TS_ERR_FORMAT, "%s: chunk %llu cannot be located (corrupt)", name, (unsigned long long)c);
+        break;
+      }
+      int inside = addr != HADDR_UNDEF && addr <= fsize && csize <= fsize - addr;
+      for (int i = 0; inside && i < rank; i++) inside = off[i] < dims[i] && off[i] % chunk[i] == 0;
+      if (!inside)
+        st = ts_fail(err, TS_ERR_FORMAT, "%s: chunk %llu of %llu lies outside the dataset or the file's %llu bytes "
+                     "(corrupt or truncated)", name, (unsigned long long)c, (unsigned long long)nchunks,
+                     (unsigned long long)fsize);
+    }
+  } else if (!st && layout == H5D_CONTIGUOUS) {
+    const haddr_t addr = H5Dget_offset(dset);
+    const hsize_t stored = H5Dget_storage_size(dset);
+    if (addr != HADDR_UNDEF && (stored != elems * size || addr > fsize || stored > fsize - addr))
+      st = ts_fail(err, TS_ERR_FORMAT, "%s: its %llu bytes at offset %llu do not fit the file's %llu bytes "
+                   "(truncated or corrupt)", name, (unsigned long long)stored, (unsigned long long)addr,
+                   (unsigned long long)fsize);
+  } else if (!st && layout != H5D_COMPACT) {
+    st = ts_fail(err, TS_ERR_FORMAT, "%s: unsupported storage layout (virtual or external datasets are not read)", name);
+  }
+  if (t >= 0) H5Tclose(t);
+  if (sp >= 0) H5Sclose(sp);
+  if (dcpl >= 0) H5Pclose(dcpl);
+  return st;
+}
+
+/* libhdf5 1.10.8 dereferences NULL when the root group's symbol table
+ * (superblock version 0 or 1, object header version 1: what h5py writes
+ * by default) names a B-tree or local heap outside the file: every name
+ * lookup goes through them. Checked here from the file's bytes, before
+ * HDF5 opens it. Other layouts are left to libhdf5. */
+static uint64_t le(const unsigned char *p, int n) {
+  uint64_t v = 0;
+  for (int i = n - 1; i >= 0; i--) v = v << 8 | p[i];
+  return v;
+}
+
+static ts_status check_root_group(const char *file, ts_error *err) {
+  FILE *f = fopen(file, "rb");
+  if (!f) return TS_OK; /* H5Fopen reports it */
+  unsigned char b[1024];
+  fseek(f, 0, SEEK_END);
+  const uint64_t size = (uint64_t)ftell(f);
+  ts_status st = TS_OK;
+  const char *bad = NULL;
+  /* at = where a structure starts; read n bytes of it into b */
+#define AT(at, n) (fseek(f, (long)(at), SEEK_SET) == 0 && fread(b, 1, (n), f) == (size_t)(n))
+  if (!AT(0, 96) || memcmp(b, "\x89HDF\r\n\x1a\n", 8) || b[8] > 1 || b[13] != 8 || b[14] != 8) goto done;
+  const int root = b[8] == 0 ? 56 : 60; /* the root group's symbol table entry */
+  const uint64_t base = le(b + (b[8] == 0 ? 24 : 28), 8), ohdr = le(b + root + 8, 8);
+  if (base != 0) goto done;
+  if (ohdr >= size || !AT(ohdr, 16) || b[0] != 1) goto done; /* object header v1 only */
+  const uint64_t nmsg = le(b + 2, 2), hsize = le(b + 8, 4);
+  uint64_t at = ohdr + 16, end = ohdr + 16 + hsize;
+  for (uint64_t m = 0; m < nmsg && at + 8 <= end && at + 8 <= size && AT(at, 8); m++) {
+    const uint64_t type = le(b, 2), len = le(b + 2, 2);
+    if (type == 0x11) { /* symbol table: v1 B-tree, local heap */
+      if (len < 16 || !AT(at + 8, 16)) {
+        bad = "its root group's symbol table message is cut short";
+        break;
+      }
+      const uint64_t btree = le(b, 8), heap = le(b + 8, 8);
+      if (btree >= size || heap >= size || heap + 32 > size) {
+        bad = "its root group's symbol table points outside the file";
+        break;
+      }
+      /* the local heap: "HEAP", version 0, then its data segment */
+      if (!AT(heap, 32) || memcmp(b, "HEAP", 4) || b[4] != 0) {
+        bad = "its root group's local heap is not where the file says";
+        break;
+      }
+      const uint64_t dsize = le(b + 8, 8), daddr = le(b + 24, 8);
+      if (dsize == 0 || daddr >= size || dsize > size - daddr) bad = "its root group's local heap lies outside the file";
+      break;
+    }
+    at += 8 + len;
+  }
+#undef AT
+  if (bad) st = ts_fail(err, TS_ERR_FORMAT, "%s: corrupt HDF5 file: %s", file, bad);
+done:
+  fclose(f);
+  return st;
+}
+
+ts_status ts_h5_open(const char *file, int64_t *out, ts_error *err) {
+  *out = -1;
+  if (H5Fis_hdf5(file) <= 0) return ts_fail(err, TS_ERR_FORMAT, "%s: not an HDF5 file (or cannot be read)", file);
+  ts_status st = check_root_group(file, err);
+  if (st) return st;
+  if ((*out = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) return ts_fail(err, TS_ERR_IO, "%s: cannot open", file);
+  return TS_OK;
+}
