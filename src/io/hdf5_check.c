@@ -16,10 +16,14 @@
 ts_status ts_h5_check_dataset(hid_t file, hid_t dset, const char *name, ts_error *err) {
   hid_t t = H5Dget_type(dset), sp = H5Dget_space(dset), dcpl = H5Dget_create_plist(dset);
   ts_status st = TS_OK;
-  hsize_t fsize = 0, dims[8] = {0}, chunk[8] = {0};
+  hsize_t fsize = 0, dims[8] = {0}, maxdims[8] = {0}, chunk[8] = {0};
   const int rank = H5Sget_simple_extent_ndims(sp);
-  if (rank < 1 || rank > 8 || H5Sget_simple_extent_dims(sp, dims, NULL) < 0 || H5Fget_filesize(file, &fsize) < 0)
+  if (rank < 1 || rank > 8 || H5Sget_simple_extent_dims(sp, dims, maxdims) < 0 || H5Fget_filesize(file, &fsize) < 0)
     st = ts_fail(err, TS_ERR_FORMAT, "%s: unreadable dataspace", name);
+  for (int i = 0; !st && i < rank; i++) /* a fixed size holds its extent (libhdf5 1.10.8 read past a chunk) */
+    if (maxdims[i] != H5S_UNLIMITED && dims[i] > maxdims[i])
+      st = ts_fail(err, TS_ERR_FORMAT, "%s: dimension %d is %llu, beyond its maximum %llu (corrupt)", name, i,
+                   (unsigned long long)dims[i], (unsigned long long)maxdims[i]);
   /* the element: a plain 8-, 16- or 32-bit number, no padding bits (HDF5
    * then converts by at most a byte swap) */
   const size_t size = t >= 0 ? H5Tget_size(t) : 0;
@@ -39,7 +43,7 @@ ts_status ts_h5_check_dataset(hid_t file, hid_t dset, const char *name, ts_error
       st = ts_fail(err, TS_ERR_FORMAT, "%s: its chunks do not have the dataset's %d dimensions", name, rank);
     hsize_t bytes = size;
     for (int i = 0; !st && i < rank; i++) {
-      if (chunk[i] < 1 || chunk[i] > ((hsize_t)1 << 32))
+      if (chunk[i] < 1 || chunk[i] > ((hsize_t)1 << 32) || (maxdims[i] != H5S_UNLIMITED && chunk[i] > maxdims[i]))
         st = ts_fail(err, TS_ERR_FORMAT, "%s: chunk dimension %d is %llu", name, i, (unsigned long long)chunk[i]);
       else bytes *= chunk[i];
       if (!st && bytes > ((hsize_t)1 << 30))

@@ -390,3 +390,20 @@ def test_png_chunk_longer_than_the_file(tmp_path):
     p, out = list_run(tmp_path, {"t.png": seeds.chunk_beyond_file()})
     assert p.returncode == 3, p.stderr
     assert "claims 2062050960 bytes" in failed_reasons(out)["t.png"]
+
+
+@pytest.mark.parametrize("dataset", ["stack", "image"])
+def test_hdf5_dims_past_their_maximum(tmp_path, dataset):
+    """fuzz_hdf5_stack: a height beyond the fixed maximum made libhdf5 read
+    past the chunk it had decoded (ASan: heap overflow in H5Dread); without
+    ASan, exit 0 with garbage."""
+    src = tmp_path / "d.h5"
+    with h5py.File(src, "w") as f:
+        shape = (3, 9, 7) if dataset == "stack" else (9, 7)
+        f.create_dataset(dataset, data=np.ones(shape, np.uint16), chunks=(1,) * (len(shape) - 2) + (9, 7),
+                         compression="gzip")
+    seeds.forge_dims(src, dataset, len(shape) - 2, 1016)
+    out = tmp_path / ("o.h5" if dataset == "stack" else "o.tif")
+    p = bounded("run", "-i", f"{src}:/{dataset}", "-o", out, "-p", "invert", "--quiet")
+    assert p.returncode == 1 and "beyond its maximum 9" in p.stderr, p.stderr
+    assert nothing_written(out)

@@ -178,6 +178,11 @@ def hdf5s(image, stack, regress):
     # regression: the root group's local heap address forged (libhdf5 1.10.8 read NULL)
     src = path(image, "chunked_uint8.h5")
     put(regress.replace("hdf5_stack", "hdf5_image"), "root_heap_undef.h5", forge_root_heap(open(src, "rb").read()))
+    # regression: a stack's image height past its fixed maximum (libhdf5 1.10.8 read past a chunk)
+    bad = path(regress, "dims_past_max.h5")
+    with h5py.File(bad, "w") as f:
+        f.create_dataset("stack", data=img(27, 7, 1, np.uint16).reshape(3, 9, 7), chunks=(1, 9, 7), compression="gzip")
+    forge_dims(bad, "stack", 1, 1016)
     # regressions: stacks whose header claims far more images than the file holds
     for name, n in (("stack_1e14.h5", 10 ** 14), ("stack_2p40.h5", 1 << 40)):
         with h5py.File(path(regress, name), "w") as f:
@@ -199,6 +204,25 @@ def forge_root_heap(b):
             return bytes(b)
         at += 8 + n
     raise ValueError("no symbol table message")
+
+
+def forge_dims(path, dataset, axis, value):
+    """Rewrite one current dimension of a dataset in place (its dataspace
+    message, object header version 1), past its fixed maximum."""
+    with h5py.File(path, "r") as f:
+        ohdr = h5py.h5o.get_info(f[dataset].id).addr
+    b = bytearray(open(path, "rb").read())
+    assert b[ohdr] == 1
+    nmsg = struct.unpack_from("<H", b, ohdr + 2)[0]
+    at = ohdr + 16
+    for _ in range(nmsg):
+        typ, n = struct.unpack_from("<HH", b, at)
+        if typ == 0x0001:  # dataspace: version, rank, flags, 5 reserved, dims (8 bytes each)
+            struct.pack_into("<Q", b, at + 8 + 8 + 8 * axis, value)
+            open(path, "wb").write(bytes(b))
+            return
+        at += 8 + n
+    raise ValueError("no dataspace message")
 
 
 # ---- text parsers ---------------------------------------------------------
