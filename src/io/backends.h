@@ -34,6 +34,26 @@ int ts_h5_split(const char *spec, char **file, char **dset);
 /* Open an HDF5 file read-only, after checking what libhdf5 would trust
  * blindly on the way to any dataset (the root group's symbol table). */
 ts_status ts_h5_open(const char *file, int64_t *out, ts_error *err);
+/* The chunks of a deflated (or unfiltered) chunked dataset, each checked
+ * the first time a read touches it: it must inflate to exactly a chunk
+ * (or be stored as exactly one). Other layouts: nothing to check. */
+#include "core/blob.h"
+#include "core/zstream.h"
+typedef struct ts_h5_chunks {
+  int rank; /* 0: not checked */
+  int deflate;
+  unsigned deflate_bit; /* the deflate filter's bit in a chunk's filter mask */
+  unsigned long long dims[8], chunk[8], grid[8];
+  size_t bytes;        /* a chunk's bytes, inflated */
+  unsigned char *seen; /* one byte per chunk */
+  ts_blob raw, out;
+  ts_zstream z;
+} ts_h5_chunks;
+ts_status ts_h5_chunks_init(ts_h5_chunks *c, int64_t dset);
+/* Check the chunks a read of count[i] from start[i] (per dimension) touches. */
+ts_status ts_h5_chunks_check(ts_h5_chunks *c, int64_t dset, const unsigned long long *start, const unsigned long long *count,
+                             const char *name, ts_error *err);
+void ts_h5_chunks_free(ts_h5_chunks *c);
 /* Check a dataset's claims (element type, chunk sizes and filters, where
  * its data lies) against the file before any read; name is for messages.
  * hid_t is int64_t (hdf5.h is not included here). */

@@ -41,6 +41,8 @@ typedef struct h5_reader {
   int channels;
   ts_dtype dtype;
   int64_t chunk_bytes;
+  ts_h5_chunks chunks; /* each chunk checked before H5Dread first reads it */
+  char name[4200]; /* FILE:/dataset, for messages */
 } h5_reader;
 
 static void h5r_close(void *ctx) {
@@ -49,8 +51,10 @@ static void h5r_close(void *ctx) {
   if (r->dset >= 0) H5Dclose(r->dset);
   if (r->file >= 0) H5Fclose(r->file);
   pthread_mutex_unlock(&h5_lock);
+  ts_h5_chunks_free(&r->chunks);
   free(r);
 }
+
 
 static ts_status dtype_of(hid_t t, ts_dtype *d) {
   H5T_class_t c = H5Tget_class(t);
@@ -78,9 +82,9 @@ static ts_status h5r_open_locked(const char *spec, h5_reader *r, ts_image_info *
     H5Tclose(t);
     H5Sclose(sp);
   }
-  char name[4200];
-  snprintf(name, sizeof name, "%s:%s", file, path);
-  if (!st) st = ts_h5_check_dataset(r->file, r->dset, name, err);
+  snprintf(r->name, sizeof r->name, "%s:%s", file, path);
+  if (!st) st = ts_h5_check_dataset(r->file, r->dset, r->name, err);
+  if (!st && ts_h5_chunks_init(&r->chunks, r->dset)) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
   if (!st && !(r->rank == 2 || (r->rank == 3 && dims[2] >= 1 && dims[2] <= 4)))
     st = ts_fail(err, TS_ERR_FORMAT, "%s:%s: tile mode reads one image, H x W or H x W x C with C <= 4; "
                  "this dataset has %d dimensions (a stack N x H x W [x C] is list mode's input)", file, path, r->rank);
@@ -153,13 +157,16 @@ static ts_status h5r_read(void *ctx, ts_rect rc, void *dst, int64_t dst_stride, 
   hid_t fs = H5Dget_space(r->dset), ms = H5Screate_simple(r->rank, mdims, NULL);
   H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
   H5Sselect_hyperslab(ms, H5S_SELECT_SET, zero, NULL, cnt, NULL);
-  herr_t e = H5Dread(r->dset, mem_type(r->dtype), ms, fs, H5P_DEFAULT, dst);
+  ts_status st = ts_h5_chunks_check(&r->chunks, r->dset, off, cnt, r->name, err);
+  herr_t e = st ? 0 : H5Dread(r->dset, mem_type(r->dtype), ms, fs, H5P_DEFAULT, dst);
   H5Sclose(ms);
   H5Sclose(fs);
   pthread_mutex_unlock(&h5_lock);
+  if (st) return st;
   if (e < 0)
-    return ts_fail(err, TS_ERR_IO, "HDF5 read of %lldx%lld at (%lld, %lld) failed (a corrupt chunk?)", (long long)rc.w,
-                   (long long)rc.h, (long long)rc.x, (long long)rc.y);
+    return ts_fail(err, TS_ERR_FORMAT, "%s: cannot read %lldx%lld at (%lld, %lld): a chunk there is corrupt (it does "
+                   "not inflate to a whole chunk) or cannot be read", r->name, (long long)rc.w, (long long)rc.h,
+                   (long long)rc.x, (long long)rc.y);
   return TS_OK;
 }
 

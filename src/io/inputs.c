@@ -16,6 +16,7 @@
 typedef struct h5in {
   hid_t file, dset, mem_type;
   int raw_chunks; /* one deflate chunk per image, little-endian: hand the chunk on as it is stored */
+  ts_h5_chunks chunks; /* else: each chunk checked before H5Dread first reads it */
 } h5in;
 
 int ts_inputs_is_list(const char *spec) {
@@ -189,6 +190,7 @@ static ts_status open_stack(ts_inputs *in, ts_error *err) {
   snprintf(what, sizeof what, "%s:%s", in->h5_file, in->h5_path);
   ts_status vs = ts_h5_check_dataset(h->file, h->dset, what, err);
   if (vs) return vs;
+  if (ts_h5_chunks_init(&h->chunks, h->dset)) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   hid_t sp = H5Dget_space(h->dset), ty = H5Dget_type(h->dset);
   hsize_t dims[8] = {0};
   int rank = H5Sget_simple_extent_ndims(sp);
@@ -319,6 +321,7 @@ void ts_inputs_free(ts_inputs *in) {
   free(in->items);
   h5in *h = in->h5;
   if (h) {
+    ts_h5_chunks_free(&h->chunks);
     if (h->dset >= 0) H5Dclose(h->dset);
     if (h->file >= 0) H5Fclose(h->file);
     free(h);
@@ -369,7 +372,15 @@ ts_status ts_inputs_read(ts_inputs *in, int64_t i, ts_blob *b, ts_error *err) {
     int rank = H5Sget_simple_extent_ndims(fs);
     H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
     hid_t ms = H5Screate_simple(rank, count, NULL);
-    herr_t e = H5Dread(h->dset, h->mem_type, ms, fs, H5P_DEFAULT, b->p + at + sizeof ph);
+    char what[8300];
+    snprintf(what, sizeof what, "%s:%s", in->h5_file, in->h5_path);
+    ts_status cs = ts_h5_chunks_check(&h->chunks, h->dset, start, count, what, err);
+    herr_t e = cs ? 0 : H5Dread(h->dset, h->mem_type, ms, fs, H5P_DEFAULT, b->p + at + sizeof ph);
+    if (cs) {
+      H5Sclose(ms);
+      H5Sclose(fs);
+      return cs;
+    }
     H5Sclose(ms);
     H5Sclose(fs);
     if (e < 0) return ts_fail(err, TS_ERR_IO, "%s:%s: cannot read image %lld", in->h5_file, in->h5_path, (long long)i);

@@ -407,3 +407,36 @@ def test_hdf5_dims_past_their_maximum(tmp_path, dataset):
     p = bounded("run", "-i", f"{src}:/{dataset}", "-o", out, "-p", "invert", "--quiet")
     assert p.returncode == 1 and "beyond its maximum 9" in p.stderr, p.stderr
     assert nothing_written(out)
+
+
+def short_chunk(src, dataset):
+    """Overwrite the first chunk's stored bytes with a deflate stream of
+    fewer bytes than a chunk, padded to its stored size (the index intact)."""
+    with h5py.File(src, "r") as f:
+        info = f[dataset].id.get_chunk_info(0)
+    b = bytearray(src.read_bytes())
+    s = seeds.zlib.compress(b"\x01" * 20)
+    b[info.byte_offset:info.byte_offset + info.size] = s + bytes(info.size - len(s))
+    src.write_bytes(bytes(b))
+
+
+@pytest.mark.parametrize("dataset", ["image", "stack"])
+def test_hdf5_chunk_inflating_short(tmp_path, dataset):
+    """The H5Dread heap overflow of the issue: libhdf5 1.10.8 copies a whole
+    chunk out of a deflate output that is shorter (exit 0 with garbage
+    without ASan)."""
+    src = tmp_path / "c.h5"
+    with h5py.File(src, "w") as f:
+        if dataset == "image":
+            f.create_dataset("image", data=np.arange(64 * 64, dtype=np.uint16).reshape(64, 64), chunks=(16, 16),
+                             compression="gzip")
+        else:  # several images per chunk: read through H5Dread, not chunk by chunk
+            f.create_dataset("stack", data=np.ones((4, 16, 16), np.uint16), chunks=(2, 16, 16), compression="gzip")
+    short_chunk(src, dataset)
+    out = tmp_path / ("o.tif" if dataset == "image" else "o.h5")
+    p = bounded("run", "-i", f"{src}:/{dataset}", "-o", out, "-p", "invert", "--quiet")
+    assert p.returncode in (1, 3), p.stderr
+    text = p.stderr if dataset == "image" else " ".join(failed_reasons(out).values()) if out.exists() else p.stderr
+    assert "does not inflate to the" in text, text
+    if dataset == "image":
+        assert nothing_written(out)
