@@ -78,7 +78,7 @@ ts_status ts_h5_check_dataset(hid_t file, hid_t dset, const char *name, ts_error
         st = ts_fail(err, TS_ERR_FORMAT, "%s: chunk %llu cannot be located (corrupt)", name, (unsigned long long)c);
         break;
       }
-      int inside = addr != HADDR_UNDEF && addr <= fsize && csize <= fsize - addr;
+      int inside = addr != HADDR_UNDEF && addr <= fsize && csize > 0 && csize <= fsize - addr;
       for (int i = 0; inside && i < rank; i++) inside = off[i] < dims[i] && off[i] % chunk[i] == 0;
       if (!inside)
         st = ts_fail(err, TS_ERR_FORMAT, "%s: chunk %llu of %llu lies outside the dataset or the file's %llu bytes "
@@ -232,10 +232,15 @@ ts_status ts_h5_chunks_check(ts_h5_chunks *c, int64_t dset, const unsigned long 
     for (int i = 0; i < c->rank; i++) k = k * (size_t)c->grid[i] + (size_t)at[i], off[i] = at[i] * c->chunk[i];
     if (!c->seen[k]) {
       hsize_t stored = 0;
+      haddr_t addr = HADDR_UNDEF;
+      unsigned fmask = 0;
       uint32_t mask = 0;
       ts_status st = TS_OK;
-      if (H5Dget_chunk_storage_size(dset, off, &stored) < 0 || stored == 0) {
+      if (H5Dget_chunk_info_by_coord(dset, off, &fmask, &addr, &stored) < 0 || addr == HADDR_UNDEF) {
         /* not allocated: the fill value, made by libhdf5 */
+      } else if (stored == 0) { /* an index entry with an address and no bytes (libhdf5 read past 8 bytes) */
+        st = ts_fail(err, TS_ERR_FORMAT, "%s: the chunk at offset %llu x %llu has an address but no bytes (corrupt "
+                     "chunk index)", name, (unsigned long long)off[0], (unsigned long long)off[c->rank > 1]);
       } else if (stored > ((hsize_t)1 << 31) || ts_blob_reserve(&c->raw, (size_t)stored) ||
                  ts_blob_reserve(&c->out, c->bytes)) {
         st = ts_fail(err, TS_ERR_FORMAT, "%s: a chunk claims %llu stored bytes", name, (unsigned long long)stored);

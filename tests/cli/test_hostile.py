@@ -440,3 +440,17 @@ def test_hdf5_chunk_inflating_short(tmp_path, dataset):
     assert "does not inflate to the" in text, text
     if dataset == "image":
         assert nothing_written(out)
+
+
+def test_hdf5_chunk_with_an_address_and_no_bytes(tmp_path):
+    """fuzz_hdf5_stack: a chunk index entry of size 0 made libhdf5 1.10.8
+    copy a whole chunk out of an 8-byte buffer (ASan); exit 0 without."""
+    src = tmp_path / "z.h5"
+    with h5py.File(src, "w") as f:
+        f.create_dataset("stack", data=np.ones((3, 9, 7), np.uint8), chunks=(1, 9, 7))
+    seeds.forge_chunk_size(src, 3, 2)
+    out = tmp_path / "o.h5"
+    p = bounded("run", "-i", f"{src}:/stack", "-o", out, "-p", "invert", "--quiet")
+    assert p.returncode in (1, 3), p.stderr
+    text = p.stderr + (" ".join(failed_reasons(out).values()) if out.exists() else "")
+    assert "no bytes" in text or "lies outside" in text, text

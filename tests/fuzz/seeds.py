@@ -183,6 +183,11 @@ def hdf5s(image, stack, regress):
     with h5py.File(bad, "w") as f:
         f.create_dataset("stack", data=img(27, 7, 1, np.uint16).reshape(3, 9, 7), chunks=(1, 9, 7), compression="gzip")
     forge_dims(bad, "stack", 1, 1016)
+    # regression: a chunk index entry with an address and no bytes (libhdf5 1.10.8 read past 8 bytes)
+    bad = path(regress, "chunk_of_no_bytes.h5")
+    with h5py.File(bad, "w") as f:
+        f.create_dataset("stack", data=img(27, 7, 1, np.uint8).reshape(3, 9, 7), chunks=(1, 9, 7))
+    forge_chunk_size(bad, 3, 2)
     # regressions: stacks whose header claims far more images than the file holds
     for name, n in (("stack_1e14.h5", 10 ** 14), ("stack_2p40.h5", 1 << 40)):
         with h5py.File(path(regress, name), "w") as f:
@@ -223,6 +228,16 @@ def forge_dims(path, dataset, axis, value):
             return
         at += 8 + n
     raise ValueError("no dataspace message")
+
+
+def forge_chunk_size(path, rank, index, size=0):
+    """Set the stored size of chunk `index` in a version-1 chunk B-tree
+    (h5py's default) to `size`, its address kept."""
+    b = bytearray(open(path, "rb").read())
+    node = b.index(b"TREE\x01")  # node type 1: raw data chunks
+    key = 8 + 8 * (rank + 1)       # size, filter mask, offsets (rank + 1)
+    struct.pack_into("<I", b, node + 24 + index * (key + 8), size)
+    open(path, "wb").write(bytes(b))
 
 
 # ---- text parsers ---------------------------------------------------------
