@@ -43,6 +43,8 @@ typedef struct ts_h5_chunks {
   int rank; /* 0: not checked */
   int deflate;
   unsigned deflate_bit; /* the deflate filter's bit in a chunk's filter mask */
+  unsigned fletcher_bit; /* Fletcher-32's (0: none) */
+  int fletcher_first;   /* it ran before deflate (its 4 bytes are inflated) */
   unsigned long long dims[8], chunk[8], grid[8];
   size_t bytes;        /* a chunk's bytes, inflated */
   unsigned char *seen; /* one byte per chunk */

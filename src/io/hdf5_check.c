@@ -161,6 +161,7 @@ done:
 
 ts_status ts_h5_open(const char *file, int64_t *out, ts_error *err) {
   *out = -1;
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors become our messages, not HDF5's stack dumps */
   if (H5Fis_hdf5(file) <= 0) return ts_fail(err, TS_ERR_FORMAT, "%s: not an HDF5 file (or cannot be read)", file);
   ts_status st = check_root_group(file, err);
   if (st) return st;
@@ -175,8 +176,9 @@ ts_status ts_h5_open(const char *file, int64_t *out, ts_error *err) {
  * (ASan), garbage without it; libhdf5 keeps deflate for itself
  * (H5Zregister refuses predefined filters). So each chunk a read touches
  * is checked the first time, from its stored bytes: inflated by ISA-L to
- * exactly its size (deflate, with shuffle or not), or stored at exactly
- * its size (no filters). Other filter pipelines are libhdf5's. */
+ * exactly its size (deflate, with shuffle or Fletcher-32 or both), or
+ * stored at exactly its size (shuffle, Fletcher-32 or nothing). Other
+ * filter pipelines are libhdf5's. */
 #include <stdlib.h>
 
 ts_status ts_h5_chunks_init(ts_h5_chunks *c, int64_t dset) {
@@ -190,6 +192,7 @@ ts_status ts_h5_chunks_init(ts_h5_chunks *c, int64_t dset) {
     size_t ncd = 8;
     H5Z_filter_t f = H5Pget_filter2(dcpl, (unsigned)i, &flags, &ncd, cd, 0, NULL, NULL);
     if (f == H5Z_FILTER_DEFLATE) deflate = 1, c->deflate_bit = 1u << i;
+    else if (f == H5Z_FILTER_FLETCHER32) c->fletcher_bit = 1u << i, c->fletcher_first = !deflate;
     else if (f != H5Z_FILTER_SHUFFLE) other = 1;
   }
   size_t bytes = t >= 0 ? H5Tget_size(t) : 0, chunks = 1;
@@ -244,15 +247,25 @@ ts_status ts_h5_chunks_check(ts_h5_chunks *c, int64_t dset, const unsigned long 
       } else if (stored > ((hsize_t)1 << 31) || ts_blob_reserve(&c->raw, (size_t)stored) ||
                  ts_blob_reserve(&c->out, c->bytes)) {
         st = ts_fail(err, TS_ERR_FORMAT, "%s: a chunk claims %llu stored bytes", name, (unsigned long long)stored);
-      } else if (!c->deflate || H5Dread_chunk(dset, H5P_DEFAULT, off, &mask, c->raw.p) < 0 || (mask & c->deflate_bit)) {
-        if (stored != c->bytes) /* stored as it is: exactly a chunk */
-          st = ts_fail(err, TS_ERR_FORMAT, "%s: the chunk at offset %llu x %llu stores %llu bytes, not the %zu of a "
+      } else {
+        /* a Fletcher-32 checksum adds 4 bytes: to the stream when it ran
+         * after deflate, to what inflates when before (a chunk's mask says
+         * which filters were skipped for it) */
+        const int deflated = c->deflate && !(fmask & c->deflate_bit);
+        const size_t sum = c->fletcher_bit && !(fmask & c->fletcher_bit) ? 4 : 0;
+        const size_t tail = deflated && !c->fletcher_first ? sum : 0, inflated = c->bytes + (sum - tail);
+        if (!deflated) {
+          if (stored != c->bytes + sum) /* stored as it is: exactly a chunk */
+            st = ts_fail(err, TS_ERR_FORMAT, "%s: the chunk at offset %llu x %llu stores %llu bytes, not the %zu of a "
+                         "chunk (corrupt)", name, (unsigned long long)off[0], (unsigned long long)off[c->rank > 1],
+                         (unsigned long long)stored, c->bytes + sum);
+        } else if (stored <= tail || ts_blob_reserve(&c->out, inflated) ||
+                   H5Dread_chunk(dset, H5P_DEFAULT, off, &mask, c->raw.p) < 0 ||
+                   ts_zdecompress(&c->z, c->raw.p, (size_t)stored - tail, c->out.p, inflated)) {
+          st = ts_fail(err, TS_ERR_FORMAT, "%s: the chunk at offset %llu x %llu does not inflate to the %zu bytes of a "
                        "chunk (corrupt)", name, (unsigned long long)off[0], (unsigned long long)off[c->rank > 1],
-                       (unsigned long long)stored, c->bytes);
-      } else if (ts_zdecompress(&c->z, c->raw.p, (size_t)stored, c->out.p, c->bytes)) {
-        st = ts_fail(err, TS_ERR_FORMAT, "%s: the chunk at offset %llu x %llu does not inflate to the %zu bytes of a "
-                     "chunk (corrupt)", name, (unsigned long long)off[0], (unsigned long long)off[c->rank > 1],
-                     c->bytes);
+                       inflated);
+        }
       }
       if (st) return st;
       c->seen[k] = 1;
