@@ -5,8 +5,10 @@
 #include <hdf5.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include "core/zstream.h"
 #include "io/backends.h"
+#include "io/file.h"
 
 /* What a file claims about a dataset, checked against itself and the
  * file's size before HDF5 is asked to read it: libhdf5 trusts sizes and
@@ -162,6 +164,11 @@ done:
 ts_status ts_h5_open(const char *file, int64_t *out, ts_error *err) {
   *out = -1;
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors become our messages, not HDF5's stack dumps */
+  int fd;
+  struct stat sb;
+  ts_status rs = ts_open_regular(file, "the HDF5 file", &fd, &sb, err); /* a FIFO would block libhdf5's open */
+  if (rs) return rs;
+  close(fd);
   if (H5Fis_hdf5(file) <= 0) return ts_fail(err, TS_ERR_FORMAT, "%s: not an HDF5 file (or cannot be read)", file);
   ts_status st = check_root_group(file, err);
   if (st) return st;
