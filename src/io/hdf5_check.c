@@ -94,7 +94,12 @@ ts_status ts_h5_check_dataset(hid_t file, hid_t dset, const char *name, ts_error
       st = ts_fail(err, TS_ERR_FORMAT, "%s: its %llu bytes at offset %llu do not fit the file's %llu bytes "
                    "(truncated or corrupt)", name, (unsigned long long)stored, (unsigned long long)addr,
                    (unsigned long long)fsize);
-  } else if (!st && layout != H5D_COMPACT) {
+  } else if (!st && layout == H5D_COMPACT) { /* the data in the object header: all of it (libhdf5 read NULL) */
+    if (H5Dget_storage_size(dset) != elems * size)
+      st = ts_fail(err, TS_ERR_FORMAT, "%s: its compact data holds %llu bytes, not the %llu of its %llu elements "
+                   "(corrupt)", name, (unsigned long long)H5Dget_storage_size(dset),
+                   (unsigned long long)(elems * size), (unsigned long long)elems);
+  } else if (!st) {
     st = ts_fail(err, TS_ERR_FORMAT, "%s: unsupported storage layout (virtual or external datasets are not read)", name);
   }
   if (t >= 0) H5Tclose(t);
@@ -246,8 +251,13 @@ ts_status ts_h5_chunks_check(ts_h5_chunks *c, int64_t dset, const unsigned long 
       unsigned fmask = 0;
       uint32_t mask = 0;
       ts_status st = TS_OK;
+      hsize_t read_size = 0; /* what H5Dread_chunk will write: its own lookup of the chunk */
       if (H5Dget_chunk_info_by_coord(dset, off, &fmask, &addr, &stored) < 0 || addr == HADDR_UNDEF) {
         /* not allocated: the fill value, made by libhdf5 */
+      } else if (H5Dget_chunk_storage_size(dset, off, &read_size) < 0 || read_size != stored) {
+        /* two lookups of one chunk disagree (H5Dread_chunk wrote past the buffer sized by the other) */
+        st = ts_fail(err, TS_ERR_FORMAT, "%s: the chunk index lists the chunk at offset %llu x %llu twice (corrupt)",
+                     name, (unsigned long long)off[0], (unsigned long long)off[c->rank > 1]);
       } else if (stored == 0) { /* an index entry with an address and no bytes (libhdf5 read past 8 bytes) */
         st = ts_fail(err, TS_ERR_FORMAT, "%s: the chunk at offset %llu x %llu has an address but no bytes (corrupt "
                      "chunk index)", name, (unsigned long long)off[0], (unsigned long long)off[c->rank > 1]);

@@ -470,3 +470,25 @@ def test_hdf5_chunk_checks_pass_every_real_filter_pipeline(tmp_path, filters):
     p = bounded("run", "-i", f"{src}:/image", "-o", out, "-p", "invert", "--quiet")
     assert p.returncode == 0, p.stderr
     assert np.array_equal(tifffile.imread(out), 65535 - a)
+
+
+def test_hdf5_compact_dataset_without_its_data(tmp_path):
+    """fuzz_hdf5_image: a compact layout claiming 0 bytes made libhdf5
+    1.10.8 read NULL (SEGV)."""
+    src = tmp_path / "c.h5"
+    seeds.compact(src, "image", make_image(12, 10, "f32", 3))
+    seeds.forge_compact_size(src, "image")
+    out = tmp_path / "o.tif"
+    p = bounded("run", "-i", f"{src}:/image", "-o", out, "-p", "invert", "--quiet")
+    assert p.returncode == 1 and "its compact data holds 0 bytes" in p.stderr, p.stderr
+    assert nothing_written(out)
+
+
+def test_hdf5_compact_dataset_reads(tmp_path):
+    a = make_image(12, 10, "u16", 3)
+    src = tmp_path / "c.h5"
+    seeds.compact(src, "image", a)
+    out = tmp_path / "o.tif"
+    p = bounded("run", "-i", f"{src}:/image", "-o", out, "-p", "invert", "--quiet")
+    assert p.returncode == 0, p.stderr
+    assert np.array_equal(tifffile.imread(out), 65535 - a)

@@ -188,6 +188,10 @@ def hdf5s(image, stack, regress):
     with h5py.File(bad, "w") as f:
         f.create_dataset("stack", data=img(27, 7, 1, np.uint8).reshape(3, 9, 7), chunks=(1, 9, 7))
     forge_chunk_size(bad, 3, 2)
+    # regression: a compact /image whose layout claims no data (libhdf5 1.10.8 read NULL)
+    bad = path(regress.replace("hdf5_stack", "hdf5_image"), "compact_no_data.h5")
+    compact(bad, "image", img(12, 10, 3, np.float32))
+    forge_compact_size(bad, "image")
     # regressions: stacks whose header claims far more images than the file holds
     for name, n in (("stack_1e14.h5", 10 ** 14), ("stack_2p40.h5", 1 << 40)):
         with h5py.File(path(regress, name), "w") as f:
@@ -228,6 +232,34 @@ def forge_dims(path, dataset, axis, value):
             return
         at += 8 + n
     raise ValueError("no dataspace message")
+
+
+def forge_compact_size(path, dataset, size=0):
+    """A compact dataset (its data in the object header) whose layout
+    message claims `size` bytes of data."""
+    with h5py.File(path, "r") as f:
+        ohdr = h5py.h5o.get_info(f[dataset].id).addr
+    b = bytearray(open(path, "rb").read())
+    nmsg = struct.unpack_from("<H", b, ohdr + 2)[0]
+    at = ohdr + 16
+    for _ in range(nmsg):
+        typ, n = struct.unpack_from("<HH", b, at)
+        if typ == 0x0008 and b[at + 8] == 3 and b[at + 9] == 0:  # layout version 3, compact: then the size
+            struct.pack_into("<H", b, at + 10, size)
+            open(path, "wb").write(bytes(b))
+            return
+        at += 8 + n
+    raise ValueError("no compact layout message")
+
+
+def compact(path, name, data):
+    """A dataset stored compact (h5py has no keyword for it)."""
+    with h5py.File(path, "w") as f:
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_layout(h5py.h5d.COMPACT)
+        sid = h5py.h5s.create_simple(data.shape)
+        d = h5py.h5d.create(f.id, name.encode(), h5py.h5t.py_create(data.dtype), sid, dcpl=dcpl)
+        d.write(h5py.h5s.ALL, h5py.h5s.ALL, data)
 
 
 def forge_chunk_size(path, rank, index, size=0):
