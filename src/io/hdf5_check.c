@@ -119,51 +119,72 @@ static uint64_t le(const unsigned char *p, int n) {
   return v;
 }
 
+/* The local heap at `heap` (absolute), and the data segment it names, are
+ * inside a file of `size` bytes; NULL or what is wrong. */
+static const char *check_heap(FILE *f, uint64_t base, uint64_t btree, uint64_t heap, uint64_t size) {
+  unsigned char h[32];
+  if (btree < base || heap < base || btree >= size || heap >= size || size - heap < 32) /* < base: undefined (all ones) */
+    return "its root group's symbol table points outside the file";
+  if (fseek(f, (long)heap, SEEK_SET) || fread(h, 1, 32, f) != 32 || memcmp(h, "HEAP", 4) || h[4] != 0)
+    return "its root group's local heap is not where the file says";
+  const uint64_t dsize = le(h + 8, 8), daddr = base + le(h + 24, 8);
+  if (dsize == 0 || daddr < base || daddr >= size || dsize > size - daddr)
+    return "its root group's local heap lies outside the file";
+  /* its free list: blocks of (next offset, size) inside the data segment,
+   * no more of them than fit (libhdf5 1.10.8 followed a block pointing at
+   * itself, allocating without end) */
+  uint64_t at = le(h + 16, 8), steps = 0;
+  while (at != UINT64_MAX && at != 1 /* H5HL_FREE_NULL */) {
+    unsigned char blk[16];
+    if (at > dsize || dsize - at < 16 || ++steps > dsize / 16 || fseek(f, (long)(daddr + at), SEEK_SET) ||
+        fread(blk, 1, 16, f) != 16)
+      return "its root group's local heap has a corrupt free list";
+    const uint64_t next = le(blk, 8), len = le(blk + 8, 8);
+    if (len < 16 || len > dsize - at) /* a cycle ends at the step bound */
+      return "its root group's local heap has a corrupt free list";
+    at = next;
+  }
+  return NULL;
+}
+
 static ts_status check_root_group(const char *file, ts_error *err) {
   FILE *f = fopen(file, "rb");
   if (!f) return TS_OK; /* H5Fopen reports it */
   unsigned char b[1024];
   fseek(f, 0, SEEK_END);
   const uint64_t size = (uint64_t)ftell(f);
-  ts_status st = TS_OK;
   const char *bad = NULL;
   /* at = where a structure starts; read n bytes of it into b */
 #define AT(at, n) (fseek(f, (long)(at), SEEK_SET) == 0 && fread(b, 1, (n), f) == (size_t)(n))
   if (!AT(0, 96) || memcmp(b, "\x89HDF\r\n\x1a\n", 8) || b[8] > 1 || b[13] != 8 || b[14] != 8) goto done;
+  /* every address is relative to the base address (0 unless a user block
+   * precedes the superblock; a forged one moves them all) */
   const int root = b[8] == 0 ? 56 : 60; /* the root group's symbol table entry */
-  const uint64_t base = le(b + (b[8] == 0 ? 24 : 28), 8), ohdr = le(b + root + 8, 8);
-  if (base != 0) goto done;
-  if (ohdr >= size || !AT(ohdr, 16) || b[0] != 1) goto done; /* object header v1 only */
+  const uint64_t base = le(b + (b[8] == 0 ? 24 : 28), 8), ohdr = base + le(b + root + 8, 8);
+  if (base >= size || ohdr < base || ohdr >= size) {
+    bad = "its superblock's base address or root group lies outside the file";
+    goto done;
+  }
+  /* the entry's scratch pad may cache the symbol table: libhdf5 then goes there */
+  if (le(b + root + 16, 4) == 1 && (bad = check_heap(f, base, base + le(b + root + 24, 8), base + le(b + root + 32, 8),
+                                                      size)))
+    goto done;
+  if (!AT(ohdr, 16) || b[0] != 1) goto done; /* object header v1 only */
   const uint64_t nmsg = le(b + 2, 2), hsize = le(b + 8, 4);
   uint64_t at = ohdr + 16, end = ohdr + 16 + hsize;
   for (uint64_t m = 0; m < nmsg && at + 8 <= end && at + 8 <= size && AT(at, 8); m++) {
     const uint64_t type = le(b, 2), len = le(b + 2, 2);
     if (type == 0x11) { /* symbol table: v1 B-tree, local heap */
-      if (len < 16 || !AT(at + 8, 16)) {
-        bad = "its root group's symbol table message is cut short";
-        break;
-      }
-      const uint64_t btree = le(b, 8), heap = le(b + 8, 8);
-      if (btree >= size || heap >= size || heap + 32 > size) {
-        bad = "its root group's symbol table points outside the file";
-        break;
-      }
-      /* the local heap: "HEAP", version 0, then its data segment */
-      if (!AT(heap, 32) || memcmp(b, "HEAP", 4) || b[4] != 0) {
-        bad = "its root group's local heap is not where the file says";
-        break;
-      }
-      const uint64_t dsize = le(b + 8, 8), daddr = le(b + 24, 8);
-      if (dsize == 0 || daddr >= size || dsize > size - daddr) bad = "its root group's local heap lies outside the file";
+      if (len < 16 || !AT(at + 8, 16)) bad = "its root group's symbol table message is cut short";
+      else bad = check_heap(f, base, base + le(b, 8), base + le(b + 8, 8), size);
       break;
     }
     at += 8 + len;
   }
 #undef AT
-  if (bad) st = ts_fail(err, TS_ERR_FORMAT, "%s: corrupt HDF5 file: %s", file, bad);
 done:
   fclose(f);
-  return st;
+  return bad ? ts_fail(err, TS_ERR_FORMAT, "%s: corrupt HDF5 file: %s", file, bad) : TS_OK;
 }
 
 ts_status ts_h5_open(const char *file, int64_t *out, ts_error *err) {

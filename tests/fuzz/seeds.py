@@ -178,6 +178,8 @@ def hdf5s(image, stack, regress):
     # regression: the root group's local heap address forged (libhdf5 1.10.8 read NULL)
     src = path(image, "chunked_uint8.h5")
     put(regress.replace("hdf5_stack", "hdf5_image"), "root_heap_undef.h5", forge_root_heap(open(src, "rb").read()))
+    put(regress.replace("hdf5_stack", "hdf5_image"), "heap_free_cycle.h5", forge_heap_free_cycle(open(src, "rb").read()))
+    put(regress.replace("hdf5_stack", "hdf5_image"), "base_186.h5", forge_base(open(src, "rb").read(), 186))
     # regression: a stack's image height past its fixed maximum (libhdf5 1.10.8 read past a chunk)
     bad = path(regress, "dims_past_max.h5")
     with h5py.File(bad, "w") as f:
@@ -232,6 +234,24 @@ def forge_dims(path, dataset, axis, value):
             return
         at += 8 + n
     raise ValueError("no dataspace message")
+
+
+def forge_heap_free_cycle(b):
+    """The root group's local heap (superblock 0: its address cached in the
+    root entry) with its first free block pointing at itself."""
+    b = bytearray(b)
+    heap = struct.unpack_from("<Q", b, 56 + 32)[0]
+    assert b[heap:heap + 4] == b"HEAP"
+    free, daddr = struct.unpack_from("<Q", b, heap + 16)[0], struct.unpack_from("<Q", b, heap + 24)[0]
+    struct.pack_into("<Q", b, daddr + free, free)
+    return bytes(b)
+
+
+def forge_base(b, base):
+    """Superblock 0 with a base address other than 0 (every address moves)."""
+    b = bytearray(b)
+    struct.pack_into("<Q", b, 24, base)
+    return bytes(b)
 
 
 def forge_compact_size(path, dataset, size=0):
