@@ -165,6 +165,22 @@ static ts_status check_root_group(const char *file, ts_error *err) {
     bad = "its superblock's base address or root group lies outside the file";
     goto done;
   }
+  /* the driver information block, when there is one: inside the file with
+   * the size it gives (libhdf5 allocated and zero-filled a forged size) */
+  const int sb = b[8] == 0 ? 24 : 28;
+  const uint64_t eof = le(b + sb + 16, 8), drv = le(b + sb + 24, 8);
+  if (eof != UINT64_MAX && (eof > UINT64_MAX - base || base + eof > size)) {
+    bad = "the superblock gives an end of file past the file's (truncated)";
+    goto done;
+  }
+  if (drv != UINT64_MAX) {
+    unsigned char d[16];
+    if (base + drv < base || base + drv > size - 16 || fseek(f, (long)(base + drv), SEEK_SET) || fread(d, 1, 16, f) != 16 ||
+        le(d + 4, 4) > size - (base + drv) - 16) {
+      bad = "its driver information block lies outside the file";
+      goto done;
+    }
+  }
   /* the entry's scratch pad may cache the symbol table: libhdf5 then goes there */
   if (le(b + root + 16, 4) == 1 && (bad = check_heap(f, base, base + le(b + root + 24, 8), base + le(b + root + 32, 8),
                                                       size)))

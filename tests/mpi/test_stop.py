@@ -135,7 +135,10 @@ def test_list_mode_stops_with_the_done_images_readable(tmp_path, np_):
     pipe = "tv_denoise weight=0.1 max_iter=200 | otsu"
     args = ["run", "-i", "imgs", "-o", "out.h5", "-p", pipe, "--threads", 1, "--stats", "s.json", "--quiet"]
     p = launch(np_, args, tmp_path)
-    time.sleep(1.0)  # a third of the way or less: about 15 ms per image and thread
+    # once the output exists (a stop before it ends the run at once, with
+    # nothing to keep: test_hostile), a third of the way or less
+    wait_for(lambda: (tmp_path / "out.h5.partial").exists(), p)
+    time.sleep(1.0)  # about 15 ms per image and thread
     rc, out, err, _ = stop(p, signal.SIGUSR1)
     assert rc == STOPPED, err
     assert not (tmp_path / "out.h5").exists()
