@@ -494,17 +494,19 @@ def test_hdf5_compact_dataset_reads(tmp_path):
     assert np.array_equal(tifffile.imread(out), 65535 - a)
 
 
-@pytest.mark.parametrize("forge", ["free_cycle", "base"])
+@pytest.mark.parametrize("forge", ["free_cycle", "base", "driver"])
 def test_hdf5_forged_root_heap_free_list_and_base(tmp_path, forge):
     """fuzz_hdf5_image: a local heap whose free block points at itself made
-    libhdf5 1.10.8 allocate without end (17 GB in 48 s); a forged base
-    address moves every address the checks read."""
+    libhdf5 1.10.8 allocate without end (17 GB in 48 s), as a driver block
+    claiming 2 GB made it allocate and zero-fill them; a forged base address
+    moves every address the checks read."""
     good = tmp_path / "good.h5"
     with h5py.File(good, "w") as f:
         f.create_dataset("image", data=make_image(20, 18, "u8", 1), chunks=(8, 8), compression="gzip")
     src = tmp_path / "bad.h5"
     b = good.read_bytes()
-    src.write_bytes(seeds.forge_heap_free_cycle(b) if forge == "free_cycle" else seeds.forge_base(b, 186))
+    src.write_bytes(seeds.forge_heap_free_cycle(b) if forge == "free_cycle" else seeds.forge_base(b, 186)
+                    if forge == "base" else seeds.forge_driver_block(b))
     out = tmp_path / "o.tif"
     p = bounded("run", "-i", f"{src}:/image", "-o", out, "-p", "invert", "--quiet", seconds=20)
     assert p.returncode == 1 and str(src) in p.stderr, p.stderr

@@ -180,6 +180,7 @@ def hdf5s(image, stack, regress):
     put(regress.replace("hdf5_stack", "hdf5_image"), "root_heap_undef.h5", forge_root_heap(open(src, "rb").read()))
     put(regress.replace("hdf5_stack", "hdf5_image"), "heap_free_cycle.h5", forge_heap_free_cycle(open(src, "rb").read()))
     put(regress.replace("hdf5_stack", "hdf5_image"), "base_186.h5", forge_base(open(src, "rb").read(), 186))
+    put(regress.replace("hdf5_stack", "hdf5_image"), "driver_block.h5", forge_driver_block(open(src, "rb").read()))
     # regression: a stack's image height past its fixed maximum (libhdf5 1.10.8 read past a chunk)
     bad = path(regress, "dims_past_max.h5")
     with h5py.File(bad, "w") as f:
@@ -244,6 +245,16 @@ def forge_heap_free_cycle(b):
     assert b[heap:heap + 4] == b"HEAP"
     free, daddr = struct.unpack_from("<Q", b, heap + 16)[0], struct.unpack_from("<Q", b, heap + 24)[0]
     struct.pack_into("<Q", b, daddr + free, free)
+    return bytes(b)
+
+
+def forge_driver_block(b):
+    """Superblock 0 naming a driver information block near the file's end
+    that claims 2 GB of driver information."""
+    b = bytearray(b) + bytes(16)
+    at = len(b) - 16
+    struct.pack_into("<Q", b, 24 + 24, at)
+    struct.pack_into("<BxxxI8s", b, at, 0, 0x7FFFFFF0, b"NCSAmulti")
     return bytes(b)
 
 
