@@ -511,3 +511,16 @@ def test_hdf5_forged_root_heap_free_list_and_base(tmp_path, forge):
     p = bounded("run", "-i", f"{src}:/image", "-o", out, "-p", "invert", "--quiet", seconds=20)
     assert p.returncode == 1 and str(src) in p.stderr, p.stderr
     assert p.seconds < 5 and nothing_written(out)
+
+
+def test_hdf5_filters_beyond_the_checked_ones_refused(tmp_path):
+    """fuzz_hdf5_image: a pipeline forged into n-bit without its
+    parameters made libhdf5 read NULL; tessera reads the filters it checks
+    (deflate, shuffle, Fletcher-32) and names any other."""
+    src = tmp_path / "s.h5"
+    with h5py.File(src, "w") as f:
+        f.create_dataset("image", data=make_image(20, 18, "u16", 1), chunks=(8, 8), scaleoffset=0)
+    out = tmp_path / "o.tif"
+    p = bounded("run", "-i", f"{src}:/image", "-o", out, "-p", "invert", "--quiet")
+    assert p.returncode == 1 and "need HDF5 filter 6 (scaleoffset)" in p.stderr, p.stderr
+    assert "deflate (gzip), shuffle and Fletcher-32" in p.stderr and nothing_written(out)
