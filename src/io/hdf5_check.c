@@ -124,6 +124,38 @@ static uint64_t le(const unsigned char *p, int n) {
   return v;
 }
 
+/* The group B-tree (version 1, node type 0) at `node`: every node a TREE
+ * of type 0 whose keys are offsets into the local heap (dsize bytes) and
+ * whose children are nodes one level down, or symbol table nodes (SNOD) at
+ * level 0, all inside the file; at most `*budget` nodes (a cycle ends it).
+ * libhdf5 1.10.8 read NULL through a forged child address. */
+static const char *check_btree(FILE *f, uint64_t base, uint64_t node, int level, uint64_t dsize, uint64_t size,
+                               int *budget) {
+  unsigned char h[24], e[16];
+  if (--*budget < 0) return "its root group's B-tree has more nodes than a file of this size holds";
+  if (node < base || node > size - 24 || fseek(f, (long)node, SEEK_SET) || fread(h, 1, 24, f) != 24 ||
+      memcmp(h, "TREE", 4) || h[4] != 0 || (level >= 0 && h[5] != level))
+    return "its root group's B-tree has a node that is not where the file says";
+  const int lvl = h[5], n = (int)le(h + 6, 2);
+  if (lvl > 16 || (uint64_t)n * 16 + 8 > size - node - 24) return "its root group's B-tree has a node cut short";
+  for (int i = 0; i < n; i++) {
+    if (fseek(f, (long)(node + 24 + 16 * (uint64_t)i), SEEK_SET) || fread(e, 1, 16, f) != 16)
+      return "its root group's B-tree has a node cut short";
+    const uint64_t key = le(e, 8), child = base + le(e + 8, 8);
+    if (key >= dsize) return "its root group's B-tree names a link outside the local heap";
+    if (lvl > 0) {
+      const char *bad = check_btree(f, base, child, lvl - 1, dsize, size, budget);
+      if (bad) return bad;
+    } else {
+      unsigned char s[8];
+      if (child < base || child > size - 8 || fseek(f, (long)child, SEEK_SET) || fread(s, 1, 8, f) != 8 ||
+          memcmp(s, "SNOD", 4))
+        return "its root group's B-tree points at a symbol table node that is not there";
+    }
+  }
+  return NULL;
+}
+
 /* The local heap at `heap` (absolute), and the data segment it names, are
  * inside a file of `size` bytes; NULL or what is wrong. */
 static const char *check_heap(FILE *f, uint64_t base, uint64_t btree, uint64_t heap, uint64_t size) {
@@ -135,6 +167,9 @@ static const char *check_heap(FILE *f, uint64_t base, uint64_t btree, uint64_t h
   const uint64_t dsize = le(h + 8, 8), daddr = base + le(h + 24, 8);
   if (dsize == 0 || daddr < base || daddr >= size || dsize > size - daddr)
     return "its root group's local heap lies outside the file";
+  int budget = (int)(size / 24 < 4096 ? size / 24 : 4096);
+  const char *bad = check_btree(f, base, btree, -1, dsize, size, &budget);
+  if (bad) return bad;
   /* its free list: blocks of (next offset, size) inside the data segment,
    * no more of them than fit (libhdf5 1.10.8 followed a block pointing at
    * itself, allocating without end) */
