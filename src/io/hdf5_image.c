@@ -102,7 +102,8 @@ static ts_status h5r_open_locked(const char *spec, h5_reader *r, ts_image_info *
                (long long)chunk[1], (long long)chunk[0], H5Pget_nfilters(dcpl));
     } else { /* contiguous: rows, about 1 MiB at a time */
       info->block_w = info->w;
-      info->block_h = (1 << 20) / (info->w * px) > 1 ? (1 << 20) / (info->w * px) : 1;
+      const int64_t row = info->w > 0 ? info->w * px : 1; /* an empty image: ts_reader_open says so */
+      info->block_h = (1 << 20) / row > 1 ? (1 << 20) / row : 1;
       if (info->block_h > info->h) info->block_h = info->h;
       snprintf(info->detail, sizeof info->detail, "dataset %s, contiguous", path);
     }

@@ -524,3 +524,14 @@ def test_hdf5_filters_beyond_the_checked_ones_refused(tmp_path):
     p = bounded("run", "-i", f"{src}:/image", "-o", out, "-p", "invert", "--quiet")
     assert p.returncode == 1 and "need HDF5 filter 6 (scaleoffset)" in p.stderr, p.stderr
     assert "deflate (gzip), shuffle and Fletcher-32" in p.stderr and nothing_written(out)
+
+
+def test_hdf5_image_of_width_0(tmp_path):
+    """fuzz_hdf5_image (UBSan): a division by zero sizing the read band."""
+    src = tmp_path / "w.h5"
+    with h5py.File(src, "w") as f:
+        f.create_dataset("image", shape=(5, 0), dtype=np.uint8)
+    out = tmp_path / "o.tif"
+    p = bounded("run", "-i", f"{src}:/image", "-o", out, "-p", "invert", "--quiet")
+    assert p.returncode == 1 and "width 0 and height 5" in p.stderr, p.stderr
+    assert nothing_written(out)

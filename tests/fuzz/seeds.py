@@ -191,6 +191,9 @@ def hdf5s(image, stack, regress):
     with h5py.File(bad, "w") as f:
         f.create_dataset("stack", data=img(27, 7, 1, np.uint8).reshape(3, 9, 7), chunks=(1, 9, 7))
     forge_chunk_size(bad, 3, 2)
+    # regression: an image 0 pixels wide (a division by zero sizing its read band; UBSan)
+    with h5py.File(path(regress.replace("hdf5_stack", "hdf5_image"), "width_0.h5"), "w") as f:
+        f.create_dataset("image", shape=(5, 0), dtype=np.uint8)
     # regression: a compact /image whose layout claims no data (libhdf5 1.10.8 read NULL)
     bad = path(regress.replace("hdf5_stack", "hdf5_image"), "compact_no_data.h5")
     compact(bad, "image", img(12, 10, 3, np.float32))
