@@ -257,7 +257,9 @@ def forge_driver_block(b):
     b = bytearray(b) + bytes(16)
     at = len(b) - 16
     struct.pack_into("<Q", b, 24 + 24, at)
-    struct.pack_into("<BxxxI8s", b, at, 0, 0x7FFFFFF0, b"NCSAmulti")
+    # version 0, 3 reserved bytes, the claimed size, the 8-byte driver id
+    # (the multi driver's, "NCSAmult"): only the size is forged
+    struct.pack_into("<BxxxI8s", b, at, 0, 0x7FFFFFF0, b"NCSAmult")
     return bytes(b)
 
 
