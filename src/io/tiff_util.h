@@ -32,6 +32,7 @@ TIFF *ts_tiff_mem_open(const char *name, const char *mode, ts_membuf *m, TIFFOpe
 /* The tags of one image, the same for the tiled writer and list mode's
  * whole-image encoder: size, samples, dtype, photometric, extra samples,
  * compression and, when level >= 0, its level (deflate or zstd). */
+#define TS_TIFF_ZSTD_LEVEL 3
 void ts_tiff_set_image(TIFF *t, int64_t w, int64_t h, int channels, ts_dtype dt, uint16_t comp, int level);
 
 #endif
