@@ -20,8 +20,9 @@ PKGS=(
   clang libclang-rt-14-dev libomp-dev python3-pil
   # tests: a real local Slurm cluster, and emulated hosts in network namespaces
   slurmctld slurmd slurm-client munge iproute2 iputils-ping util-linux
-  # benchmarks: the peer tool
-  libvips-tools
+  # benchmarks and tests: the peer tools (vips; GDAL, whose COG validator
+  # and gdalinfo check the COG and GeoTIFF outputs)
+  libvips-tools gdal-bin python3-gdal
 )
 
 missing=()

@@ -15,6 +15,9 @@ typedef enum ts_dtype { TS_U8 = 0, TS_U16 = 1, TS_F32 = 2, TS_DTYPE_COUNT } ts_d
 #define TS_DTYPES_ALL (TS_DTYPE_BIT(TS_U8) | TS_DTYPE_BIT(TS_U16) | TS_DTYPE_BIT(TS_F32))
 #define TS_MAX_CHANNELS 4
 
+/* Pyramid levels an output may have (sides up to 2^32). */
+#define TS_MAX_LEVELS 32
+
 typedef struct ts_rect {
   int64_t x, y, w, h;
 } ts_rect;

@@ -12,6 +12,33 @@
 
 #include "tessera/image.h"
 
+/* TIFF output layouts (--layout): tags and IFD order (tiff_write.c). */
+typedef enum ts_layout {
+  TS_LAYOUT_PLAIN = 0, /* BigTIFF, reduced levels as SubIFDs */
+  TS_LAYOUT_OME,       /* plain + OME-XML in the main IFD's ImageDescription */
+  TS_LAYOUT_COG        /* Cloud-Optimized GeoTIFF: IFDs first, smallest overview's data first */
+} ts_layout;
+TS_API ts_status ts_layout_parse(const char *s, ts_layout *out);
+TS_API const char *ts_layout_name(ts_layout l);
+
+/* What an input says about where its pixels are and what they mean,
+ * carried to TIFF outputs: raw TIFF tags (values little-endian, as a
+ * BigTIFF writer stores them) and the physical pixel size. */
+typedef struct ts_meta_tag {
+  uint16_t tag, type; /* TIFF tag number and field type */
+  uint64_t count;
+  size_t bytes;
+  unsigned char *data;
+} ts_meta_tag;
+typedef struct ts_image_meta {
+  int n;
+  ts_meta_tag *tags; /* GeoTIFF, GDAL_NODATA, GDAL_METADATA, resolution, ICC */
+  double um_x, um_y; /* pixel size in micrometres (0: unknown): OME-XML, else the resolution tags */
+} ts_image_meta;
+TS_API void ts_image_meta_free(ts_image_meta *m);
+/* The tag of that number, or NULL. */
+TS_API const ts_meta_tag *ts_meta_find(const ts_image_meta *m, uint16_t tag);
+
 typedef struct ts_image_info {
   int64_t w, h;
   int channels;
@@ -19,6 +46,8 @@ typedef struct ts_image_info {
   int64_t block_w, block_h; /* native read unit: a tile, or strip rows x w */
   int64_t pages;            /* images in the file (TIFF directories); 1 for other formats */
   int64_t page;             /* the one read (0-based) */
+  int64_t levels;           /* resolutions of that page (pyramidal TIFFs: SubIFDs or reduced IFDs); 1 otherwise */
+  int64_t level;            /* the one read (open: the one asked for, --input-level) */
   char format[16];          /* "tiff", "synthetic" */
   char detail[512];         /* human-readable layout: tiling, compression... */
 } ts_image_info;
@@ -33,6 +62,8 @@ typedef struct ts_reader_ops {
   /* Read rect r (inside the image) into dst with row stride dst_stride. */
   ts_status (*read)(void *ctx, ts_rect r, void *dst, int64_t dst_stride, ts_error *err);
   void (*close)(void *ctx);
+  /* What the file says of georeferencing, resolution, colour (NULL: nothing). */
+  const ts_image_meta *(*meta)(void *ctx);
 } ts_reader_ops;
 
 typedef struct ts_reader {
@@ -47,6 +78,10 @@ typedef struct ts_reader {
 TS_API ts_status ts_reader_open(const char *path, ts_reader **out, ts_error *err);
 /* The same for image `page` of a multi-page TIFF (--page). */
 TS_API ts_status ts_reader_open_page(const char *path, int64_t page, ts_reader **out, ts_error *err);
+/* ... at resolution `level` of a pyramidal TIFF (--input-level; 0: the full one). */
+TS_API ts_status ts_reader_open_level(const char *path, int64_t page, int64_t level, ts_reader **out, ts_error *err);
+/* The input's metadata, or NULL. Valid while the reader is open. */
+TS_API const ts_image_meta *ts_reader_meta(const ts_reader *r);
 TS_API void ts_reader_set_cache(ts_reader *r, int64_t blocks);
 TS_API ts_status ts_reader_read(ts_reader *r, ts_rect rect, void *dst, int64_t dst_stride,
                                 ts_error *err);
@@ -81,6 +116,10 @@ typedef struct ts_writer_options {
   int level;    /* deflate 0..9 or zstd 1..22 level; -1: the format's default */
   int force;    /* replace an existing output */
   const char *description; /* stored in ImageDescription, may be NULL */
+  int levels;              /* resolutions (1: flat); level L + 1 is ceil(level L / 2) per side */
+  ts_layout layout;
+  const char *downsample;  /* how levels were made, named in the metadata; not sent to workers */
+  const ts_image_meta *meta; /* carried to the output (TIFF), may be NULL; not sent to workers */
 } ts_writer_options;
 
 typedef struct ts_encoder_state ts_encoder_state; /* a backend's per-thread state */
@@ -94,17 +133,21 @@ typedef struct ts_writer_ops {
    * write_encoded() stores. */
   ts_status (*encoder_new)(const char *path, const ts_writer_options *o, ts_encoder_state **e,
                            ts_error *err);
-  ts_status (*encode)(ts_encoder_state *e, ts_rect r, const void *src, int64_t src_stride,
+  ts_status (*encode)(ts_encoder_state *e, int level, ts_rect r, const void *src, int64_t src_stride,
                       const void **data, size_t *size, ts_error *err);
   void (*encoder_free)(ts_encoder_state *e);
-  /* Store one encoded tile; calls are serialized by the caller. */
-  ts_status (*write_encoded)(void *ctx, ts_rect r, const void *data, size_t size, ts_error *err);
+  /* Store one encoded tile of level L (r in that level's pixels); calls
+   * are serialized by the caller. */
+  ts_status (*write_encoded)(void *ctx, int level, ts_rect r, const void *data, size_t size, ts_error *err);
   ts_status (*finish)(void *ctx, ts_error *err); /* flush and close */
+  /* Close what a stopped run keeps, tiles where they were written (NULL:
+   * finish does that). */
+  ts_status (*keep)(void *ctx, ts_error *err);
   void (*abort)(void *ctx);                      /* close, keep nothing */
   /* For checkpoints (NULL: the format cannot be resumed): where the bytes
    * of the tile at r lie in the file, and making everything written so far
    * durable (flush, fsync). */
-  ts_status (*locate)(void *ctx, ts_rect r, uint64_t *offset, uint64_t *size, ts_error *err);
+  ts_status (*locate)(void *ctx, int level, ts_rect r, uint64_t *offset, uint64_t *size, ts_error *err);
   ts_status (*sync)(void *ctx, ts_error *err);
 } ts_writer_ops;
 
@@ -127,17 +170,18 @@ TS_API ts_status ts_encoder_new(const char *path, const ts_writer_options *o, ts
 TS_API void ts_encoder_free(ts_encoder **e);
 /* Encode the tile at r from src; *data and *size stay valid until the next
  * call on the same encoder. */
-TS_API ts_status ts_encoder_encode(ts_encoder *e, ts_rect r, const void *src, int64_t src_stride,
+TS_API ts_status ts_encoder_encode(ts_encoder *e, int level, ts_rect r, const void *src, int64_t src_stride,
                                    const void **data, size_t *size, ts_error *err);
 /* Store an encoded tile. Not thread-safe: one caller at a time. The order
  * of the calls sets the file's byte layout. */
-TS_API ts_status ts_writer_write_encoded(ts_writer *w, ts_rect r, const void *data, size_t size,
+TS_API ts_status ts_writer_write_encoded(ts_writer *w, int level, ts_rect r, const void *data, size_t size,
                                          ts_error *err);
 /* Checkpoints: can this writer be resumed (locate and sync exist); the
  * file offset and size of the tile stored at r; make all writes durable;
  * the temporary file's name. */
 TS_API int ts_writer_resumable(const ts_writer *w);
-TS_API ts_status ts_writer_locate(ts_writer *w, ts_rect r, uint64_t *offset, uint64_t *size, ts_error *err);
+TS_API ts_status ts_writer_locate(ts_writer *w, int level, ts_rect r, uint64_t *offset, uint64_t *size,
+                                  ts_error *err);
 TS_API ts_status ts_writer_sync(ts_writer *w, ts_error *err);
 TS_API const char *ts_writer_tmp(const ts_writer *w);
 /* Complete the file and rename it to its final name. Frees *w. */

@@ -23,6 +23,11 @@ typedef struct ts_job {
   const char *output;
   const char *pipeline; /* text; "" = copy */
   int64_t page;         /* a multi-page TIFF input: the page to read (0: the first) */
+  int64_t input_level;  /* a pyramidal TIFF input: the resolution to read (0: the full one) */
+  int pyramid;          /* build reduced-resolution levels in the same pass */
+  int pyramid_levels;   /* at most this many reduced levels (-1: until one fits in a tile) */
+  ts_downsample downsample; /* how a level is made from the one below */
+  int layout;           /* ts_layout of a TIFF output; -1: ome for .ome.tif(f), else plain */
   int64_t tile;         /* task core size, multiple of 16 */
   int64_t out_tile;     /* output TIFF tile; 0 = largest of 256..16 dividing tile */
   ts_boundary boundary;

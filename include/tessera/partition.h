@@ -48,4 +48,39 @@ TS_API ts_rect ts_grid_input(const ts_grid *g, int64_t t);
 /* The same with another halo (a statistics pass runs part of the pipeline). */
 TS_API ts_rect ts_grid_input_halo(const ts_grid *g, int64_t t, int64_t halo);
 
+/* Pyramids: level L + 1 is level L halved, rounded up (w_{L+1} = ceil(w_L / 2)),
+ * each sample made from the 2x2 block of level L it covers; at an odd
+ * right or bottom edge the block holds only the samples that exist. */
+typedef enum ts_downsample {
+  TS_DOWNSAMPLE_MEAN = 0, /* the average; integers rounded half away from zero */
+  TS_DOWNSAMPLE_NEAREST,  /* the block's top-left sample (label images) */
+  TS_DOWNSAMPLE_MAX,
+  TS_DOWNSAMPLE_MIN
+} ts_downsample;
+
+TS_API const char *ts_downsample_name(ts_downsample d);
+TS_API ts_status ts_downsample_parse(const char *s, ts_downsample *out);
+
+/* The levels of a w x h output in tiles of `tile`: reduced levels until one
+ * fits in a tile, at most max_reduced of them (-1: no cap; 0: flat). Tasks
+ * of task_tile make levels 0..task_levels-1 themselves (a task's core at
+ * level L is whole output tiles); the levels above come from `pieces`,
+ * each task's core reduced to level task_levels. */
+typedef struct ts_levels {
+  int n;           /* resolutions, the full one included (1: flat) */
+  int task_levels; /* levels made inside a task */
+  int64_t tile;
+  int64_t w[TS_MAX_LEVELS], h[TS_MAX_LEVELS];
+} ts_levels;
+
+TS_API void ts_levels_init(ts_levels *g, int64_t w, int64_t h, int64_t tile, int64_t task_tile, int max_reduced);
+/* A level-0 rect (aligned to 2^L, or reaching the image edge) at level L. */
+TS_API ts_rect ts_level_rect(const ts_levels *g, ts_rect r, int L);
+/* Tiles across and down at level L. */
+TS_API int64_t ts_level_across(const ts_levels *g, int L);
+TS_API int64_t ts_level_down(const ts_levels *g, int L);
+/* dst = src halved (dst->w = ceil(src->w / 2), dst->h likewise; same
+ * dtype and channels). */
+TS_API void ts_downsample_image(const ts_image *src, ts_image *dst, ts_downsample mode);
+
 #endif

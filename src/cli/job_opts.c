@@ -86,6 +86,28 @@ static int set_max_pixels(ts_cli_opts *o, const char *v, const char *w) {
 static int set_page(ts_cli_opts *o, const char *v, const char *w) {
   return set_int(&o->job.page, v, w, "--page", 0, (int64_t)1 << 30);
 }
+static int set_input_level(ts_cli_opts *o, const char *v, const char *w) {
+  return set_int(&o->job.input_level, v, w, "--input-level", 0, TS_MAX_LEVELS - 1);
+}
+static int set_pyramid(ts_cli_opts *o, const char *v, const char *w) {
+  return set_bool(&o->job.pyramid, v, w, "--pyramid");
+}
+static int set_pyramid_levels(ts_cli_opts *o, const char *v, const char *w) {
+  int64_t n;
+  if (set_int(&n, v, w, "--pyramid-levels", 1, TS_MAX_LEVELS - 1)) return -1;
+  o->job.pyramid_levels = (int)n;
+  o->job.pyramid = 1;
+  return 0;
+}
+static int set_downsample(ts_cli_opts *o, const char *v, const char *w) {
+  return ts_downsample_parse(v, &o->job.downsample) ? bad(w, "--downsample", v, "mean, nearest, max or min") : 0;
+}
+static int set_layout(ts_cli_opts *o, const char *v, const char *w) {
+  ts_layout l;
+  if (ts_layout_parse(v, &l)) return bad(w, "--layout", v, "plain, ome or cog");
+  o->job.layout = (int)l;
+  return 0;
+}
 static int set_recursive(ts_cli_opts *o, const char *v, const char *w) {
   return set_bool(&o->job.recursive, v, w, "--recursive");
 }
@@ -145,6 +167,7 @@ static const spec specs[] = {
     {"strips", 0, "input", 0, 0, R, set_strips},
     {"max-image-pixels", 0, "input", 0, 0, R, set_max_pixels},
     {"page", 0, "input", 0, 0, R, set_page},
+    {"input-level", 0, "input", 0, 0, R, set_input_level},
     {"output", 'o', "output", 0, 1, R | G, set_output},
     {"format", 0, "output", 0, 0, R, set_format},
     {"images", 0, "output", 0, 0, R, set_images},
@@ -152,6 +175,10 @@ static const spec specs[] = {
     {"jpeg-quality", 0, "output", 0, 0, R | G, set_quality},
     {"compression-level", 0, "output", 0, 0, R | G, set_level},
     {"force", 0, "output", 1, 0, R | G, set_force},
+    {"pyramid", 0, "output", 1, 0, R, set_pyramid},
+    {"pyramid-levels", 0, "output", 0, 0, R, set_pyramid_levels},
+    {"downsample", 0, "output", 0, 0, R, set_downsample},
+    {"layout", 0, "output", 0, 0, R, set_layout},
     {"pipeline", 'p', "pipeline", 0, 0, R, set_pipeline},
     {"boundary", 0, "pipeline", 0, 0, R, set_boundary},
     {"cval", 0, "pipeline", 0, 0, R, set_cval},

@@ -145,6 +145,8 @@ void ts_job_init(ts_job *job) {
   job->root_compute = -1;
   job->checkpoint_seconds = 10;
   job->max_image_pixels = TS_MAX_IMAGE_PIXELS;
+  job->pyramid_levels = -1;
+  job->layout = -1;
 }
 
 ts_status ts_run_local(const ts_job *job, ts_run_stats *stats, FILE *log, ts_error *err) {

@@ -4,6 +4,7 @@
 #include <string.h>
 #include "engine/order.h"
 #include "engine/journal.h"
+#include "engine/pyramid.h"
 
 
 
@@ -51,14 +52,29 @@ static int64_t out_tiles(ts_rect core, int64_t T) {
   return ((core.w + T - 1) / T) * ((core.h + T - 1) / T);
 }
 
+/* Tile i of a task's output over its levels: level 0's tiles, then
+ * level 1's, ... (*L and the level's core rect set). */
+static ts_rect level_tile(const ts_core_levels *c, int64_t T, int64_t i, int *L) {
+  for (*L = 0; *L < c->n - 1 && i >= out_tiles(c->core[*L], T); (*L)++) i -= out_tiles(c->core[*L], T);
+  return out_tile(c->core[*L], T, i);
+}
+
+static int64_t level_tiles(const ts_core_levels *c, int64_t T) {
+  int64_t n = 0;
+  for (int L = 0; L < c->n; L++) n += out_tiles(c->core[L], T);
+  return n;
+}
+
 /* Encode tiles [i0, i1) of the core into b (appending). */
-static ts_status encode_range(ts_encoder *enc, ts_rect core, int64_t T, const ts_image *out,
-                              int64_t i0, int64_t i1, ts_blob *b, ts_error *err) {
+static ts_status encode_range(ts_encoder *enc, const ts_core_levels *c, int64_t T, int64_t i0, int64_t i1, ts_blob *b,
+                              ts_error *err) {
   for (int64_t i = i0; i < i1; i++) {
-    ts_rect r = out_tile(core, T, i);
+    int L;
+    ts_rect r = level_tile(c, T, i, &L);
+    const ts_image *out = &c->im[L];
     const void *data;
     size_t size;
-    ts_status st = ts_encoder_encode(enc, r, ts_image_at(out, r.x - core.x, r.y - core.y),
+    ts_status st = ts_encoder_encode(enc, L, r, ts_image_at(out, r.x - c->core[L].x, r.y - c->core[L].y),
                                      out->stride, &data, &size, err);
     if (st) return st;
     /* [u64 size][u64 crc][bytes]: the CRC the journal needs is computed
@@ -70,10 +86,10 @@ static ts_status encode_range(ts_encoder *enc, ts_rect core, int64_t T, const ts
   return TS_OK;
 }
 
-ts_status ts_encode_core(ts_encoder **encs, ts_blob *parts, int n, ts_rect core, int64_t out_tile,
-                         const ts_image *out, ts_blob *b, ts_error *err) {
-  const int64_t count = out_tiles(core, out_tile);
-  if (n <= 1 || count == 1) return encode_range(encs[0], core, out_tile, out, 0, count, b, err);
+ts_status ts_encode_core(ts_encoder **encs, ts_blob *parts, int n, const ts_core_levels *c, int64_t out_tile,
+                         ts_blob *b, ts_error *err) {
+  const int64_t count = level_tiles(c, out_tile);
+  if (n <= 1 || count == 1) return encode_range(encs[0], c, out_tile, 0, count, b, err);
   if (n > count) n = (int)count;
   ts_status st = TS_OK;
 #pragma omp parallel num_threads(n)
@@ -81,8 +97,7 @@ ts_status ts_encode_core(ts_encoder **encs, ts_blob *parts, int n, ts_rect core,
     int i = omp_get_thread_num(), nt = omp_get_num_threads();
     ts_error e = {0};
     parts[i].size = 0;
-    ts_status s = encode_range(encs[i], core, out_tile, out, count * i / nt, count * (i + 1) / nt,
-                               &parts[i], &e);
+    ts_status s = encode_range(encs[i], c, out_tile, count * i / nt, count * (i + 1) / nt, &parts[i], &e);
 #pragma omp critical(ts_encode_error)
     if (s && st == TS_OK) st = ts_fail(err, s, "%s", e.msg);
   }
@@ -97,7 +112,9 @@ ts_status ts_encode_core(ts_encoder **encs, ts_blob *parts, int n, ts_rect core,
 static ts_status store(ts_order *o, int64_t t, const ts_blob *b, ts_error *err) {
   ts_rect core = ts_grid_core(o->grid, t);
   const unsigned char *p = b->p;
-  const int64_t n = out_tiles(core, o->out_tile);
+  ts_core_levels c;
+  ts_core_levels_of(o->levels, core, &c);
+  const int64_t n = level_tiles(&c, o->out_tile);
   if (o->journal && n > o->njt) {
     ts_jtile *jt = realloc(o->jt, (size_t)n * sizeof *jt);
     if (!jt) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
@@ -108,10 +125,11 @@ static ts_status store(ts_order *o, int64_t t, const ts_blob *b, ts_error *err) 
     uint64_t head[2]; /* size, crc */
     memcpy(head, p, sizeof head);
     const uint64_t size = head[0];
-    ts_rect r = out_tile(core, o->out_tile, i);
-    ts_status st = ts_writer_write_encoded(o->writer, r, p + sizeof head, size, err);
+    int L;
+    ts_rect r = level_tile(&c, o->out_tile, i, &L);
+    ts_status st = ts_writer_write_encoded(o->writer, L, r, p + sizeof head, size, err);
     if (st == TS_OK && o->journal) {
-      st = ts_writer_locate(o->writer, r, &o->jt[i].off, &o->jt[i].size, err);
+      st = ts_writer_locate(o->writer, L, r, &o->jt[i].off, &o->jt[i].size, err);
       if (st == TS_OK && o->jt[i].size != size)
         st = ts_fail(err, TS_ERR_INTERNAL, "tile at (%lld, %lld): %llu bytes stored, %llu given", (long long)r.x,
                      (long long)r.y, (unsigned long long)o->jt[i].size, (unsigned long long)size);
@@ -119,6 +137,16 @@ static ts_status store(ts_order *o, int64_t t, const ts_blob *b, ts_error *err) 
     }
     if (st) return st;
     p += sizeof head + size;
+  }
+  if (o->tail) { /* the core at the first level no task makes alone */
+    uint64_t head[2];
+    memcpy(head, p, sizeof head);
+    const ts_rect r = ts_level_rect(o->levels, core, o->levels->task_levels);
+    if (head[0] != (uint64_t)(r.w * r.h) * o->tail->px)
+      return ts_fail(err, TS_ERR_INTERNAL, "task %lld: a pyramid piece of %llu bytes, expected %lldx%lld",
+                     (long long)t, (unsigned long long)head[0], (long long)r.w, (long long)r.h);
+    ts_status st = ts_tail_add(o->tail, o->levels->task_levels, r, p + sizeof head, r.w * (int64_t)o->tail->px, err);
+    if (st) return st;
   }
   if (o->journal) {
     ts_status st = ts_journal_task(o->journal, t, o->jt, n, err);
@@ -129,9 +157,21 @@ static ts_status store(ts_order *o, int64_t t, const ts_blob *b, ts_error *err) 
   return TS_OK;
 }
 
-ts_status ts_order_init(ts_order *o, ts_writer *w, const ts_grid *g, int64_t out_tile,
+void ts_core_levels_of(const ts_levels *g, ts_rect core, ts_core_levels *c) {
+  c->n = g ? g->task_levels : 1;
+  for (int L = 0; L < c->n; L++) c->core[L] = L ? ts_level_rect(g, core, L) : core;
+}
+
+int64_t ts_core_tiles(const ts_levels *g, ts_rect core, int64_t out_tile) {
+  ts_core_levels c;
+  ts_core_levels_of(g, core, &c);
+  return level_tiles(&c, out_tile);
+}
+
+ts_status ts_order_init(ts_order *o, ts_writer *w, const ts_grid *g, const ts_levels *levels, int64_t out_tile,
                         ts_progress *progress, int64_t nslots, ts_error *err) {
   memset(o, 0, sizeof *o);
+  o->levels = levels;
   o->writer = w;
   o->grid = g;
   o->out_tile = out_tile;

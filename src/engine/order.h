@@ -12,14 +12,29 @@
 #include "tessera/kernel.h"
 #include "tessera/partition.h"
 
-/* A task's encoded tiles (a ts_blob): [uint64 size][uint64 CRC-32][bytes] per tile. */
+/* A task's result (a ts_blob): [uint64 size][uint64 CRC-32][bytes] per
+ * output tile, level 0's first, then each level the task makes itself;
+ * with a pyramid taller than that, one more record: the core at level
+ * task_levels, raw (the owner's tail builds the rest, pyramid.h). */
 
-/* Encode the output tiles (out_tile-sized, on the output grid) of `core`,
- * whose pixels are the packed image `out`, appending to b. With n > 1 encoders the
- * tiles are spread over n OpenMP threads (encs[i] and parts[i] per thread)
- * and joined in order: the same bytes for any n. */
-ts_status ts_encode_core(ts_encoder **encs, ts_blob *parts, int n, ts_rect core, int64_t out_tile,
-                         const ts_image *out, ts_blob *b, ts_error *err);
+/* A task's core at each level it makes (core[0]: level 0's), and their
+ * pixels (im[L], packed; set by the caller). */
+typedef struct ts_core_levels {
+  int n;
+  ts_rect core[TS_MAX_LEVELS];
+  ts_image im[TS_MAX_LEVELS];
+} ts_core_levels;
+/* The rects (g NULL: flat, level 0 only). */
+void ts_core_levels_of(const ts_levels *g, ts_rect core, ts_core_levels *c);
+/* How many output tiles a task's result holds. */
+int64_t ts_core_tiles(const ts_levels *g, ts_rect core, int64_t out_tile);
+
+/* Encode the output tiles (out_tile-sized, on each level's tile grid) of
+ * every level of c, appending to b. With n > 1 encoders the tiles are
+ * spread over n OpenMP threads (encs[i] and parts[i] per thread) and
+ * joined in order: the same bytes for any n. */
+ts_status ts_encode_core(ts_encoder **encs, ts_blob *parts, int n, const ts_core_levels *c, int64_t out_tile,
+                         ts_blob *b, ts_error *err);
 
 /* The per-thread tools of a rank that computes tasks (a worker, or rank 0
  * when idle): scratch, a tile encoder and an encoding buffer per thread,
@@ -40,8 +55,11 @@ void ts_tile_threads_free(ts_tile_threads *c);
  * slots' buffers come from a pool and go back to it once stored, so the
  * memory held is that of the results actually waiting, and it is reused
  * (warm) rather than first-touched again. */
+struct ts_tail;
 typedef struct ts_order {
   ts_writer *writer;
+  const ts_levels *levels; /* NULL: flat */
+  struct ts_tail *tail;    /* the pyramid's levels above the tasks' (NULL: none) */
   const ts_grid *grid;
   int64_t out_tile;
   ts_progress *progress; /* may be NULL */
@@ -58,7 +76,7 @@ typedef struct ts_order {
   int64_t njt;
 } ts_order;
 
-ts_status ts_order_init(ts_order *o, ts_writer *w, const ts_grid *g, int64_t out_tile,
+ts_status ts_order_init(ts_order *o, ts_writer *w, const ts_grid *g, const ts_levels *levels, int64_t out_tile,
                         ts_progress *progress, int64_t nslots, ts_error *err);
 void ts_order_free(ts_order *o);
 /* Hand over task t's blob: stored now if it is next (then every waiting

@@ -1,6 +1,7 @@
 /* Validation and set-up of a job. */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include "engine/plan.h"
 #include "tessera/stop.h"
@@ -31,7 +32,7 @@ ts_status ts_plan_open(ts_plan *p, const ts_job *job, ts_error *err) {
   if (p->out_tile % 16 || job->tile % p->out_tile)
     return ts_fail(err, TS_ERR_USAGE, "--out-tile %lld must be a multiple of 16 that divides --tile %lld",
                    (long long)p->out_tile, (long long)job->tile);
-  if ((st = ts_reader_open_page(job->input, job->page, &p->reader, err))) return st;
+  if ((st = ts_reader_open_level(job->input, job->page, job->input_level, &p->reader, err))) return st;
   const ts_image_info *info = &p->reader->info;
   if ((st = ts_pipeline_parse(job->pipeline, info->dtype, info->channels, &p->pipe, err))) goto fail;
   for (int i = 0; i < p->pipe->n; i++)
@@ -45,11 +46,20 @@ ts_status ts_plan_open(ts_plan *p, const ts_job *job, ts_error *err) {
   if ((st = ts_grid_init(&p->grid, info->w, info->h, job->tile, p->pipe->halo,
                          info->block_w >= info->w ? 0 : 4 * job->tile, err)))
     goto fail;
+  /* the layout: named, or OME-TIFF by the output's name; a COG has overviews */
+  const size_t len = strlen(job->output);
+  const int ome_name = (len > 8 && !strcasecmp(job->output + len - 8, ".ome.tif")) ||
+                       (len > 9 && !strcasecmp(job->output + len - 9, ".ome.tiff"));
+  const ts_layout layout = job->layout >= 0 ? (ts_layout)job->layout : ome_name ? TS_LAYOUT_OME : TS_LAYOUT_PLAIN;
+  ts_levels_init(&p->levels, info->w, info->h, p->out_tile, job->tile,
+                 job->pyramid || layout == TS_LAYOUT_COG ? job->pyramid_levels : 0);
   ts_writer_options wo = {
       .w = info->w, .h = info->h, .channels = p->pipe->out_channels, .dtype = p->pipe->out_dtype,
       .tile = p->out_tile, .compression = job->compression, .quality = job->quality,
       .level = job->compression_level,
       .force = job->force, .description = p->pipe->text,
+      .levels = p->levels.n, .layout = layout, .downsample = ts_downsample_name(job->downsample),
+      .meta = ts_reader_meta(p->reader),
   };
   p->wopts = wo;
   if ((st = ts_compression_level_check(job->compression, 0, job->compression_level, err))) goto fail;

@@ -16,6 +16,7 @@ typedef struct ts_plan {
   ts_pipeline *pipe;
   ts_grid grid;
   int64_t out_tile;
+  ts_levels levels; /* the output's resolutions (levels.n 1: flat) */
   ts_writer_options wopts;
   ts_writer *writer;
   /* checkpoints and --resume (resume.c) */

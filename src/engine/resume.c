@@ -48,6 +48,9 @@ static char *fingerprint(const ts_plan *p) {
          ADD("tile=%lld\n", (long long)job->tile) || ADD("out_tile=%lld\n", (long long)p->out_tile) ||
          ADD("output=%s\n", job->output) || ADD("compression=%s\n", ts_compression_name(job->compression)) ||
          ADD("quality=%d\n", job->quality) || (job->page > 0 && ADD("page=%lld\n", (long long)job->page)) ||
+         (job->input_level > 0 && ADD("input_level=%lld\n", (long long)job->input_level)) ||
+         (p->levels.n > 1 && ADD("levels=%d %s layout=%s\n", p->levels.n, ts_downsample_name(job->downsample),
+                                 ts_layout_name(p->wopts.layout))) ||
          (job->compression_level >= 0 && ADD("compression_level=%d\n", job->compression_level)) || ADD("size=%lldx%lld\n", (long long)p->grid.w, (long long)p->grid.h) ||
          ADD("output_type=%s x%d\n", ts_dtype_name(p->pipe->out_dtype), p->pipe->out_channels) ||
          ts_blob_append(&b, "", 1);
@@ -68,9 +71,10 @@ ts_status ts_plan_open_output(ts_plan *p, ts_error *err) {
   ts_leftovers l = {.name = file, .partial = partial, .journal = journal, .set_partial_aside = 1};
   if (st == TS_OK) st = ts_leftovers_check(&l, job, fp, &p->saved, err);
   if (st == TS_OK) st = ts_writer_open(job->output, &p->wopts, &p->writer, err);
-  /* JPEG TIFF tiles are encoded against tables libtiff keeps in the
-   * directory: replayed raw they would not be the same file (tiff_write.c) */
-  if (st == TS_OK && ts_writer_resumable(p->writer) && job->compression != TS_COMPRESS_JPEG &&
+  /* a pyramid's levels above the tasks' are built on the owner from
+   * pixels a replay would not have: such a run is not resumable (yet) */
+  const int tail = p->levels.n > p->levels.task_levels;
+  if (st == TS_OK && ts_writer_resumable(p->writer) && !tail &&
       (job->checkpoint_tasks > 0 || job->checkpoint_seconds > 0)) /* both 0: no journal */
     st = ts_journal_create(journal, fp, job->checkpoint_tasks, job->checkpoint_seconds, &p->journal, err);
   /* the statistics the previous run merged stay known */
@@ -100,8 +104,7 @@ ts_status ts_plan_replay(ts_plan *p, ts_order *o, ts_error *err) {
   ts_blob b = {0};
   ts_status st = TS_OK;
   for (int64_t t = 0; fd >= 0 && st == TS_OK && t < s->ntasks && t < p->grid.ntasks; t++) {
-    ts_rect core = ts_grid_core(&p->grid, t);
-    const int64_t want = ((core.w + p->out_tile - 1) / p->out_tile) * ((core.h + p->out_tile - 1) / p->out_tile);
+    const int64_t want = ts_core_tiles(&p->levels, ts_grid_core(&p->grid, t), p->out_tile);
     if (s->first[t + 1] - s->first[t] != want) break;
     b.size = 0;
     int ok = 1;

@@ -13,6 +13,7 @@
 #include "engine/order.h"
 #include "engine/passes.h"
 #include "engine/plan.h"
+#include "engine/pyramid.h"
 
 typedef struct tile_kind {
   ts_kind base;
@@ -22,11 +23,15 @@ typedef struct tile_kind {
   ts_order order;
   int have_order;
   ts_progress progress;
+  ts_tail tail; /* the pyramid above the tasks' levels */
+  int have_tail;
   double *merged; /* the statistics pass's merged partial (then the last one, for the announce) */
   int64_t resumed;
   /* every rank */
   ts_grid grid;
   int64_t out_tile;
+  ts_levels levels;
+  ts_downsample downsample;
   ts_writer_options wopts;
   ts_dtype in_dtype;
   int in_channels;
@@ -43,6 +48,7 @@ typedef struct tile_kind {
   int threads;
   ts_tile_threads per_thread; /* scratch, encoder, encoding buffer */
   void **outbuf; /* per thread */
+  void **levelbuf; /* per thread: the core at levels 1..task_levels */
   double *partials; /* per thread, stats_len each */
 } tile_kind;
 
@@ -72,9 +78,17 @@ static ts_status set_pass(tile_kind *k, int p, ts_error *err) {
 
 static ts_status tile_start(ts_kind *kk, int64_t inflight, ts_error *err) {
   tile_kind *k = (tile_kind *)kk;
-  ts_status st = ts_order_init(&k->order, k->plan.writer, &k->grid, k->out_tile, &k->progress, inflight, err);
+  ts_status st = ts_order_init(&k->order, k->plan.writer, &k->grid, &k->levels, k->out_tile, &k->progress, inflight,
+                               err);
   if (st) return st;
   k->have_order = 1;
+  if (k->levels.n > k->levels.task_levels) {
+    k->have_tail = 1;
+    st = ts_tail_init(&k->tail, &k->levels, k->wopts.dtype, k->wopts.channels, k->downsample, k->plan.writer,
+                      k->plan.job->output, &k->wopts, err);
+    if (st) return st;
+    k->order.tail = &k->tail;
+  }
   k->order.journal = k->plan.journal;
   st = ts_plan_replay(&k->plan, &k->order, err); /* --resume: the tasks done before */
   k->resumed = k->plan.resumed;
@@ -175,6 +189,8 @@ static ts_status tile_finish(ts_kind *kk, ts_status st, ts_run_stats *stats, ts_
  * then the input, output and pipeline strings. */
 typedef struct tile_setup {
   ts_grid grid;
+  ts_levels levels;
+  int32_t downsample, input_level;
   ts_writer_options wopts; /* description is not sent */
   int64_t out_tile;
   int32_t in_dtype, in_channels, boundary, page;
@@ -185,11 +201,13 @@ typedef struct tile_setup {
 static ts_status tile_pack(const ts_kind *kk, ts_blob *b, ts_error *err) {
   const tile_kind *k = (const tile_kind *)kk;
   const ts_job *job = k->plan.job;
-  tile_setup s = {.grid = k->grid, .wopts = k->wopts, .out_tile = k->out_tile, .in_dtype = k->in_dtype,
+  tile_setup s = {.grid = k->grid, .levels = k->levels, .downsample = (int32_t)k->downsample,
+                  .input_level = (int32_t)job->input_level, .wopts = k->wopts, .out_tile = k->out_tile, .in_dtype = k->in_dtype,
                   .in_channels = k->in_channels, .boundary = k->boundary, .cval = k->cval, .page = (int32_t)job->page,
                   .len_input = (int64_t)strlen(job->input), .len_output = (int64_t)strlen(job->output),
                   .len_pipeline = (int64_t)strlen(job->pipeline)};
-  s.wopts.description = NULL;
+  s.wopts.description = s.wopts.downsample = NULL;
+  s.wopts.meta = NULL;
   if (ts_blob_append(b, &s, sizeof s) || ts_blob_append(b, job->input, (size_t)s.len_input) ||
       ts_blob_append(b, job->output, (size_t)s.len_output) || ts_blob_append(b, job->pipeline, (size_t)s.len_pipeline))
     return ts_fail(err, TS_ERR_NOMEM, "out of memory");
@@ -229,10 +247,16 @@ static ts_status tile_prepare(ts_kind *kk, int threads, ts_error *err) {
     int64_t b = ts_image_bytes(T, T, g->in_channels, g->in_dtype);
     if (b > most) most = b;
   }
+  /* the levels a task makes, and its piece for the owner's tail */
+  const int top = k->levels.n > k->levels.task_levels ? k->levels.task_levels : k->levels.task_levels - 1;
+  int64_t lv = 0;
+  for (int L = 1; L <= top; L++) lv += ts_image_bytes(T >> L, T >> L, k->pipe->out_channels, k->pipe->out_dtype);
   k->outbuf = calloc((size_t)threads, sizeof *k->outbuf);
-  for (int i = 0; k->outbuf && i < threads; i++)
-    if (!(k->outbuf[i] = malloc((size_t)most))) return ts_fail(err, TS_ERR_NOMEM, "out of memory for output tiles");
-  if (!k->outbuf) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  k->levelbuf = calloc((size_t)threads, sizeof *k->levelbuf);
+  for (int i = 0; k->outbuf && k->levelbuf && i < threads; i++)
+    if (!(k->outbuf[i] = malloc((size_t)most)) || (lv && !(k->levelbuf[i] = malloc((size_t)lv))))
+      return ts_fail(err, TS_ERR_NOMEM, "out of memory for output tiles");
+  if (!k->outbuf || !k->levelbuf) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   return set_pass(k, k->pass, err);
 }
 
@@ -276,8 +300,30 @@ static ts_status tile_compute(ts_kind *kk, int me, int nthreads, int64_t t, cons
   ts_status st = nthreads > 1 ? ts_pipeline_run_bands(k->pipe, &src, &dst, scratch, nthreads, err)
                               : ts_pipeline_run(k->pipe, &src, &dst, *scratch, err);
   if (st) return st;
-  return ts_encode_core(nthreads > 1 ? k->per_thread.encs : &k->per_thread.encs[me], k->per_thread.parts, nthreads, core, k->out_tile,
-                        &dst, out, err);
+  /* the levels this task makes, halved from the core one after another,
+   * then (a taller pyramid) the core at the first level it does not */
+  ts_core_levels c;
+  ts_core_levels_of(&k->levels, core, &c);
+  c.im[0] = dst;
+  const int tail = k->levels.n > k->levels.task_levels, top = tail ? c.n : c.n - 1;
+  unsigned char *at = k->levelbuf[me];
+  ts_image piece = dst;
+  for (int L = 1; L <= top; L++) {
+    const ts_rect r = ts_level_rect(&k->levels, core, L);
+    ts_image im = ts_image_packed(at, r.w, r.h, dst.channels, dst.dtype);
+    ts_downsample_image(L == 1 ? &dst : (L < c.n ? &c.im[L - 1] : &piece), &im, k->downsample);
+    at += ts_image_bytes(r.w, r.h, dst.channels, dst.dtype);
+    if (L < c.n) c.im[L] = im;
+    piece = im;
+  }
+  st = ts_encode_core(nthreads > 1 ? k->per_thread.encs : &k->per_thread.encs[me], k->per_thread.parts, nthreads, &c,
+                      k->out_tile, out, err);
+  if (st == TS_OK && tail) { /* [size][0][pixels], as a tile record */
+    const uint64_t head[2] = {(uint64_t)(piece.w * piece.h) * ts_pixel_size(&piece), 0};
+    if (ts_blob_append(out, head, sizeof head) || ts_blob_append(out, piece.data, head[0]))
+      st = ts_fail(err, TS_ERR_NOMEM, "out of memory for a task's result");
+  }
+  return st;
 }
 
 static ts_status tile_flush(ts_kind *kk, ts_blob *out, ts_error *err) {
@@ -297,7 +343,10 @@ static void tile_close(ts_kind **kp) {
   if (!k) return;
   ts_tile_threads_free(&k->per_thread);
   for (int i = 0; k->outbuf && i < k->threads; i++) free(k->outbuf[i]);
+  for (int i = 0; k->levelbuf && i < k->threads; i++) free(k->levelbuf[i]);
   free(k->outbuf);
+  free(k->levelbuf);
+  if (k->have_tail) ts_tail_free(&k->tail);
   free(k->partials);
   free(k->merged);
   free(k->fetch);
@@ -348,6 +397,8 @@ static ts_status tile_open(const ts_job *job, FILE *log, ts_kind **out, ts_error
     return st;
   }
   k->grid = k->plan.grid;
+  k->levels = k->plan.levels;
+  k->downsample = job->downsample;
   k->out_tile = k->plan.out_tile;
   k->wopts = k->plan.wopts;
   k->pipe = k->plan.pipe;
@@ -386,6 +437,8 @@ static ts_status tile_open_worker(const unsigned char *setup, size_t n, int rank
   if (!k) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   *out = &k->base;
   k->grid = s.grid;
+  k->levels = s.levels;
+  k->downsample = (ts_downsample)s.downsample;
   k->wopts = s.wopts;
   k->out_tile = s.out_tile;
   k->in_dtype = (ts_dtype)s.in_dtype;
@@ -401,7 +454,7 @@ static ts_status tile_open_worker(const unsigned char *setup, size_t n, int rank
   if (st == TS_OK) ts_pipeline_set_rank(k->pipe, rank);
   if (st == TS_OK) st = tile_common(k, err);
   if (st == TS_OK && direct) {
-    if ((st = ts_reader_open_page(k->input, s.page, &k->reader, err))) {
+    if ((st = ts_reader_open_level(k->input, s.page, s.input_level, &k->reader, err))) {
       ts_note_relative(k->input, st, err);
     } else {
       const ts_image_info *i = &k->reader->info;

@@ -61,6 +61,10 @@ void ts_h5_chunks_free(ts_h5_chunks *c);
  * hid_t is int64_t (hdf5.h is not included here). */
 ts_status ts_h5_check_dataset(int64_t file, int64_t dset, const char *name, ts_error *err);
 
+/* The kept tags and pixel size of the TIFF directory at `diroff` of
+ * `path`, read as stored (tiff_meta.c). Nothing found is no error. */
+ts_status ts_tiff_meta_read(const char *path, uint64_t diroff, ts_image_meta *m, ts_error *err);
+
 /* The TIFF reader over a file's bytes in memory (not copied: they must
  * outlive the context); close with ts_tiff_reader_ops.close. */
 ts_status ts_tiff_open_memory(const char *name, const void *bytes, size_t n, void **ctx, ts_image_info *info,

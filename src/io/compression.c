@@ -1,4 +1,4 @@
-/* The names of the output compressions, shared by every writer. */
+/* The names of the output compressions and layouts, shared by every writer. */
 #include <string.h>
 #include "tessera/io.h"
 
@@ -28,4 +28,19 @@ ts_status ts_compression_level_check(ts_compression c, int deflated, int level, 
     return ts_fail(err, TS_ERR_USAGE, "--compression-level is for deflate and zstd; JPEG takes --jpeg-quality");
   return ts_fail(err, TS_ERR_USAGE, "--compression-level %d: --compression %s has no level (deflate and zstd do)",
                  level, ts_compression_name(c));
+}
+
+static const char *const layout_names[] = {"plain", "ome", "cog"};
+
+ts_status ts_layout_parse(const char *s, ts_layout *out) {
+  for (unsigned i = 0; i < sizeof layout_names / sizeof *layout_names; i++)
+    if (strcmp(s, layout_names[i]) == 0) {
+      *out = (ts_layout)i;
+      return TS_OK;
+    }
+  return TS_ERR_USAGE;
+}
+
+const char *ts_layout_name(ts_layout l) {
+  return (unsigned)l < sizeof layout_names / sizeof *layout_names ? layout_names[l] : "?";
 }

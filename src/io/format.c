@@ -56,6 +56,12 @@ ts_status ts_reader_open(const char *path, ts_reader **out, ts_error *err) {
 }
 
 ts_status ts_reader_open_page(const char *path, int64_t page, ts_reader **out, ts_error *err) {
+  return ts_reader_open_level(path, page, 0, out, err);
+}
+
+const ts_image_meta *ts_reader_meta(const ts_reader *r) { return r->ops->meta ? r->ops->meta(r->ctx) : NULL; }
+
+ts_status ts_reader_open_level(const char *path, int64_t page, int64_t level, ts_reader **out, ts_error *err) {
   *out = NULL;
   const ts_reader_ops *ops = NULL;
   ts_status st = pick_reader(path, &ops, err);
@@ -66,9 +72,14 @@ ts_status ts_reader_open_page(const char *path, int64_t page, ts_reader **out, t
     return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   }
   r->ops = ops;
-  r->info.pages = 1;
+  r->info.pages = r->info.levels = 1;
+  r->info.level = ops == &ts_tiff_reader_ops ? level : 0; /* in: the one wanted (pyramids are TIFF's) */
   st = page < 0 ? ts_fail(err, TS_ERR_USAGE, "--page %lld: pages count from 0", (long long)page)
-                : ops->open(path, page, &r->ctx, &r->info, err);
+       : level < 0 ? ts_fail(err, TS_ERR_USAGE, "--input-level %lld: levels count from 0", (long long)level)
+                   : ops->open(path, page, &r->ctx, &r->info, err);
+  if (st == TS_OK && r->info.level != level)
+    st = ts_fail(err, TS_ERR_USAGE, "%s: has one resolution (a %s input); --input-level %lld is not one of it", path,
+                 r->info.format, (long long)level);
   if (st == TS_OK) {
     const ts_image_info *i = &r->info;
     if (i->w <= 0 || i->h <= 0)
@@ -249,20 +260,20 @@ void ts_encoder_free(ts_encoder **e) {
   *e = NULL;
 }
 
-ts_status ts_encoder_encode(ts_encoder *e, ts_rect r, const void *src, int64_t src_stride,
+ts_status ts_encoder_encode(ts_encoder *e, int level, ts_rect r, const void *src, int64_t src_stride,
                             const void **data, size_t *size, ts_error *err) {
-  return e->ops->encode(e->state, r, src, src_stride, data, size, err);
+  return e->ops->encode(e->state, level, r, src, src_stride, data, size, err);
 }
 
-ts_status ts_writer_write_encoded(ts_writer *w, ts_rect r, const void *data, size_t size,
+ts_status ts_writer_write_encoded(ts_writer *w, int level, ts_rect r, const void *data, size_t size,
                                   ts_error *err) {
-  return w->ops->write_encoded(w->ctx, r, data, size, err);
+  return w->ops->write_encoded(w->ctx, level, r, data, size, err);
 }
 
 int ts_writer_resumable(const ts_writer *w) { return w->ops->locate && w->ops->sync && w->ctx; }
 
-ts_status ts_writer_locate(ts_writer *w, ts_rect r, uint64_t *offset, uint64_t *size, ts_error *err) {
-  return w->ops->locate(w->ctx, r, offset, size, err);
+ts_status ts_writer_locate(ts_writer *w, int level, ts_rect r, uint64_t *offset, uint64_t *size, ts_error *err) {
+  return w->ops->locate(w->ctx, level, r, offset, size, err);
 }
 
 ts_status ts_writer_sync(ts_writer *w, ts_error *err) { return w->ops->sync(w->ctx, err); }
@@ -286,7 +297,7 @@ ts_status ts_writer_finish(ts_writer **wp, ts_error *err) {
 
 ts_status ts_writer_keep(ts_writer **wp, char **kept, ts_error *err) {
   ts_writer *w = *wp;
-  ts_status st = w->ops->finish(w->ctx, err);
+  ts_status st = (w->ops->keep ? w->ops->keep : w->ops->finish)(w->ctx, err);
   w->ctx = NULL;
   if (st) unlink(w->tmp);
   *kept = st ? NULL : w->tmp;

@@ -12,6 +12,7 @@
  * one process-wide lock, since a read and a write may run at once. */
 #include <hdf5.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -90,7 +91,8 @@ static ts_status h5r_open_locked(const char *spec, h5_reader *r, ts_image_info *
                  "this dataset has %d dimensions (a stack N x H x W [x C] is list mode's input)", file, path, r->rank);
   if (!st) {
     r->channels = r->rank == 3 ? (int)dims[2] : 1;
-    *info = (ts_image_info){.w = (int64_t)dims[1], .h = (int64_t)dims[0], .channels = r->channels, .dtype = r->dtype};
+    *info = (ts_image_info){.w = (int64_t)dims[1], .h = (int64_t)dims[0], .channels = r->channels, .dtype = r->dtype,
+                            .pages = 1, .levels = 1};
     snprintf(info->format, sizeof info->format, "hdf5");
     hid_t dcpl = H5Dget_create_plist(r->dset);
     hsize_t chunk[8];
@@ -183,6 +185,7 @@ const ts_reader_ops ts_hdf5_reader_ops = {
 
 typedef struct h5_writer {
   hid_t file, dset;
+  hid_t level[TS_MAX_LEVELS]; /* /pyramid/L (level[0] unused) */
   ts_writer_options o;
 } h5_writer;
 
@@ -194,15 +197,51 @@ struct ts_encoder_state {
   ts_zstream zs;
 };
 
-/* The chunk: the output tile, or the image's side where it is smaller
+/* Level L's side: level 0's halved L times, rounded up. */
+static int64_t side(int64_t n, int L) {
+  for (int i = 0; i < L; i++) n = (n + 1) / 2;
+  return n;
+}
+/* The chunk: the output tile, or the level's side where it is smaller
  * (HDF5 wants chunks within a fixed-size dataset). */
-static int64_t chunk_w(const ts_writer_options *o) { return o->tile < o->w ? o->tile : o->w; }
-static int64_t chunk_h(const ts_writer_options *o) { return o->tile < o->h ? o->tile : o->h; }
-static size_t chunk_bytes(const ts_writer_options *o) {
-  return (size_t)(chunk_w(o) * chunk_h(o)) * ts_dtype_size(o->dtype) * (size_t)o->channels;
+static int64_t chunk_w(const ts_writer_options *o, int L) { return o->tile < side(o->w, L) ? o->tile : side(o->w, L); }
+static int64_t chunk_h(const ts_writer_options *o, int L) { return o->tile < side(o->h, L) ? o->tile : side(o->h, L); }
+static size_t chunk_bytes(const ts_writer_options *o, int L) {
+  return (size_t)(chunk_w(o, L) * chunk_h(o, L)) * ts_dtype_size(o->dtype) * (size_t)o->channels;
+}
+
+static void put_string(hid_t obj, const char *name, const char *v) {
+  hid_t t = H5Tcopy(H5T_C_S1), as = H5Screate(H5S_SCALAR);
+  H5Tset_size(t, strlen(v) + 1);
+  hid_t a = H5Acreate2(obj, name, t, as, H5P_DEFAULT, H5P_DEFAULT);
+  if (a >= 0) H5Awrite(a, t, v), H5Aclose(a);
+  H5Sclose(as);
+  H5Tclose(t);
+}
+
+/* One level's dataset, chunked by the tile. */
+static hid_t create_level(hid_t file, const char *path, const ts_writer_options *o, int L) {
+  const int rank = o->channels > 1 ? 3 : 2;
+  hsize_t dims[3] = {(hsize_t)side(o->h, L), (hsize_t)side(o->w, L), (hsize_t)o->channels};
+  hsize_t chunk[3] = {(hsize_t)chunk_h(o, L), (hsize_t)chunk_w(o, L), (hsize_t)o->channels};
+  hid_t sp = H5Screate_simple(rank, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+  H5Pset_create_intermediate_group(lcpl, 1);
+  H5Pset_chunk(dcpl, rank, chunk);
+  if (o->compression == TS_COMPRESS_DEFLATE) H5Pset_deflate(dcpl, (unsigned)ts_zlevel(o->level));
+  H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER); /* every chunk is written */
+  H5Pset_obj_track_times(dcpl, 0);          /* same pixels, same bytes */
+  hid_t d = H5Dcreate2(file, path, mem_type(o->dtype), sp, lcpl, dcpl, H5P_DEFAULT);
+  H5Pclose(lcpl);
+  H5Pclose(dcpl);
+  H5Sclose(sp);
+  return d;
 }
 
 static ts_status check(const char *path, const ts_writer_options *o, ts_error *err) {
+  if (o->layout != TS_LAYOUT_PLAIN)
+    return ts_fail(err, TS_ERR_USAGE, "%s: --layout %s is a TIFF layout; HDF5 output keeps levels as /pyramid/N "
+                   "(--pyramid)", path, ts_layout_name(o->layout));
   if (o->compression != TS_COMPRESS_NONE && o->compression != TS_COMPRESS_DEFLATE)
     return ts_fail(err, TS_ERR_USAGE, "%s: HDF5 output takes --compression deflate or none, not %s", path,
                    ts_compression_name(o->compression));
@@ -216,29 +255,24 @@ static ts_status h5w_open_locked(const char *spec, const ts_writer_options *o, h
   if ((w->file = H5Fcreate(file, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)) < 0)
     st = ts_fail(err, TS_ERR_IO, "%s: cannot create HDF5 file", file);
   if (!st) {
-    const int rank = o->channels > 1 ? 3 : 2;
-    hsize_t dims[3] = {(hsize_t)o->h, (hsize_t)o->w, (hsize_t)o->channels};
-    hsize_t chunk[3] = {(hsize_t)chunk_h(o), (hsize_t)chunk_w(o), (hsize_t)o->channels};
-    hid_t sp = H5Screate_simple(rank, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
-    H5Pset_chunk(dcpl, rank, chunk);
-    if (o->compression == TS_COMPRESS_DEFLATE) H5Pset_deflate(dcpl, (unsigned)ts_zlevel(o->level));
-    H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER); /* every chunk is written */
-    H5Pset_obj_track_times(dcpl, 0);          /* same pixels, same bytes */
-    w->dset = H5Dcreate2(w->file, path, mem_type(o->dtype), sp, lcpl, dcpl, H5P_DEFAULT);
+    w->dset = create_level(w->file, path, o, 0);
     if (w->dset < 0) st = ts_fail(err, TS_ERR_IO, "%s: cannot create dataset %s", file, path);
-    if (!st && o->description) { /* what made it, as the TIFF's ImageDescription */
-      hid_t t = H5Tcopy(H5T_C_S1), as = H5Screate(H5S_SCALAR);
-      H5Tset_size(t, strlen(o->description) + 1);
-      hid_t a = H5Acreate2(w->dset, "description", t, as, H5P_DEFAULT, H5P_DEFAULT);
-      if (a >= 0) H5Awrite(a, t, o->description), H5Aclose(a);
-      H5Sclose(as);
-      H5Tclose(t);
+    if (!st && o->description) put_string(w->dset, "description", o->description); /* as the TIFF's ImageDescription */
+  }
+  /* --pyramid: /pyramid/L, each with its factor (2^L) and how it was made */
+  for (int L = 1; !st && L < o->levels; L++) {
+    char name[32];
+    snprintf(name, sizeof name, "/pyramid/%d", L);
+    if ((w->level[L] = create_level(w->file, name, o, L)) < 0) {
+      st = ts_fail(err, TS_ERR_IO, "%s: cannot create dataset %s", file, name);
+      break;
     }
-    H5Pclose(lcpl);
-    H5Pclose(dcpl);
-    H5Sclose(sp);
+    hid_t as = H5Screate(H5S_SCALAR);
+    long long factor = 1LL << L;
+    hid_t a = H5Acreate2(w->level[L], "factor", H5T_STD_I64LE, as, H5P_DEFAULT, H5P_DEFAULT);
+    if (a >= 0) H5Awrite(a, H5T_NATIVE_LLONG, &factor), H5Aclose(a);
+    H5Sclose(as);
+    if (o->downsample) put_string(w->level[L], "downsample", o->downsample);
   }
   free(file);
   free(path);
@@ -246,6 +280,8 @@ static ts_status h5w_open_locked(const char *spec, const ts_writer_options *o, h
 }
 
 static void h5w_close_locked(h5_writer *w) {
+  for (int L = 1; L < TS_MAX_LEVELS; L++)
+    if (w->level[L] > 0) H5Dclose(w->level[L]), w->level[L] = 0;
   if (w->dset >= 0) H5Dclose(w->dset);
   if (w->file >= 0) H5Fclose(w->file);
   w->dset = w->file = -1;
@@ -284,7 +320,8 @@ static ts_status h5_encoder_new(const char *path, const ts_writer_options *o, ts
   ts_encoder_state *e = calloc(1, sizeof *e);
   if (!e) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   e->o = *o;
-  e->tile_bytes = chunk_bytes(o);
+  for (int L = 0; L < (o->levels > 1 ? o->levels : 1); L++)
+    if (chunk_bytes(o, L) > e->tile_bytes) e->tile_bytes = chunk_bytes(o, L);
   e->z_cap = ts_zbound(e->tile_bytes);
   e->tile = calloc(1, e->tile_bytes);
   e->z = o->compression == TS_COMPRESS_DEFLATE ? malloc(e->z_cap) : NULL;
@@ -296,19 +333,19 @@ static ts_status h5_encoder_new(const char *path, const ts_writer_options *o, ts
   return TS_OK;
 }
 
-static ts_status h5_encode(ts_encoder_state *e, ts_rect r, const void *src, int64_t src_stride, const void **data,
-                           size_t *size, ts_error *err) {
+static ts_status h5_encode(ts_encoder_state *e, int L, ts_rect r, const void *src, int64_t src_stride,
+                           const void **data, size_t *size, ts_error *err) {
   const size_t px = ts_dtype_size(e->o.dtype) * (size_t)e->o.channels, row = (size_t)r.w * px,
-               full = (size_t)chunk_w(&e->o) * px;
-  const int edge = r.w < chunk_w(&e->o) || r.h < chunk_h(&e->o);
-  if (edge) memset(e->tile, 0, e->tile_bytes); /* the padding of edge chunks */
+               full = (size_t)chunk_w(&e->o, L) * px, bytes = chunk_bytes(&e->o, L);
+  const int edge = r.w < chunk_w(&e->o, L) || r.h < chunk_h(&e->o, L);
+  if (edge) memset(e->tile, 0, bytes); /* the padding of edge chunks */
   for (int64_t y = 0; y < r.h; y++) memcpy(e->tile + (size_t)y * full, (const char *)src + y * src_stride, row);
   if (e->o.compression == TS_COMPRESS_NONE) {
     *data = e->tile;
-    *size = e->tile_bytes;
+    *size = bytes;
     return TS_OK;
   }
-  const size_t n = ts_zcompress(&e->zs, e->o.level, e->tile, e->tile_bytes, e->z, e->z_cap);
+  const size_t n = ts_zcompress(&e->zs, e->o.level, e->tile, bytes, e->z, e->z_cap);
   if (!n) return ts_fail(err, TS_ERR_INTERNAL, "deflate of a %lldx%lld tile failed", (long long)r.w, (long long)r.h);
   *data = e->z;
   *size = n;
@@ -317,11 +354,11 @@ static ts_status h5_encode(ts_encoder_state *e, ts_rect r, const void *src, int6
 
 
 
-static ts_status h5w_write_encoded(void *ctx, ts_rect r, const void *data, size_t size, ts_error *err) {
+static ts_status h5w_write_encoded(void *ctx, int L, ts_rect r, const void *data, size_t size, ts_error *err) {
   h5_writer *w = ctx;
   hsize_t off[3] = {(hsize_t)r.y, (hsize_t)r.x, 0};
   pthread_mutex_lock(&h5_lock);
-  herr_t e = H5Dwrite_chunk(w->dset, H5P_DEFAULT, 0, off, size, data);
+  herr_t e = H5Dwrite_chunk(L > 0 ? w->level[L] : w->dset, H5P_DEFAULT, 0, off, size, data);
   pthread_mutex_unlock(&h5_lock);
   if (e < 0)
     return ts_fail(err, TS_ERR_IO, "HDF5: cannot write the chunk at (%lld, %lld) (disk full?)", (long long)r.x,
@@ -334,7 +371,9 @@ static ts_status h5w_finish(void *ctx, ts_error *err) {
   pthread_mutex_lock(&h5_lock);
   herr_t e = H5Fflush(w->file, H5F_SCOPE_GLOBAL);
   hid_t d = w->dset, f = w->file;
-  herr_t c = H5Dclose(d);
+  herr_t c = 0;
+  for (int L = 1; L < w->o.levels; L++) c |= H5Dclose(w->level[L]);
+  c |= H5Dclose(d);
   c |= H5Fclose(f);
   pthread_mutex_unlock(&h5_lock);
   free(w);
@@ -351,13 +390,13 @@ static void h5w_abort(void *ctx) {
 
 /* Checkpoints: a chunk's address and stored size (H5Dwrite_chunk stores
  * the bytes as given); sync flushes HDF5's caches and fsyncs the file. */
-static ts_status h5w_locate(void *ctx, ts_rect r, uint64_t *offset, uint64_t *size, ts_error *err) {
+static ts_status h5w_locate(void *ctx, int L, ts_rect r, uint64_t *offset, uint64_t *size, ts_error *err) {
   h5_writer *w = ctx;
   hsize_t off[3] = {(hsize_t)r.y, (hsize_t)r.x, 0}, n = 0;
   haddr_t addr = HADDR_UNDEF;
   unsigned mask = 0;
   pthread_mutex_lock(&h5_lock);
-  herr_t e = H5Dget_chunk_info_by_coord(w->dset, off, &mask, &addr, &n);
+  herr_t e = H5Dget_chunk_info_by_coord(L > 0 ? w->level[L] : w->dset, off, &mask, &addr, &n);
   pthread_mutex_unlock(&h5_lock);
   if (e < 0 || addr == HADDR_UNDEF)
     return ts_fail(err, TS_ERR_INTERNAL, "HDF5: the chunk at (%lld, %lld) was not written", (long long)r.x,

@@ -40,6 +40,8 @@ typedef struct tiff_reader {
   uint64_t clock;
   ts_membuf mem; /* opened from memory: the file's bytes (not owned) */
   int in_memory;
+  ts_image_meta meta; /* the tags outputs carry (tiff_meta.c) */
+  int nsub;           /* the page's SubIFDs (its levels when > 0) */
 } tiff_reader;
 
 static const char *libtiff_msg(tiff_reader *r) {
@@ -55,6 +57,7 @@ static void tiff_close(void *ctx) {
   tiff_reader *r = ctx;
   if (!r) return;
   if (r->tif) TIFFClose(r->tif);
+  ts_image_meta_free(&r->meta);
   for (int64_t i = 0; i < r->n; i++) free(r->cache[i].data);
   free(r->cache);
   free(r->path);
@@ -114,6 +117,55 @@ static ts_status check_extent(tiff_reader *r, ts_error *err) {
   return TS_OK;
 }
 
+/* Pages and levels. A directory whose NewSubfileType says "reduced
+ * resolution" is a level of the page before it (GDAL's COG, vips
+ * --pyramid without --subifd); a page's SubIFDs are its levels when it
+ * has them (OME-TIFF, vips --subifd). Selects the directory of
+ * info->level of `page`. */
+static ts_status find_level(tiff_reader *r, int64_t page, int64_t level, ts_image_info *info, ts_error *err) {
+  const tdir_t nd = TIFFNumberOfDirectories(r->tif);
+  int64_t pages = 0, dir = -1, reduced = 0;
+  for (tdir_t d = 0; d < nd; d++) { /* read in turn: TIFFSetDirectory(d) starts from the first */
+    if (d > 0 && !TIFFReadDirectory(r->tif))
+      return ts_fail(err, TS_ERR_FORMAT, "%s: cannot read directory %u: %s", r->path, (unsigned)d, libtiff_msg(r));
+    uint32_t sft = 0;
+    TIFFGetField(r->tif, TIFFTAG_SUBFILETYPE, &sft);
+    if ((sft & FILETYPE_REDUCEDIMAGE) && pages > 0) {
+      if (pages - 1 == page && dir + reduced + 1 == d) reduced++;
+      continue;
+    }
+    if (pages++ == page) dir = d;
+  }
+  info->pages = pages;
+  info->page = page;
+  if (dir < 0)
+    return ts_fail(err, TS_ERR_USAGE, "%s: has %lld page%s; --page %lld is not one (0 to %lld)", r->path,
+                   (long long)pages, pages == 1 ? "" : "s", (long long)page, (long long)pages - 1);
+  if (nd > 1 && !TIFFSetDirectory(r->tif, (tdir_t)dir))
+    return ts_fail(err, TS_ERR_FORMAT, "%s: cannot read page %lld: %s", r->path, (long long)page, libtiff_msg(r));
+  uint16_t nsub = 0;
+  uint64_t *subs = NULL, sub[TS_MAX_LEVELS];
+  if (TIFFGetField(r->tif, TIFFTAG_SUBIFD, &nsub, &subs) && nsub > 0) {
+    if (nsub >= TS_MAX_LEVELS) nsub = TS_MAX_LEVELS - 1;
+    memcpy(sub, subs, nsub * sizeof *sub); /* libtiff's array goes with the directory */
+    reduced = nsub;
+    r->nsub = nsub;
+  } else {
+    nsub = 0;
+  }
+  info->levels = 1 + reduced;
+  info->level = level;
+  if (level >= info->levels)
+    return ts_fail(err, TS_ERR_USAGE, "%s: page %lld has %lld level%s; --input-level %lld is not one (0 to %lld)",
+                   r->path, (long long)page, (long long)info->levels, info->levels == 1 ? "" : "s", (long long)level,
+                   (long long)info->levels - 1);
+  int ok = level == 0 || (nsub ? TIFFSetSubDirectory(r->tif, sub[level - 1]) : TIFFSetDirectory(r->tif, (tdir_t)(dir + level)));
+  if (!ok)
+    return ts_fail(err, TS_ERR_FORMAT, "%s: cannot read level %lld of page %lld: %s", r->path, (long long)level,
+                   (long long)page, libtiff_msg(r));
+  return TS_OK;
+}
+
 /* Open `path`, or with bytes != NULL the file's n bytes in memory. */
 static ts_status open_tiff(const char *path, const void *bytes, size_t n, int64_t page, void **ctx,
                            ts_image_info *info, ts_error *err) {
@@ -135,13 +187,8 @@ static ts_status open_tiff(const char *path, const void *bytes, size_t n, int64_
   }
   TIFFOpenOptionsFree(opts);
   if (!r->tif) return ts_fail(err, TS_ERR_FORMAT, "%s: cannot read TIFF: %s", path, libtiff_msg(r));
-  info->pages = TIFFNumberOfDirectories(r->tif);
-  info->page = page;
-  if (page >= info->pages)
-    return ts_fail(err, TS_ERR_USAGE, "%s: has %lld page%s; --page %lld is not one (0 to %lld)", path,
-                   (long long)info->pages, info->pages == 1 ? "" : "s", (long long)page, (long long)info->pages - 1);
-  if (page > 0 && !TIFFSetDirectory(r->tif, (tdir_t)page))
-    return ts_fail(err, TS_ERR_FORMAT, "%s: cannot read page %lld: %s", path, (long long)page, libtiff_msg(r));
+  ts_status fst = find_level(r, page, info->level, info, err);
+  if (fst) return fst;
 
   uint32_t w = 0, h = 0;
   uint16_t spp = 1, bits = 1, fmt = SAMPLEFORMAT_UINT, planar = PLANARCONFIG_CONTIG,
@@ -225,25 +272,32 @@ static ts_status open_tiff(const char *path, const void *bytes, size_t n, int64_
   info->block_w = r->bw;
   info->block_h = r->bh;
   snprintf(info->format, sizeof info->format, "tiff");
-  char layout[96], pages[96] = "", sub[64] = "";
+  char layout[96], pages[96] = "", sub[96] = "";
   if (r->tiled) snprintf(layout, sizeof layout, "tiles %lldx%lld", (long long)r->bw, (long long)r->bh);
   else snprintf(layout, sizeof layout, "strips of %u row%s%s", rps, rps == 1 ? "" : "s",
                 r->scanline ? " (read in bands of rows)" : "");
   if (info->pages > 1)
     snprintf(pages, sizeof pages, ", %lld pages (reads page %lld; --page N picks another)", (long long)info->pages,
              (long long)page);
-  uint16_t nsub = 0;
-  void *subs = NULL;
-  if (TIFFGetField(r->tif, TIFFTAG_SUBIFD, &nsub, &subs) && nsub > 0)
-    snprintf(sub, sizeof sub, ", %u SubIFD%s (reduced resolutions, not read)", nsub, nsub == 1 ? "" : "s");
+  char subs[24] = "";
+  if (r->nsub) snprintf(subs, sizeof subs, " %d SubIFD%s:", r->nsub, r->nsub == 1 ? "" : "s");
+  if (info->levels > 1)
+    snprintf(sub, sizeof sub, ",%s %lld levels (reads level %lld; --input-level N picks another)", subs,
+             (long long)info->levels, (long long)info->level);
   snprintf(info->detail, sizeof info->detail, "%s, %s, compression %s, photometric %u%s%s%s",
            TIFFIsBigTIFF(r->tif) ? "BigTIFF" : "classic TIFF", layout, compression_desc(comp), photo,
            r->invert ? " (MinIsWhite: inverted on read)" : "", pages, sub);
+  if (!bytes) {
+    ts_status mst = ts_tiff_meta_read(path, TIFFCurrentDirOffset(r->tif), &r->meta, err);
+    if (mst) return mst;
+  }
   r->info = *info;
   r->cap = 64;
   if (r->log.corrupt[0]) return corrupt(r, "", err); /* the directory's own warnings (a short offsets array) */
   return check_extent(r, err);
 }
+
+static const ts_image_meta *tiff_meta(void *ctx) { return &((tiff_reader *)ctx)->meta; }
 
 static ts_status tiff_open(const char *path, int64_t page, void **ctx, ts_image_info *info, ts_error *err) {
   return open_tiff(path, NULL, 0, page, ctx, info, err);
@@ -360,6 +414,7 @@ static ts_status tiff_read(void *ctx, ts_rect rc, void *dst, int64_t dst_stride,
 const ts_reader_ops ts_tiff_reader_ops = {
     .name = "tiff",
     .open = tiff_open,
+    .meta = tiff_meta,
     .set_cache = tiff_set_cache,
     .read = tiff_read,
     .close = tiff_close,

@@ -1,52 +1,97 @@
-/* TIFF writer: tiled BigTIFF with none/deflate/lzw/zstd/jpeg compression
- * (predictors for the lossless ones). Tiles arrive as rects on the tile
- * grid; edge tiles are zero-padded, so the bytes written depend only on the
- * pixels and the order of the calls. Tiles are compressed by per-thread
- * encoders outside the writer's lock; only the raw write is serial. */
-#include <stdarg.h>
+/* TIFF writer: tiled BigTIFF, flat or pyramidal, in three layouts.
+ *
+ * The file is tessera's own: a 16-byte BigTIFF header, then the tiles in
+ * the order they are stored (any level, as the engine finishes them),
+ * then the IFDs, written at the end when every tile's offset and size is
+ * known. Tiles are compressed by per-thread encoders (libtiff's codecs on
+ * a one-tile in-memory TIFF with the output's tags; deflate through
+ * ISA-L), so the writer itself only appends bytes and the file depends
+ * only on the pixels and the order of the calls.
+ *
+ * Layouts (ts_layout):
+ * - plain: the full resolution in the first IFD, reduced levels as its
+ *   SubIFDs (tag 330), NewSubfileType 1, as vips --subifd and Bio-Formats;
+ * - ome: the same, with OME-XML in the first IFD's ImageDescription;
+ * - cog: Cloud-Optimized GeoTIFF (GDAL's COG driver's layout): IFDs first
+ *   (full resolution, then overviews in a chain), then the tile data from
+ *   the smallest overview to the full resolution, each level row-major.
+ *   Tile sizes are known only once compressed, so finish assembles the
+ *   final file from the data file written so far (copy_file_range), and
+ *   renames it over the temporary name.
+ * Metadata carried from the input (GeoTIFF, GDAL, resolution, ICC) is
+ * written as the input stored it; README "Metadata" says what is kept,
+ * rewritten and dropped. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <tiffio.h>
 #include <unistd.h>
-#include "io/backends.h"
+#include "core/blob.h"
 #include "core/zstream.h"
+#include "io/backends.h"
 #include "io/tiff_util.h"
 #include "tessera/io.h"
 
+typedef struct level {
+  int64_t w, h, across, down;
+  uint64_t *off, *size; /* per tile, row-major; size 0: not written */
+} level;
+
 typedef struct tiff_writer {
-  TIFF *tif;
+  int fd;
   char *path;
-  char msg[512];
   ts_writer_options o;
   size_t px, tile_bytes;
   uint16_t comp;
-  void *tile; /* staging for jpeg, which libtiff encodes from pixels */
+  int n; /* levels */
+  level lv[TS_MAX_LEVELS];
+  uint64_t end; /* where the next tile goes */
+  char *description;
+  ts_image_meta meta; /* a copy */
 } tiff_writer;
 
-
 struct ts_encoder_state {
-  tiff_writer w; /* a copy of the settings: encoders need no open file */
+  ts_writer_options o;
+  size_t px, tile_bytes;
+  uint16_t comp;
+  char *path;
   TIFF *t;   /* one-tile in-memory TIFF, kept: codec state is costly to build */
   ts_membuf m;
   void *tile; /* the staged (zero-padded) tile; predictors encode in place */
   char msg[512];
-  ts_zstream z;          /* deflate tiles: ISA-L or zlib, not libtiff's codec */
+  ts_zstream z; /* deflate tiles: ISA-L or zlib, not libtiff's codec */
   unsigned char *zbuf;
   size_t zcap;
 };
 
-/* The tags of an output of w x h: the file itself, and the one-tile
- * in-memory handles that encode tiles with exactly the same settings. */
-static void configure(TIFF *t, const ts_writer_options *o, uint16_t comp, int64_t w, int64_t h) {
-  int is_float = o->dtype == TS_F32;
-  ts_tiff_set_image(t, w, h, o->channels, o->dtype, comp, o->level);
+static uint16_t tiff_compression(ts_compression c) {
+  static const uint16_t codes[] = {COMPRESSION_NONE, COMPRESSION_ADOBE_DEFLATE, COMPRESSION_LZW, COMPRESSION_ZSTD,
+                                   COMPRESSION_JPEG};
+  return codes[c];
+}
+
+static int has_predictor(uint16_t comp) {
+  return comp == COMPRESSION_ADOBE_DEFLATE || comp == COMPRESSION_LZW || comp == COMPRESSION_ZSTD;
+}
+
+/* ---- encoders ---- */
+
+/* The in-memory TIFF's tags: the output's, for one tile. JPEG tiles carry
+ * their own tables (JPEGTABLESMODE 0), so each tile is a complete JPEG
+ * stream, made on any thread, and the file needs no JPEGTables. */
+static void configure(TIFF *t, const ts_encoder_state *e) {
+  const ts_writer_options *o = &e->o;
+  ts_tiff_set_image(t, o->tile, o->tile, o->channels, o->dtype, e->comp, o->level);
   TIFFSetField(t, TIFFTAG_TILEWIDTH, (uint32_t)o->tile);
   TIFFSetField(t, TIFFTAG_TILELENGTH, (uint32_t)o->tile);
-  if (comp == COMPRESSION_ADOBE_DEFLATE || comp == COMPRESSION_LZW || comp == COMPRESSION_ZSTD)
-    TIFFSetField(t, TIFFTAG_PREDICTOR, is_float ? PREDICTOR_FLOATINGPOINT : PREDICTOR_HORIZONTAL);
-  if (comp == COMPRESSION_JPEG) {
+  if (has_predictor(e->comp))
+    TIFFSetField(t, TIFFTAG_PREDICTOR, o->dtype == TS_F32 ? PREDICTOR_FLOATINGPOINT : PREDICTOR_HORIZONTAL);
+  if (e->comp == COMPRESSION_JPEG) {
     TIFFSetField(t, TIFFTAG_JPEGQUALITY, o->quality);
+    TIFFSetField(t, TIFFTAG_JPEGTABLESMODE, 0);
     if (o->channels == 3) { /* store YCbCr, hand libtiff RGB */
       TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_YCBCR);
       TIFFSetField(t, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
@@ -54,74 +99,18 @@ static void configure(TIFF *t, const ts_writer_options *o, uint16_t comp, int64_
   }
 }
 
-/* Settings derived from the options, shared by the writer and encoders. */
-static void derive(tiff_writer *w, const ts_writer_options *o) {
-  static const uint16_t codes[] = {COMPRESSION_NONE, COMPRESSION_ADOBE_DEFLATE, COMPRESSION_LZW,
-                                   COMPRESSION_ZSTD, COMPRESSION_JPEG};
-  w->o = *o;
-  w->o.description = NULL;
-  w->comp = codes[o->compression];
-  w->px = ts_dtype_size(o->dtype) * (size_t)o->channels;
-  w->tile_bytes = (size_t)(o->tile * o->tile) * w->px;
-}
-
-static void writer_free(tiff_writer *w) {
-  free(w->tile);
-  free(w->path);
-  free(w);
-}
-
-static void tiff_abort(void *ctx) {
-  tiff_writer *w = ctx;
-  if (w->tif) TIFFClose(w->tif);
-  writer_free(w);
-}
-
-static ts_status tiff_wopen(const char *path, const ts_writer_options *o, void **ctx, ts_error *err) {
-  tiff_writer probe;
-  derive(&probe, o);
-  uint16_t comp = probe.comp;
-  if (!TIFFIsCODECConfigured(comp))
-    return ts_fail(err, TS_ERR_USAGE, "%s compression is not available in this libtiff",
-                   ts_compression_name(o->compression));
-  if (o->w > UINT32_MAX || o->h > UINT32_MAX)
-    return ts_fail(err, TS_ERR_RANGE, "%s: %lldx%lld exceeds TIFF's 2^32-1 limit per side", path,
-                   (long long)o->w, (long long)o->h);
-  tiff_writer *w = calloc(1, sizeof *w);
-  if (!w || !(w->path = strdup(path))) {
-    free(w);
-    return ts_fail(err, TS_ERR_NOMEM, "out of memory");
-  }
-  derive(w, o);
-  w->tile = malloc(w->tile_bytes);
-  if (!w->tile) {
-    writer_free(w);
-    return ts_fail(err, TS_ERR_NOMEM, "out of memory");
-  }
-  TIFFOpenOptions *opts = ts_tiff_options(w->msg);
-  w->tif = TIFFOpenExt(path, "w8", opts); /* w8: BigTIFF */
-  TIFFOpenOptionsFree(opts);
-  if (!w->tif) {
-    ts_status st = ts_fail(err, TS_ERR_IO, "%s: cannot create output: %s", path,
-                           w->msg[0] ? w->msg : "libtiff error");
-    writer_free(w);
-    return st;
-  }
-  configure(w->tif, o, comp, o->w, o->h);
-  char sw[64];
-  snprintf(sw, sizeof sw, "tessera %s", ts_version());
-  TIFFSetField(w->tif, TIFFTAG_SOFTWARE, sw);
-  if (o->description) TIFFSetField(w->tif, TIFFTAG_IMAGEDESCRIPTION, o->description);
-  *ctx = w;
-  return TS_OK;
-}
-
-
-static ts_status tiff_encoder_new(const char *path, const ts_writer_options *o,
-                                  ts_encoder_state **out, ts_error *err) {
+static ts_status tiff_encoder_new(const char *path, const ts_writer_options *o, ts_encoder_state **out,
+                                  ts_error *err) {
   ts_encoder_state *e = calloc(1, sizeof *e);
-  if (e) derive(&e->w, o);
-  if (!e || !(e->tile = malloc(e->w.tile_bytes)) || !(e->w.path = strdup(path))) {
+  if (e) {
+    e->o = *o;
+    e->o.description = e->o.downsample = NULL;
+    e->o.meta = NULL;
+    e->comp = tiff_compression(o->compression);
+    e->px = ts_dtype_size(o->dtype) * (size_t)o->channels;
+    e->tile_bytes = (size_t)(o->tile * o->tile) * e->px;
+  }
+  if (!e || !(e->tile = malloc(e->tile_bytes)) || !(e->path = strdup(path))) {
     if (e) free(e->tile);
     free(e);
     return ts_fail(err, TS_ERR_NOMEM, "out of memory for a tile encoder");
@@ -132,7 +121,7 @@ static ts_status tiff_encoder_new(const char *path, const ts_writer_options *o,
 
 static void tiff_encoder_free(ts_encoder_state *e) {
   if (e->t) TIFFCleanup(e->t);
-  free(e->w.path);
+  free(e->path);
   free(e->m.p);
   free(e->tile);
   free(e->zbuf);
@@ -168,59 +157,52 @@ static void predict(void *tile, int64_t T, int ch, ts_dtype dt, unsigned char *r
  * core/zstream.c (ISA-L's fast level by default, zlib's for the others):
  * libtiff's codec runs zlib at level 6, ten times slower than the kernels. */
 static ts_status deflate_tile(ts_encoder_state *e, ts_rect r, const void **data, size_t *size, ts_error *err) {
-  const tiff_writer *w = &e->w;
-  const size_t need = ts_zbound(w->tile_bytes), row = (size_t)(w->o.tile * w->o.channels) * 4;
+  const size_t need = ts_zbound(e->tile_bytes), row = (size_t)(e->o.tile * e->o.channels) * 4;
   if (e->zcap < need + row) {
     free(e->zbuf);
     e->zcap = 0;
     if (!(e->zbuf = malloc(need + row))) return ts_fail(err, TS_ERR_NOMEM, "out of memory for a tile encoder");
     e->zcap = need + row;
   }
-  predict(e->tile, w->o.tile, w->o.channels, w->o.dtype, e->zbuf + need);
-  *size = ts_zcompress(&e->z, w->o.level, e->tile, w->tile_bytes, e->zbuf, need);
+  predict(e->tile, e->o.tile, e->o.channels, e->o.dtype, e->zbuf + need);
+  *size = ts_zcompress(&e->z, e->o.level, e->tile, e->tile_bytes, e->zbuf, need);
   *data = e->zbuf;
   if (!*size)
-    return ts_fail(err, TS_ERR_NOMEM, "%s: cannot compress tile at (%lld, %lld): out of memory", w->path,
+    return ts_fail(err, TS_ERR_NOMEM, "%s: cannot compress tile at (%lld, %lld): out of memory", e->path,
                    (long long)r.x, (long long)r.y);
   return TS_OK;
 }
 
-/* Stage the tile (zero-padded at the image edge) and compress it with a
- * one-tile in-memory TIFF carrying the output's tags, so the bytes equal
- * what the file's own handle would produce. JPEG tiles share the file's
- * JPEGTABLES and are encoded at write time: here they stay pixels. */
-static ts_status tiff_encode(ts_encoder_state *e, ts_rect r, const void *src, int64_t src_stride,
+/* Stage the tile (zero-padded at the level's edge) and compress it. */
+static ts_status tiff_encode(ts_encoder_state *e, int L, ts_rect r, const void *src, int64_t src_stride,
                              const void **data, size_t *size, ts_error *err) {
-  const tiff_writer *w = &e->w;
-  const int64_t T = w->o.tile;
+  const int64_t T = e->o.tile;
   if (r.x % T || r.y % T || r.w > T || r.h > T || r.w <= 0 || r.h <= 0)
     return ts_fail(err, TS_ERR_INTERNAL, "%s: tile of %lldx%lld at (%lld, %lld) is not on the "
-                   "%lld-pixel tile grid", w->path, (long long)r.w, (long long)r.h, (long long)r.x,
+                   "%lld-pixel tile grid", e->path, (long long)r.w, (long long)r.h, (long long)r.x,
                    (long long)r.y, (long long)T);
-  if (r.w < T || r.h < T) memset(e->tile, 0, w->tile_bytes);
+  if (r.w < T || r.h < T) memset(e->tile, 0, e->tile_bytes);
   for (int64_t y = 0; y < r.h; y++)
-    memcpy((char *)e->tile + y * T * (int64_t)w->px, (const char *)src + y * src_stride,
-           (size_t)r.w * w->px);
+    memcpy((char *)e->tile + y * T * (int64_t)e->px, (const char *)src + y * src_stride, (size_t)r.w * e->px);
   *data = e->tile;
-  *size = w->tile_bytes;
-  if (w->comp == COMPRESSION_NONE || w->comp == COMPRESSION_JPEG) return TS_OK;
-  if (w->comp == COMPRESSION_ADOBE_DEFLATE) return deflate_tile(e, r, data, size, err);
+  *size = e->tile_bytes;
+  if (e->comp == COMPRESSION_NONE) return TS_OK;
+  if (e->comp == COMPRESSION_ADOBE_DEFLATE) return deflate_tile(e, r, data, size, err);
   e->msg[0] = '\0';
   if (!e->t) {
     e->m.size = e->m.pos = 0;
     TIFFOpenOptions *opts = ts_tiff_options(e->msg);
     e->t = ts_tiff_mem_open("tile", "w", &e->m, opts);
     TIFFOpenOptionsFree(opts);
-    if (!e->t)
-      return ts_fail(err, TS_ERR_NOMEM, "%s: cannot set up a tile encoder: %s", w->path, e->msg);
-    configure(e->t, &w->o, w->comp, T, T);
+    if (!e->t) return ts_fail(err, TS_ERR_NOMEM, "%s: cannot set up a tile encoder: %s", e->path, e->msg);
+    configure(e->t, e);
   }
   /* rewriting tile 0: libtiff reuses its slot when the new bytes fit and
    * appends otherwise; each tile starts from fresh codec state, so the
    * bytes do not depend on the tiles before it */
-  if (TIFFWriteEncodedTile(e->t, 0, e->tile, (tmsize_t)w->tile_bytes) < 0) {
-    ts_status st = ts_fail(err, TS_ERR_IO, "%s: cannot compress tile at (%lld, %lld): %s", w->path,
-                           (long long)r.x, (long long)r.y, e->msg[0] ? e->msg : "libtiff error");
+  if (TIFFWriteEncodedTile(e->t, 0, e->tile, (tmsize_t)e->tile_bytes) < 0) {
+    ts_status st = ts_fail(err, TS_ERR_IO, "%s: cannot compress tile at (%lld, %lld): %s", e->path, (long long)r.x,
+                           (long long)r.y, e->msg[0] ? e->msg : "libtiff error");
     TIFFCleanup(e->t);
     e->t = NULL;
     return st;
@@ -230,67 +212,452 @@ static ts_status tiff_encode(ts_encoder_state *e, ts_rect r, const void *src, in
   *size = (size_t)n;
   /* appends grow the memory file: start a new one now and then (the bytes
    * just returned stay valid until the next call) */
-  if (e->m.size > 8 * w->tile_bytes + (1u << 20)) {
+  if (e->m.size > 8 * e->tile_bytes + (1u << 20)) {
     TIFFCleanup(e->t);
     e->t = NULL;
   }
   return TS_OK;
 }
 
-static ts_status tiff_write_encoded(void *ctx, ts_rect r, const void *data, size_t size,
-                                    ts_error *err) {
+/* ---- the file ---- */
+
+static void writer_free(tiff_writer *w) {
+  for (int L = 0; L < w->n; L++) free(w->lv[L].off), free(w->lv[L].size);
+  ts_image_meta_free(&w->meta);
+  free(w->description);
+  free(w->path);
+  free(w);
+}
+
+static void tiff_abort(void *ctx) {
   tiff_writer *w = ctx;
-  uint32_t t = TIFFComputeTile(w->tif, (uint32_t)r.x, (uint32_t)r.y, 0, 0);
-  w->msg[0] = '\0';
-  tmsize_t done;
-  if (w->comp == COMPRESSION_JPEG) {
-    memcpy(w->tile, data, w->tile_bytes); /* libtiff may touch its input */
-    done = TIFFWriteEncodedTile(w->tif, t, w->tile, (tmsize_t)w->tile_bytes);
-  } else {
-    done = TIFFWriteRawTile(w->tif, t, (void *)data, (tmsize_t)size);
+  if (w->fd >= 0) close(w->fd);
+  writer_free(w);
+}
+
+static ts_status write_all(int fd, const void *p, size_t n, uint64_t off) {
+  while (n > 0) {
+    ssize_t k = pwrite(fd, p, n, (off_t)off);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return TS_ERR_IO;
+    p = (const char *)p + k, n -= (size_t)k, off += (uint64_t)k;
   }
-  if (done < 0)
-    return ts_fail(err, TS_ERR_IO, "%s: cannot write tile at (%lld, %lld): %s", w->path,
-                   (long long)r.x, (long long)r.y, w->msg[0] ? w->msg : "libtiff error");
   return TS_OK;
 }
 
-static ts_status tiff_finish(void *ctx, ts_error *err) {
+/* The OME-XML of the main IFD (OME 2016-06, as Bio-Formats 6 reads it):
+ * one image, one plane, interleaved samples as one channel of n samples;
+ * the levels are found by readers through the SubIFDs. */
+static char *ome_xml(const tiff_writer *w) {
+  const ts_writer_options *o = &w->o;
+  static const char *const types[] = {"uint8", "uint16", "float"};
+  const char *name = strrchr(w->path, '/');
+  name = name ? name + 1 : w->path;
+  char phys[160] = "";
+  if (w->meta.um_x > 0 && w->meta.um_y > 0)
+    snprintf(phys, sizeof phys, " PhysicalSizeX=\"%.17g\" PhysicalSizeXUnit=\"\xc2\xb5m\" PhysicalSizeY=\"%.17g\""
+             " PhysicalSizeYUnit=\"\xc2\xb5m\"", w->meta.um_x, w->meta.um_y);
+  ts_blob b = {0};
+  char head[2048];
+  int len = snprintf(head, sizeof head,
+      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+      "<OME xmlns=\"http://www.openmicroscopy.org/Schemas/OME/2016-06\" "
+      "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" "
+      "xsi:schemaLocation=\"http://www.openmicroscopy.org/Schemas/OME/2016-06 "
+      "http://www.openmicroscopy.org/Schemas/OME/2016-06/ome.xsd\" Creator=\"tessera %s\">"
+      "<Image ID=\"Image:0\" Name=\"%.200s\"><Pixels ID=\"Pixels:0\" DimensionOrder=\"XYCZT\" Type=\"%s\" "
+      "SizeX=\"%lld\" SizeY=\"%lld\" SizeC=\"%d\" SizeZ=\"1\" SizeT=\"1\" Interleaved=\"%s\"%s>"
+      "<Channel ID=\"Channel:0:0\" SamplesPerPixel=\"%d\"/>"
+      "<TiffData IFD=\"0\" PlaneCount=\"1\"/></Pixels></Image>",
+      ts_version(), name, types[o->dtype], (long long)o->w, (long long)o->h, o->channels,
+      o->channels > 1 ? "true" : "false", phys, o->channels);
+  int bad = ts_blob_append(&b, head, (size_t)len);
+  if (w->description) { /* the pipeline, escaped */
+    static const char open[] = "<StructuredAnnotations><CommentAnnotation ID=\"Annotation:0\" "
+                               "Namespace=\"tessera/pipeline\"><Value>";
+    bad |= ts_blob_append(&b, open, sizeof open - 1);
+    for (const char *c = w->description; *c; c++) {
+      const char *esc = *c == '<' ? "&lt;" : *c == '>' ? "&gt;" : *c == '&' ? "&amp;" : *c == '"' ? "&quot;" : NULL;
+      bad |= esc ? ts_blob_append(&b, esc, strlen(esc)) : ts_blob_append(&b, c, 1);
+    }
+    static const char close[] = "</Value></CommentAnnotation></StructuredAnnotations>";
+    bad |= ts_blob_append(&b, close, sizeof close - 1);
+  }
+  bad |= ts_blob_append(&b, "</OME>", 7); /* with the terminating 0 */
+  if (bad) {
+    ts_blob_free(&b);
+    return NULL;
+  }
+  return (char *)b.p;
+}
+
+static ts_status tiff_wopen(const char *path, const ts_writer_options *o, void **ctx, ts_error *err) {
+  const uint16_t comp = tiff_compression(o->compression);
+  if (!TIFFIsCODECConfigured(comp))
+    return ts_fail(err, TS_ERR_USAGE, "%s compression is not available in this libtiff",
+                   ts_compression_name(o->compression));
+  if (o->w > UINT32_MAX || o->h > UINT32_MAX)
+    return ts_fail(err, TS_ERR_RANGE, "%s: %lldx%lld exceeds TIFF's 2^32-1 limit per side", path,
+                   (long long)o->w, (long long)o->h);
+  if (o->layout == TS_LAYOUT_COG && o->tile != 256 && o->tile != 512)
+    return ts_fail(err, TS_ERR_USAGE, "%s: --layout cog takes output tiles of 256 or 512 (--out-tile), not %lld", path,
+                   (long long)o->tile);
+  tiff_writer *w = calloc(1, sizeof *w);
+  if (!w || !(w->path = strdup(path))) {
+    free(w);
+    return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  }
+  w->fd = -1;
+  w->o = *o;
+  w->comp = comp;
+  w->px = ts_dtype_size(o->dtype) * (size_t)o->channels;
+  w->tile_bytes = (size_t)(o->tile * o->tile) * w->px;
+  w->n = o->levels < 1 ? 1 : o->levels;
+  int bad = o->description && !(w->description = strdup(o->description));
+  for (int i = 0; !bad && o->meta && i < o->meta->n; i++) { /* a copy: the reader may close first */
+    const ts_meta_tag *t = &o->meta->tags[i];
+    ts_meta_tag *nt = realloc(w->meta.tags, (size_t)(w->meta.n + 1) * sizeof *nt);
+    if (!nt) bad = 1;
+    else {
+      w->meta.tags = nt;
+      nt[w->meta.n] = *t;
+      if (!(nt[w->meta.n].data = malloc(t->bytes ? t->bytes : 1))) bad = 1;
+      else memcpy(nt[w->meta.n++].data, t->data, t->bytes);
+    }
+  }
+  if (o->meta) w->meta.um_x = o->meta->um_x, w->meta.um_y = o->meta->um_y;
+  for (int L = 0; !bad && L < w->n; L++) {
+    level *l = &w->lv[L];
+    l->w = L ? (w->lv[L - 1].w + 1) / 2 : o->w;
+    l->h = L ? (w->lv[L - 1].h + 1) / 2 : o->h;
+    l->across = (l->w + o->tile - 1) / o->tile;
+    l->down = (l->h + o->tile - 1) / o->tile;
+    l->off = calloc((size_t)(l->across * l->down), sizeof *l->off);
+    l->size = calloc((size_t)(l->across * l->down), sizeof *l->size);
+    bad = !l->off || !l->size;
+  }
+  if (bad) {
+    writer_free(w);
+    return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  }
+  w->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  /* the header; its first-IFD offset is filled in at the end */
+  static const unsigned char header[16] = {'I', 'I', 43, 0, 8, 0, 0, 0};
+  if (w->fd < 0 || write_all(w->fd, header, sizeof header, 0)) {
+    ts_status st = ts_fail(err, TS_ERR_IO, "%s: cannot create output: %s", path, strerror(errno));
+    tiff_abort(w);
+    return st;
+  }
+  w->end = sizeof header;
+  *ctx = w;
+  return TS_OK;
+}
+
+static ts_status tile_index(tiff_writer *w, int L, ts_rect r, int64_t *i, ts_error *err) {
+  const int64_t T = w->o.tile;
+  if (L < 0 || L >= w->n || r.x % T || r.y % T || r.x / T >= w->lv[L].across || r.y / T >= w->lv[L].down)
+    return ts_fail(err, TS_ERR_INTERNAL, "%s: no tile at (%lld, %lld) of level %d", w->path, (long long)r.x,
+                   (long long)r.y, L);
+  *i = (r.y / T) * w->lv[L].across + r.x / T;
+  return TS_OK;
+}
+
+static ts_status tiff_write_encoded(void *ctx, int L, ts_rect r, const void *data, size_t size, ts_error *err) {
   tiff_writer *w = ctx;
+  int64_t i = 0;
+  ts_status st = tile_index(w, L, r, &i, err);
+  if (st) return st;
+  if (write_all(w->fd, data, size, w->end))
+    return ts_fail(err, TS_ERR_IO, "%s: cannot write tile at (%lld, %lld): %s", w->path, (long long)r.x,
+                   (long long)r.y, strerror(errno));
+  w->lv[L].off[i] = w->end;
+  w->lv[L].size[i] = size;
+  w->end += size;
+  return TS_OK;
+}
+
+/* ---- IFDs ---- */
+
+enum { BYTE = 1, ASCII = 2, SHORT = 3, LONG = 4, RATIONAL = 5, UNDEFINED = 7, DOUBLE = 12, LONG8 = 16, IFD8 = 18 };
+
+typedef struct entry {
+  uint16_t tag, type;
+  uint64_t count;
+  size_t at, bytes; /* the value's bytes in the IFD's arena */
+} entry;
+
+typedef struct ifd {
+  entry e[64];
+  int n, bad;
+  ts_blob arena;
+  int subifd; /* the entry of tag 330, patched when the level IFDs are placed */
+} ifd;
+
+static void put(ifd *d, uint16_t tag, uint16_t type, uint64_t count, const void *v, size_t bytes) {
+  for (int i = 0; i < d->n; i++)
+    if (d->e[i].tag == tag) return; /* the first one wins: tessera's own before the input's */
+  if (d->n == 64 || ts_blob_append(&d->arena, v, bytes)) {
+    d->bad = 1;
+    return;
+  }
+  d->e[d->n++] = (entry){tag, type, count, d->arena.size - bytes, bytes};
+}
+static void put_short(ifd *d, uint16_t tag, uint16_t v) { put(d, tag, SHORT, 1, &v, 2); }
+static void put_long(ifd *d, uint16_t tag, uint32_t v) { put(d, tag, LONG, 1, &v, 4); }
+static void put_ascii(ifd *d, uint16_t tag, const char *s) { put(d, tag, ASCII, strlen(s) + 1, s, strlen(s) + 1); }
+
+static int by_tag(const void *a, const void *b) {
+  return (int)((const entry *)a)->tag - (int)((const entry *)b)->tag;
+}
+
+/* Lay the IFD out at `base` (8-aligned): its entries sorted by tag, its
+ * `next` link, then the values that do not fit in an entry, each
+ * 8-aligned. Returns the size; fills out when given. */
+static size_t serialize(ifd *d, uint64_t base, uint64_t next, unsigned char *out) {
+  qsort(d->e, (size_t)d->n, sizeof *d->e, by_tag);
+  size_t pos = 8 + (size_t)d->n * 20 + 8, extra = pos;
+  for (int i = 0; i < d->n; i++) {
+    const entry *e = &d->e[i];
+    unsigned char *p = out ? out + 8 + (size_t)i * 20 : NULL;
+    if (p) {
+      memcpy(p, &e->tag, 2);
+      memcpy(p + 2, &e->type, 2);
+      memcpy(p + 4, &e->count, 8);
+      memset(p + 12, 0, 8);
+    }
+    if (e->bytes <= 8) {
+      if (p) memcpy(p + 12, d->arena.p + e->at, e->bytes);
+    } else {
+      extra = (extra + 7) & ~(size_t)7;
+      uint64_t at = base + extra;
+      if (p) {
+        memcpy(p + 12, &at, 8);
+        memcpy(out + extra, d->arena.p + e->at, e->bytes);
+      }
+      extra += e->bytes;
+    }
+  }
+  if (out) {
+    uint64_t n = (uint64_t)d->n;
+    memcpy(out, &n, 8);
+    memcpy(out + 8 + (size_t)d->n * 20, &next, 8);
+  }
+  return (extra + 7) & ~(size_t)7;
+}
+
+/* A level's IFD. Data offsets are filled by the caller's order. */
+static void level_ifd(const tiff_writer *w, int L, const uint64_t *off, ifd *d) {
+  const ts_writer_options *o = &w->o;
+  const level *l = &w->lv[L];
+  const int ch = o->channels, jpeg_rgb = w->comp == COMPRESSION_JPEG && ch == 3;
+  uint16_t bits[8], fmt[8];
+  for (int c = 0; c < ch && c < 8; c++) bits[c] = (uint16_t)(8 * ts_dtype_size(o->dtype)), fmt[c] = o->dtype == TS_F32 ? 3 : 1;
+  if (L > 0) put_long(d, 254, 1); /* NewSubfileType: a reduced image */
+  put_long(d, 256, (uint32_t)l->w);
+  put_long(d, 257, (uint32_t)l->h);
+  put(d, 258, SHORT, (uint64_t)ch, bits, 2 * (size_t)ch);
+  put_short(d, 259, w->comp);
+  put_short(d, 262, jpeg_rgb ? PHOTOMETRIC_YCBCR : ch >= 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK);
+  put_short(d, 277, (uint16_t)ch);
+  put_short(d, 284, PLANARCONFIG_CONTIG);
+  if (has_predictor(w->comp)) put_short(d, 317, o->dtype == TS_F32 ? PREDICTOR_FLOATINGPOINT : PREDICTOR_HORIZONTAL);
+  put_long(d, 322, (uint32_t)o->tile);
+  put_long(d, 323, (uint32_t)o->tile);
+  const size_t nt = (size_t)(l->across * l->down);
+  put(d, 324, LONG8, nt, off, 8 * nt);
+  put(d, 325, LONG8, nt, l->size, 8 * nt);
+  if (ch == 2 || ch == 4) put_short(d, 338, EXTRASAMPLE_UNASSALPHA);
+  put(d, 339, SHORT, (uint64_t)ch, fmt, 2 * (size_t)ch);
+  if (jpeg_rgb) {
+    const uint16_t sub[2] = {2, 2};
+    const uint32_t refbw[12] = {0, 1, 255, 1, 128, 1, 255, 1, 128, 1, 255, 1};
+    put(d, 530, SHORT, 2, sub, sizeof sub);
+    put(d, 532, RATIONAL, 6, refbw, sizeof refbw);
+  }
+  /* the input's metadata: all of it on the full resolution; GDAL reads an
+   * overview's nodata from its own IFD */
+  for (int i = 0; i < w->meta.n; i++) {
+    const ts_meta_tag *t = &w->meta.tags[i];
+    if (L == 0 || t->tag == 42113) put(d, t->tag, t->type, t->count, t->data, t->bytes);
+  }
+}
+
+/* Every IFD: the main one's tags, the levels', and where each goes. With
+ * in_place the data stays where it was written (plain, ome, and a stopped
+ * run's file); else (cog) data offsets are those of the COG order starting
+ * at `data0`. */
+typedef struct layout {
+  ifd d[TS_MAX_LEVELS];
+  uint64_t at[TS_MAX_LEVELS];
+  size_t size[TS_MAX_LEVELS];
+  uint64_t *offs[TS_MAX_LEVELS];
+} layout;
+
+static void layout_free(layout *y, int n) {
+  for (int L = 0; L < n; L++) ts_blob_free(&y->d[L].arena), free(y->offs[L]);
+}
+
+static ts_status build(tiff_writer *w, int chain, uint64_t base, layout *y, ts_error *err) {
+  char sw[64], *xml = NULL;
+  snprintf(sw, sizeof sw, "tessera %s", ts_version());
+  if (w->o.layout == TS_LAYOUT_OME && !(xml = ome_xml(w))) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  int bad = 0;
+  for (int L = 0; L < w->n; L++) {
+    const size_t nt = (size_t)(w->lv[L].across * w->lv[L].down);
+    y->offs[L] = malloc(8 * nt + 8);
+    if (!y->offs[L]) {
+      bad = 1;
+      break;
+    }
+    memcpy(y->offs[L], w->lv[L].off, 8 * nt);
+    ifd *d = &y->d[L];
+    if (L == 0) {
+      if (xml) put_ascii(d, 270, xml);
+      else if (w->description) put_ascii(d, 270, w->description);
+      put_ascii(d, 305, sw);
+      if (!chain && w->n > 1) { /* SubIFDs: offsets patched below */
+        uint64_t zero[TS_MAX_LEVELS] = {0};
+        put(d, 330, IFD8, (uint64_t)(w->n - 1), zero, 8 * (size_t)(w->n - 1));
+      }
+    }
+    level_ifd(w, L, y->offs[L], d);
+    bad |= d->bad;
+  }
+  free(xml);
+  if (bad) return ts_fail(err, TS_ERR_NOMEM, "out of memory for the TIFF directories");
+  uint64_t at = base;
+  for (int L = 0; L < w->n; L++) {
+    y->at[L] = at;
+    y->size[L] = serialize(&y->d[L], at, 0, NULL);
+    at += y->size[L];
+  }
+  if (!chain && w->n > 1) { /* the SubIFDs' offsets, now known */
+    ifd *d = &y->d[0];
+    for (int i = 0; i < d->n; i++)
+      if (d->e[i].tag == 330) memcpy(d->arena.p + d->e[i].at, &y->at[1], 8 * (size_t)(w->n - 1));
+  }
+  return TS_OK;
+}
+
+/* Write the IFDs at w->end (in place) or at 16 (chain, before the data). */
+static ts_status write_ifds(tiff_writer *w, int fd, int chain, layout *y, ts_error *err) {
+  ts_blob b = {0};
   ts_status st = TS_OK;
-  w->msg[0] = '\0';
-  if (!TIFFWriteDirectory(w->tif))
-    st = ts_fail(err, TS_ERR_IO, "%s: cannot write the TIFF directory: %s", w->path,
-                 w->msg[0] ? w->msg : "libtiff error");
+  for (int L = 0; st == TS_OK && L < w->n; L++) {
+    const uint64_t next = chain && L + 1 < w->n ? y->at[L + 1] : 0;
+    if (ts_blob_reserve(&b, y->size[L])) st = ts_fail(err, TS_ERR_NOMEM, "out of memory for the TIFF directories");
+    else {
+      memset(b.p, 0, y->size[L]);
+      serialize(&y->d[L], y->at[L], next, b.p);
+      if (write_all(fd, b.p, y->size[L], y->at[L]))
+        st = ts_fail(err, TS_ERR_IO, "%s: cannot write the TIFF directory: %s", w->path, strerror(errno));
+    }
+  }
+  ts_blob_free(&b);
+  if (st == TS_OK && write_all(fd, &y->at[0], 8, 8))
+    st = ts_fail(err, TS_ERR_IO, "%s: cannot write the TIFF header: %s", w->path, strerror(errno));
+  return st;
+}
+
+static ts_status finish_in_place(tiff_writer *w, ts_error *err) {
+  layout y = {0};
+  const uint64_t base = (w->end + 7) & ~(uint64_t)7;
+  ts_status st = build(w, 0, base, &y, err);
+  if (st == TS_OK) st = write_ifds(w, w->fd, 0, &y, err);
+  layout_free(&y, w->n);
+  return st;
+}
+
+/* COG: IFDs (chained) from byte 16, then each level's tiles from the
+ * smallest level to the full one, copied from the data file in order.
+ * GDAL's COG driver also leaves ghost areas (a structural-metadata block,
+ * tile leaders); its validator does not require them. */
+static ts_status finish_cog(tiff_writer *w, ts_error *err) {
+  layout probe = {0}, y = {0};
+  uint64_t *moved[TS_MAX_LEVELS] = {0}, *written[TS_MAX_LEVELS];
+  char *tmp = NULL;
+  int out = -1;
+  /* the IFDs' sizes do not depend on the offsets they hold: place the
+   * data after them, smallest level first, then build them for real */
+  ts_status st = build(w, 1, 16, &probe, err);
+  uint64_t pos = st == TS_OK ? probe.at[w->n - 1] + probe.size[w->n - 1] : 0;
+  layout_free(&probe, w->n);
+  for (int L = w->n - 1; st == TS_OK && L >= 0; L--) {
+    const int64_t nt = w->lv[L].across * w->lv[L].down;
+    if (!(moved[L] = calloc((size_t)nt + 1, 8))) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; st == TS_OK && i < nt; i++)
+      if (w->lv[L].size[i]) moved[L][i] = pos, pos += w->lv[L].size[i];
+  }
+  if (st == TS_OK) {
+    for (int L = 0; L < w->n; L++) written[L] = w->lv[L].off, w->lv[L].off = moved[L];
+    st = build(w, 1, 16, &y, err);
+    for (int L = 0; L < w->n; L++) w->lv[L].off = written[L];
+  }
+  if (st == TS_OK && !(tmp = malloc(strlen(w->path) + 8))) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  if (st == TS_OK) {
+    sprintf(tmp, "%s.cog", w->path);
+    static const unsigned char header[16] = {'I', 'I', 43, 0, 8, 0, 0, 0};
+    out = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (out < 0 || write_all(out, header, sizeof header, 0))
+      st = ts_fail(err, TS_ERR_IO, "%s: cannot create %s: %s", w->path, tmp, strerror(errno));
+  }
+  if (st == TS_OK) st = write_ifds(w, out, 1, &y, err);
+  for (int L = w->n - 1; st == TS_OK && L >= 0; L--)
+    for (int64_t i = 0; st == TS_OK && i < w->lv[L].across * w->lv[L].down; i++) {
+      loff_t from = (loff_t)w->lv[L].off[i], to = (loff_t)moved[L][i];
+      size_t left = w->lv[L].size[i];
+      while (st == TS_OK && left > 0) {
+        ssize_t k = copy_file_range(w->fd, &from, out, &to, left, 0);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0)
+          st = ts_fail(err, TS_ERR_IO, "%s: cannot copy the tiles into %s: %s", w->path, tmp,
+                       k < 0 ? strerror(errno) : "short copy");
+        else left -= (size_t)k;
+      }
+    }
+  for (int L = 0; L < w->n; L++) free(moved[L]);
+  layout_free(&y, w->n);
+  if (st == TS_OK && fsync(out) != 0) st = ts_fail(err, TS_ERR_IO, "%s: cannot sync the output to disk", tmp);
+  if (out >= 0) close(out);
+  if (st == TS_OK && rename(tmp, w->path) != 0)
+    st = ts_fail(err, TS_ERR_IO, "%s: cannot rename %s to it: %s", w->path, tmp, strerror(errno));
+  if (st && tmp) unlink(tmp);
+  free(tmp);
+  return st;
+}
+
+static ts_status close_writer(tiff_writer *w, int keep, ts_error *err) {
+  ts_status st = keep || w->o.layout != TS_LAYOUT_COG ? finish_in_place(w, err) : finish_cog(w, err);
   /* the data must be on disk before the rename makes it the output */
-  if (st == TS_OK && fsync(TIFFFileno(w->tif)) != 0)
+  if (st == TS_OK && (keep || w->o.layout != TS_LAYOUT_COG) && fsync(w->fd) != 0)
     st = ts_fail(err, TS_ERR_IO, "%s: cannot sync the output to disk", w->path);
-  TIFFClose(w->tif);
-  w->tif = NULL;
+  close(w->fd);
+  w->fd = -1;
   writer_free(w);
   return st;
 }
 
-/* Checkpoints: tiles are written raw, appended in the order of the calls,
- * and the directory only at the end; so a tile's bytes stay where they
- * were written, and syncing the data is enough (the journal holds the
- * offsets). JPEG tiles are encoded here against tables libtiff keeps in the
- * directory: not resumable. */
-static ts_status tiff_locate(void *ctx, ts_rect r, uint64_t *offset, uint64_t *size, ts_error *err) {
+static ts_status tiff_finish(void *ctx, ts_error *err) { return close_writer(ctx, 0, err); }
+static ts_status tiff_keep(void *ctx, ts_error *err) { return close_writer(ctx, 1, err); }
+
+/* Checkpoints: tiles stay where they were written and the IFDs come only
+ * at the end, so syncing the data is enough (the journal holds the
+ * offsets). */
+static ts_status tiff_locate(void *ctx, int L, ts_rect r, uint64_t *offset, uint64_t *size, ts_error *err) {
   tiff_writer *w = ctx;
-  uint32_t t = TIFFComputeTile(w->tif, (uint32_t)r.x, (uint32_t)r.y, 0, 0);
-  int bad = 0;
-  *offset = TIFFGetStrileOffsetWithErr(w->tif, t, &bad);
-  *size = TIFFGetStrileByteCountWithErr(w->tif, t, &bad);
-  return bad || !*offset ? ts_fail(err, TS_ERR_INTERNAL, "%s: tile at (%lld, %lld) was not written", w->path,
-                                   (long long)r.x, (long long)r.y)
-                         : TS_OK;
+  int64_t i = 0;
+  ts_status st = tile_index(w, L, r, &i, err);
+  if (st) return st;
+  *offset = w->lv[L].off[i];
+  *size = w->lv[L].size[i];
+  return !*offset ? ts_fail(err, TS_ERR_INTERNAL, "%s: tile at (%lld, %lld) was not written", w->path,
+                            (long long)r.x, (long long)r.y)
+                  : TS_OK;
 }
 
 static ts_status tiff_sync(void *ctx, ts_error *err) {
-  tiff_writer *w = ctx; /* never called for JPEG: resume.c keeps no journal for it */
-  if (!TIFFFlushData(w->tif) || fsync(TIFFFileno(w->tif)) != 0)
-    return ts_fail(err, TS_ERR_IO, "%s: cannot sync the output to disk", w->path);
+  tiff_writer *w = ctx;
+  if (fsync(w->fd) != 0) return ts_fail(err, TS_ERR_IO, "%s: cannot sync the output to disk", w->path);
   return TS_OK;
 }
 
@@ -302,6 +669,7 @@ const ts_writer_ops ts_tiff_writer_ops = {
     .encoder_free = tiff_encoder_free,
     .write_encoded = tiff_write_encoded,
     .finish = tiff_finish,
+    .keep = tiff_keep,
     .abort = tiff_abort,
     .locate = tiff_locate,
     .sync = tiff_sync,

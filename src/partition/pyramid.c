@@ -1,0 +1,98 @@
+/* Pyramid levels: their sizes, which of them a task makes itself, and the
+ * 2x2 reduction. The reduction of a block depends only on its samples, so
+ * any cut of a level into aligned pieces gives the same next level: tasks,
+ * tiles and ranks never change the bytes. */
+#include <string.h>
+#include "tessera/partition.h"
+
+static const char *const names[] = {"mean", "nearest", "max", "min"};
+
+const char *ts_downsample_name(ts_downsample d) {
+  return (unsigned)d < sizeof names / sizeof *names ? names[d] : "?";
+}
+
+ts_status ts_downsample_parse(const char *s, ts_downsample *out) {
+  for (unsigned i = 0; i < sizeof names / sizeof *names; i++)
+    if (strcmp(s, names[i]) == 0) {
+      *out = (ts_downsample)i;
+      return TS_OK;
+    }
+  return TS_ERR_USAGE;
+}
+
+void ts_levels_init(ts_levels *g, int64_t w, int64_t h, int64_t tile, int64_t task_tile, int max_reduced) {
+  memset(g, 0, sizeof *g);
+  g->tile = tile;
+  g->w[0] = w, g->h[0] = h;
+  g->n = 1;
+  while (g->n < TS_MAX_LEVELS && (max_reduced < 0 || g->n <= max_reduced) &&
+         (g->w[g->n - 1] > tile || g->h[g->n - 1] > tile)) {
+    g->w[g->n] = (g->w[g->n - 1] + 1) / 2;
+    g->h[g->n] = (g->h[g->n - 1] + 1) / 2;
+    g->n++;
+  }
+  /* a task's core at level L is whole tiles while task_tile / 2^L is a
+   * multiple of the tile; task_tile is a multiple of 16 * tile's factors,
+   * so the core stays aligned to 2^task_levels for its piece */
+  g->task_levels = 1;
+  while (g->task_levels < g->n && task_tile % ((int64_t)1 << g->task_levels) == 0 &&
+         (task_tile >> g->task_levels) % tile == 0)
+    g->task_levels++;
+}
+
+ts_rect ts_level_rect(const ts_levels *g, ts_rect r, int L) {
+  const int64_t x1 = (r.x + r.w + ((int64_t)1 << L) - 1) >> L, y1 = (r.y + r.h + ((int64_t)1 << L) - 1) >> L;
+  ts_rect o = {r.x >> L, r.y >> L, 0, 0};
+  o.w = (x1 < g->w[L] ? x1 : g->w[L]) - o.x;
+  o.h = (y1 < g->h[L] ? y1 : g->h[L]) - o.y;
+  return o;
+}
+
+int64_t ts_level_across(const ts_levels *g, int L) { return (g->w[L] + g->tile - 1) / g->tile; }
+int64_t ts_level_down(const ts_levels *g, int L) { return (g->h[L] + g->tile - 1) / g->tile; }
+
+/* One output row from two input rows (b == a at an odd bottom edge: the
+ * block's second row does not exist, and n counts what does). */
+#define ROW(T, ACC, MEAN)                                                                                 \
+  static void row_##T(const T *a, const T *b, int two_rows, T *o, int64_t sw, int ch, ts_downsample m) { \
+    const int64_t dw = (sw + 1) / 2;                                                                    \
+    for (int64_t x = 0; x < dw; x++) {                                                                  \
+      const int two_cols = 2 * x + 1 < sw;                                                              \
+      for (int c = 0; c < ch; c++) {                                                                    \
+        const int64_t i = 2 * x * ch + c, j = two_cols ? i + ch : i;                                    \
+        T v = a[i];                                                                                     \
+        if (m == TS_DOWNSAMPLE_MEAN) {                                                                  \
+          const int n = (1 + two_cols) * (1 + two_rows);                                                \
+          ACC s = (ACC)a[i];                                                                            \
+          if (two_cols) s += (ACC)a[j];                                                                 \
+          if (two_rows) {                                                                               \
+            s += (ACC)b[i];                                                                             \
+            if (two_cols) s += (ACC)b[j];                                                               \
+          }                                                                                             \
+          v = MEAN;                                                                                     \
+        } else if (m == TS_DOWNSAMPLE_MAX || m == TS_DOWNSAMPLE_MIN) {                                  \
+          const T q[4] = {a[i], a[j], b[i], b[j]};                                                      \
+          for (int k = 1; k < 4; k++)                                                                   \
+            if (m == TS_DOWNSAMPLE_MAX ? q[k] > v : q[k] < v) v = q[k];                                  \
+        }                                                                                               \
+        o[x * ch + c] = v;                                                                              \
+      }                                                                                                 \
+    }                                                                                                   \
+  }
+/* integers: half away from zero, (s + n/2) / n for sums >= 0; f32: the
+ * sum in the order a + a' + b + b', then one division */
+ROW(uint8_t, unsigned, (uint8_t)((s + (unsigned)n / 2) / (unsigned)n))
+ROW(uint16_t, unsigned, (uint16_t)((s + (unsigned)n / 2) / (unsigned)n))
+ROW(float, float, s / (float)n)
+
+void ts_downsample_image(const ts_image *src, ts_image *dst, ts_downsample m) {
+  const int64_t dh = (src->h + 1) / 2;
+  for (int64_t y = 0; y < dh; y++) {
+    const int two = 2 * y + 1 < src->h;
+    const void *a = ts_image_at(src, 0, 2 * y), *b = ts_image_at(src, 0, two ? 2 * y + 1 : 2 * y);
+    void *o = ts_image_at(dst, 0, y);
+    if (src->dtype == TS_U8) row_uint8_t(a, b, two, o, src->w, src->channels, m);
+    else if (src->dtype == TS_U16) row_uint16_t(a, b, two, o, src->w, src->channels, m);
+    else row_float(a, b, two, o, src->w, src->channels, m);
+  }
+}

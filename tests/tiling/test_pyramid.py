@@ -1,0 +1,275 @@
+"""Pyramids and layouts, checked by readers nobody here wrote.
+
+- tifffile reads --layout ome as OME, series[0].levels holding every level,
+  each equal to the documented 2x2 reduction of the level below computed
+  here in numpy (exact for integers: mean rounded half away from zero,
+  nearest = top-left, max, min; a partial block at an odd edge holds only
+  the samples that exist);
+- the file is byte-identical for any thread count, task tile of the same
+  output tiling, and MPI rank count;
+- GDAL's own COG validator passes --layout cog without errors or warnings,
+  and gdalinfo shows the input's CRS, geotransform and nodata on the output;
+- vips and tiffinfo read every layout without warnings;
+- pyramids written by vips (with and without --subifd), gdal_translate -of
+  COG and tifffile (OME with SubIFDs) are read at every --input-level as
+  tifffile decodes them;
+- HDF5 output keeps /image and adds /pyramid/N with their factors;
+- bad combinations get one message and no output.
+"""
+import os
+import shutil
+import subprocess
+
+import h5py
+import numpy as np
+import pytest
+import tifffile
+
+from conftest import make_image, run, write_tiff
+
+MPIEXEC = os.environ.get("MPIEXEC", "mpirun")
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
+H, W = 1100, 1500  # not multiples of 2^k: odd edges at several levels
+
+
+def reduce(a, mode):
+    """One level up, computed independently: pad to even with NaN-free masks."""
+    h, w = a.shape[:2]
+    H2, W2 = (h + 1) // 2, (w + 1) // 2
+    if mode == "nearest":
+        return a[::2, ::2].copy()
+    pad = ((0, 2 * H2 - h), (0, 2 * W2 - w)) + ((0, 0),) * (a.ndim - 2)
+    valid = np.pad(np.ones(a.shape, bool), pad)
+    blocks = np.pad(a, pad).reshape(H2, 2, W2, 2, *a.shape[2:])
+    vblocks = valid.reshape(H2, 2, W2, 2, *a.shape[2:])
+    if mode in ("max", "min"):
+        big = np.iinfo(a.dtype).max if a.dtype.kind == "u" else np.inf
+        fill = -1 if mode == "max" else big
+        b = np.where(vblocks, blocks.astype(np.int64 if a.dtype.kind == "u" else np.float64), fill)
+        r = b.max(axis=(1, 3)) if mode == "max" else b.min(axis=(1, 3))
+        return r.astype(a.dtype)
+    s = np.where(vblocks, blocks, 0).astype(np.int64 if a.dtype.kind == "u" else np.float64).sum(axis=(1, 3))
+    n = vblocks.sum(axis=(1, 3))
+    if a.dtype.kind == "u":
+        return ((s + n // 2) // n).astype(a.dtype)
+    return (s / n).astype(a.dtype)
+
+
+def levels_of(path):
+    with tifffile.TiffFile(path) as t:
+        return t, [lv.asarray() for lv in t.series[0].levels]
+
+
+@pytest.fixture(scope="module")
+def src(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pyr")
+    out = {}
+    for dt, ch in [("u8", 1), ("u16", 1), ("u8", 3)]:
+        p = d / f"in-{dt}-{ch}.tif"
+        write_tiff(p, make_image(H, W, dt, ch, seed=3), tile=256)
+        out[(dt, ch)] = p
+    return out
+
+
+@pytest.mark.parametrize("dt,ch", [("u8", 1), ("u16", 1), ("u8", 3)])
+@pytest.mark.parametrize("mode", ["mean", "nearest", "max", "min"])
+def test_ome_levels_are_the_documented_reduction(tmp_path, src, dt, ch, mode):
+    out = tmp_path / "out.ome.tif"
+    run("run", "-i", src[(dt, ch)], "-o", out, "-p", "gaussian sigma=1.5", "--pyramid", "--downsample", mode,
+        "--compression", "deflate", "--quiet")
+    t, lv = levels_of(out)
+    with tifffile.TiffFile(out) as t:
+        assert t.is_ome
+        xml = t.pages[0].description
+    assert "gaussian sigma=1.5" in xml and 'SizeX="1500"' in xml
+    # until a level fits in one 256 tile: 1500 -> 750 -> 375 -> 188
+    assert [a.shape[:2] for a in lv] == [(1100, 1500), (550, 750), (275, 375), (138, 188)]
+    ref = lv[0]
+    for i, got in enumerate(lv[1:], 1):
+        ref = reduce(ref, mode)
+        assert got.dtype == ref.dtype and got.shape == ref.shape, i
+        assert np.array_equal(got, ref), f"level {i} ({mode}) differs from numpy's reduction"
+
+
+def test_pyramid_levels_caps_the_count(tmp_path, src):
+    out = tmp_path / "out.ome.tif"
+    run("run", "-i", src[("u8", 1)], "-o", out, "-p", "invert", "--pyramid-levels", "2", "--quiet")
+    _, lv = levels_of(out)
+    assert [a.shape for a in lv] == [(1100, 1500), (550, 750), (275, 375)]
+
+
+def test_bytes_same_for_threads_tiles_and_ranks(tmp_path, src):
+    """The file depends only on pixels, tiling and layout: not on threads or
+    ranks (--tile 512: levels 0-1 made by the tasks, 2-3 by the owner)."""
+    outs = []
+    for i, extra in enumerate([("--threads", "1"), ("--threads", "2")]):
+        d = tmp_path / f"r{i}"
+        d.mkdir()
+        run("run", "-i", src[("u8", 3)], "-o", d / "o.ome.tif", "-p", "gaussian sigma=2", "--pyramid", "--tile", "512",
+            "--compression", "zstd", "--quiet", *extra)
+        outs.append((d / "o.ome.tif").read_bytes())
+    d = tmp_path / "mpi"
+    d.mkdir()
+    cmd = [MPIEXEC, "--oversubscribe", "-x", "OMP_WAIT_POLICY=passive", "-np", "3", os.environ.get("TESSERA"),
+           "run", "-i", str(src[("u8", 3)]), "-o", str(d / "o.ome.tif"), "-p", "gaussian sigma=2", "--pyramid",
+           "--tile", "512", "--compression", "zstd", "--quiet"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV)
+    assert p.returncode == 0, p.stderr
+    outs.append((d / "o.ome.tif").read_bytes())
+    assert all(o == outs[0] for o in outs)
+
+
+def test_plain_subifds_and_tiled_equals_untiled(tmp_path, src):
+    a = tmp_path / "a.tif"
+    b = tmp_path / "b.tif"
+    run("run", "-i", src[("u16", 1)], "-o", a, "-p", "gaussian sigma=2", "--pyramid", "--tile", "4096", "--quiet")
+    run("run", "-i", src[("u16", 1)], "-o", b, "-p", "gaussian sigma=2", "--pyramid", "--tile", "256", "--quiet")
+    la, lb = levels_of(a)[1], levels_of(b)[1]
+    with tifffile.TiffFile(a) as t:
+        assert not t.is_ome and len(t.pages[0].subifds) == 3
+    assert len(la) == 4 and all(np.array_equal(x, y) for x, y in zip(la, lb))
+
+
+gdal = pytest.importorskip("osgeo.gdal")
+
+
+@pytest.fixture(scope="module")
+def geo(tmp_path_factory):
+    """A georeferenced GeoTIFF made by GDAL: UTM 33N, 10 m pixels, nodata 7."""
+    from osgeo import osr
+    gdal.UseExceptions()
+    p = tmp_path_factory.mktemp("geo") / "geo.tif"
+    d = gdal.GetDriverByName("GTiff").Create(str(p), W, H, 1, gdal.GDT_Byte, ["TILED=YES"])
+    d.SetGeoTransform((500000, 10, 0, 4600000, 0, -10))
+    s = osr.SpatialReference()
+    s.ImportFromEPSG(32633)
+    d.SetProjection(s.ExportToWkt())
+    b = d.GetRasterBand(1)
+    b.SetNoDataValue(7)
+    b.WriteArray(make_image(H, W, "u8", 1, seed=5))
+    d = None
+    return p
+
+
+def gdal_summary(path):
+    d = gdal.Open(str(path))
+    from osgeo import osr
+    s = osr.SpatialReference(wkt=d.GetProjection())
+    s.AutoIdentifyEPSG()
+    return s.GetAuthorityCode(None), d.GetGeoTransform(), d.GetRasterBand(1).GetNoDataValue()
+
+
+@pytest.mark.parametrize("comp", ["none", "deflate", "zstd"])
+def test_cog_validates_and_keeps_georeferencing(tmp_path, geo, comp):
+    from osgeo_utils.samples import validate_cloud_optimized_geotiff as v
+    out = tmp_path / "out.tif"
+    run("run", "-i", geo, "-o", out, "-p", "gaussian sigma=1", "--layout", "cog", "--compression", comp, "--quiet")
+    warnings, errors, _ = v.validate(str(out), full_check=True)
+    assert errors == [] and warnings == [], (errors, warnings)
+    assert gdal_summary(out) == gdal_summary(geo) == ("32633", (500000, 10, 0, 4600000, 0, -10), 7.0)
+    d = gdal.Open(str(out))
+    assert d.GetRasterBand(1).GetOverviewCount() == 3
+    info = run("info", out).stdout
+    assert "EPSG:32633" in info and "nodata:    7" in info and "level 3:   188 x 138" in info
+
+
+def test_ome_and_plain_keep_georeferencing(tmp_path, geo):
+    for name, layout in [("o.ome.tif", "ome"), ("p.tif", "plain")]:
+        out = tmp_path / name
+        run("run", "-i", geo, "-o", out, "-p", "invert", "--pyramid", "--layout", layout, "--quiet")
+        assert gdal_summary(out) == gdal_summary(geo)
+
+
+@pytest.mark.skipif(not shutil.which("vips") or not shutil.which("tiffinfo"), reason="vips and tiffinfo")
+@pytest.mark.parametrize("layout", ["plain", "ome", "cog"])
+@pytest.mark.parametrize("comp", ["none", "deflate", "lzw", "zstd", "jpeg"])
+def test_vips_and_tiffinfo_read_every_layout(tmp_path, src, layout, comp):
+    out = tmp_path / "out.tif"
+    run("run", "-i", src[("u8", 3)], "-o", out, "-p", "gaussian sigma=1", "--layout", layout, "--pyramid",
+        "--compression", comp, "--quiet")
+    p = subprocess.run(["tiffinfo", "-D", str(out)], capture_output=True, text=True)
+    assert p.returncode == 0 and "arning" not in p.stderr and "rror" not in p.stderr, p.stderr
+    for level in range(4):  # each resolution: vips opens SubIFDs (subifd=) and COG overviews (page=)
+        opt = f"[subifd={level - 1}]" if layout != "cog" else f"[page={level}]"
+        p = subprocess.run(["vips", "avg", f"{out}{opt}"], capture_output=True, text=True)
+        assert p.returncode == 0 and p.stderr == "", (level, p.stderr)
+        if comp != "jpeg" and level == 0:
+            d = gdal.Open(str(out))
+            want = np.dstack([d.GetRasterBand(i + 1).ReadAsArray() for i in range(3)]).mean()
+            assert abs(float(p.stdout) - want) < 1e-6
+
+
+@pytest.fixture(scope="module")
+def foreign(tmp_path_factory, geo):
+    """Pyramids written by others: vips (SubIFDs and pages), GDAL's COG, tifffile's OME."""
+    d = tmp_path_factory.mktemp("foreign")
+    out = {}
+    if shutil.which("vips"):
+        for name, extra in [("vips-pages.tif", []), ("vips-subifd.tif", ["--subifd"])]:
+            subprocess.run(["vips", "tiffsave", str(geo), str(d / name), "--tile", "--pyramid", "--tile-width", "256",
+                            "--tile-height", "256", *extra], check=True, capture_output=True)
+            out[name] = d / name
+    subprocess.run(["gdal_translate", "-q", "-of", "COG", "-co", "COMPRESS=DEFLATE", str(geo), str(d / "gdal-cog.tif")], check=True)
+    out["gdal-cog.tif"] = d / "gdal-cog.tif"
+    a = make_image(H, W, "u16", 1, seed=9)
+    with tifffile.TiffWriter(d / "tifffile.ome.tif", bigtiff=True, ome=True) as w:
+        w.write(a, tile=(256, 256), subifds=2, metadata={"axes": "YX", "PhysicalSizeX": 0.25, "PhysicalSizeY": 0.25})
+        w.write(a[::2, ::2], tile=(256, 256), subfiletype=1)
+        w.write(a[::4, ::4], tile=(256, 256), subfiletype=1)
+    out["tifffile.ome.tif"] = d / "tifffile.ome.tif"
+    return out
+
+
+@pytest.mark.parametrize("name", ["vips-pages.tif", "vips-subifd.tif", "gdal-cog.tif", "tifffile.ome.tif"])
+def test_foreign_pyramids_read_at_every_level(tmp_path, foreign, name):
+    if name not in foreign:
+        pytest.skip("vips not installed")
+    path = foreign[name]
+    with tifffile.TiffFile(path) as t:
+        s = t.series[0]
+        want = [lv.asarray() for lv in s.levels] if len(s.levels) > 1 else [p.asarray() for p in t.pages]
+    assert len(want) >= 3
+    info = run("info", path).stdout
+    assert f"{len(want)} levels" in info
+    for level, ref in enumerate(want):
+        out = tmp_path / f"l{level}.tif"
+        run("run", "-i", path, "-o", out, "-p", "", "--input-level", level, "--quiet")
+        got = tifffile.imread(out)
+        assert got.shape == ref.shape and np.array_equal(got, ref), level
+    p = run("run", "-i", path, "-o", tmp_path / "x.tif", "--input-level", len(want), "--quiet", check=False)
+    assert p.returncode != 0 and f"--input-level {len(want)} is not one" in p.stderr
+    assert not (tmp_path / "x.tif").exists()
+    if name == "tifffile.ome.tif":  # the OME physical size is carried into tessera's OME
+        run("run", "-i", path, "-o", tmp_path / "o.ome.tif", "--pyramid", "--quiet")
+        with tifffile.TiffFile(tmp_path / "o.ome.tif") as t:
+            assert 'PhysicalSizeX="0.25"' in t.pages[0].description
+
+
+def test_hdf5_pyramid(tmp_path, src):
+    out = tmp_path / "out.h5"
+    run("run", "-i", src[("u8", 1)], "-o", out, "-p", "gaussian sigma=1", "--pyramid", "--compression", "deflate",
+        "--quiet")
+    with h5py.File(out) as f:
+        ref = f["/image"][...]
+        assert sorted(f["/pyramid"].keys()) == ["1", "2", "3"]
+        for L in (1, 2, 3):
+            ref = reduce(ref, "mean")
+            d = f[f"/pyramid/{L}"]
+            assert d.attrs["factor"] == 2 ** L and d.attrs["downsample"] in (b"mean", "mean")
+            assert np.array_equal(d[...], ref), L
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["-o", "{d}/o.h5", "--layout", "cog"], "--layout cog is a TIFF layout"),
+    (["-o", "{d}/o.tif", "--layout", "cog", "--out-tile", "128", "--tile", "1024"], "tiles of 256 or 512"),
+    (["-o", "{d}/o.tif", "--layout", "tiled"], "plain, ome or cog"),
+    (["-o", "{d}/o.tif", "--downsample", "median"], "mean, nearest, max or min"),
+    (["-o", "{d}/o.tif", "--input-level", "1"], "--input-level 1 is not one"),
+    (["-o", "{d}/o.tif", "--pyramid", "--compression", "jpeg"], "jpeg compression takes u8"),
+])
+def test_bad_combinations(tmp_path, src, args, msg):
+    args = [a.format(d=tmp_path) for a in args]
+    p = run("run", "-i", src[("u16", 1)], *args, "--quiet", check=False)
+    assert p.returncode != 0 and msg in p.stderr, p.stderr
+    assert p.stderr.count("\n") == 1
+    assert os.listdir(tmp_path) == []
