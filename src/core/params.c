@@ -83,3 +83,9 @@ int ts_parse_list(const char *s, double **out, int64_t *count) {
   *count = n;
   return 0;
 }
+
+int ts_name_index(const char *const *names, size_t n, const char *s) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(s, names[i]) == 0) return (int)i;
+  return -1;
+}

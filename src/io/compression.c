@@ -1,16 +1,14 @@
 /* The names of the output compressions and layouts, shared by every writer. */
 #include <string.h>
+#include "core/params.h"
 #include "tessera/io.h"
 
 static const char *const compression_names[] = {"none", "deflate", "lzw", "zstd", "jpeg"};
 
 ts_status ts_compression_parse(const char *s, ts_compression *out) {
-  for (unsigned i = 0; i < sizeof compression_names / sizeof *compression_names; i++)
-    if (strcmp(s, compression_names[i]) == 0) {
-      *out = (ts_compression)i;
-      return TS_OK;
-    }
-  return TS_ERR_USAGE;
+  const int i = ts_name_index(compression_names, sizeof compression_names / sizeof *compression_names, s);
+  if (i >= 0) *out = (ts_compression)i;
+  return i >= 0 ? TS_OK : TS_ERR_USAGE;
 }
 
 const char *ts_compression_name(ts_compression c) {
@@ -33,12 +31,9 @@ ts_status ts_compression_level_check(ts_compression c, int deflated, int level, 
 static const char *const layout_names[] = {"plain", "ome", "cog"};
 
 ts_status ts_layout_parse(const char *s, ts_layout *out) {
-  for (unsigned i = 0; i < sizeof layout_names / sizeof *layout_names; i++)
-    if (strcmp(s, layout_names[i]) == 0) {
-      *out = (ts_layout)i;
-      return TS_OK;
-    }
-  return TS_ERR_USAGE;
+  const int i = ts_name_index(layout_names, sizeof layout_names / sizeof *layout_names, s);
+  if (i >= 0) *out = (ts_layout)i;
+  return i >= 0 ? TS_OK : TS_ERR_USAGE;
 }
 
 const char *ts_layout_name(ts_layout l) {

@@ -1,5 +1,6 @@
 /* Boundary modes with scipy.ndimage's names and meanings. */
 #include <string.h>
+#include "core/params.h"
 #include "tessera/partition.h"
 
 static const char *const names[] = {"reflect", "mirror", "nearest", "constant", "wrap"};
@@ -9,12 +10,9 @@ const char *ts_boundary_name(ts_boundary b) {
 }
 
 ts_status ts_boundary_parse(const char *s, ts_boundary *out) {
-  for (unsigned i = 0; i < sizeof names / sizeof *names; i++)
-    if (strcmp(s, names[i]) == 0) {
-      *out = (ts_boundary)i;
-      return TS_OK;
-    }
-  return TS_ERR_USAGE;
+  const int i = ts_name_index(names, sizeof names / sizeof *names, s);
+  if (i >= 0) *out = (ts_boundary)i;
+  return i >= 0 ? TS_OK : TS_ERR_USAGE;
 }
 
 static int64_t mod(int64_t a, int64_t n) {

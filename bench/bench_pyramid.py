@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Pyramid benchmark: tessera's same-pass pyramids against vips and GDAL,
+same machine, same run.
+
+Inputs: a 16384 x 16384 u8 tiled TIFF and an 8192 x 8192 RGB one (made
+by `tessera generate`). For each, and each compression (none, deflate,
+zstd), `gaussian sigma=2` is run as
+
+- tessera, flat tiled BigTIFF (the baseline for the pyramid's cost);
+- tessera --pyramid --layout ome (OME-TIFF, levels as SubIFDs);
+- tessera --layout cog (Cloud-Optimized GeoTIFF);
+- vips gaussblur 2 into tiffsave --tile --pyramid --subifd (same
+  compression, 256 tiles);
+- vips gaussblur 2 into a tiled TIFF, then gdal_translate -of COG (same
+  compression), the two timed together: what a GDAL user runs today.
+
+Each command runs once to warm the page cache, then --repeat times; the
+best time counts. Prints seconds and the ratios (vips / tessera, GDAL /
+tessera, pyramid / flat). Then peak memory (max RSS) of tessera --pyramid
+at 16384^2 and 32768^2, which should be flat.
+
+usage: bench/bench_pyramid.py [--tessera build/tessera] [--dir DIR] [--repeat 2]
+"""
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def best(cmds, repeat):
+    """Best wall time of a list of commands run in sequence."""
+    def once():
+        t0 = time.perf_counter()
+        for c in cmds:
+            subprocess.run(c, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return time.perf_counter() - t0
+    once()
+    return min(once() for _ in range(repeat))
+
+
+def peak_kb(cmd):
+    p = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True, text=True, check=True)
+    return int(p.stderr.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tessera", default=os.path.join(HERE, "..", "build", "tessera"))
+    ap.add_argument("--dir", default=os.path.join(HERE, "..", "build", "bench"))
+    ap.add_argument("--repeat", type=int, default=2)
+    a = ap.parse_args()
+    for tool in ("vips", "gdal_translate"):
+        if not shutil.which(tool):
+            sys.exit(f"bench: {tool} not found (run scripts/setup.sh)")
+    os.makedirs(a.dir, exist_ok=True)
+    T = a.tessera
+    inputs = []
+    for name, size, ch in [("u8", 16384, 1), ("rgb", 8192, 3)]:
+        src = os.path.join(a.dir, f"pyr-{name}-{size}.tif")
+        if not os.path.exists(src):
+            subprocess.run([T, "generate", "-o", src, "--size", f"{size}x{size}", "--channels", str(ch), "--tile", "1024",
+                            "--out-tile", "256", "--quiet"], check=True)
+        inputs.append((f"{size}^2 {name}", src))
+    o = lambda n: os.path.join(a.dir, n)
+    print(f"{'input':<12} {'compression':<11} {'flat':>6} {'ome':>6} {'cog':>6} {'vips':>6} {'gdal':>6}"
+          f" {'vips/ome':>9} {'gdal/cog':>9} {'ome/flat':>9} {'cog/flat':>9}")
+    for label, src in inputs:
+        for comp in ("none", "deflate", "zstd"):
+            tess = lambda out, *x: [T, "run", "-i", src, "-o", out, "-p", "gaussian sigma=2", "--compression", comp,
+                                    "--force", "--quiet", *x]
+            flat = best([tess(o("flat.tif"))], a.repeat)
+            ome = best([tess(o("p.ome.tif"), "--pyramid")], a.repeat)
+            cog = best([tess(o("cog.tif"), "--layout", "cog")], a.repeat)
+            vc = {"none": "none", "deflate": "deflate", "zstd": "zstd"}[comp]
+            vips = best([["vips", "gaussblur", src,
+                          o("vips.tif") + f"[tile,tile-width=256,tile-height=256,pyramid,subifd,bigtiff,compression={vc}]",
+                          "2"]], a.repeat)
+            gc = {"none": "NONE", "deflate": "DEFLATE", "zstd": "ZSTD"}[comp]
+            for f in ("vips-flat.tif", "gdal-cog.tif"):
+                if os.path.exists(o(f)):
+                    os.unlink(o(f))
+            gdal = best([["vips", "gaussblur", src, o("vips-flat.tif") + "[tile,tile-width=256,tile-height=256,bigtiff]",
+                          "2"],
+                         ["gdal_translate", "-q", "-of", "COG", "-co", f"COMPRESS={gc}", "-co", "BLOCKSIZE=256",
+                          "-co", "BIGTIFF=YES", "-co", "NUM_THREADS=ALL_CPUS", o("vips-flat.tif"), o("gdal-cog.tif")]],
+                        1)
+            print(f"{label:<12} {comp:<11} {flat:6.2f} {ome:6.2f} {cog:6.2f} {vips:6.2f} {gdal:6.2f}"
+                  f" {vips / ome:9.2f} {gdal / cog:9.2f} {ome / flat:9.2f} {cog / flat:9.2f}", flush=True)
+    print("\npeak memory (max RSS) of tessera --pyramid --compression deflate:")
+    for size in (16384, 32768):
+        src = os.path.join(a.dir, f"pyr-mem-{size}.tif")
+        if not os.path.exists(src):
+            subprocess.run([T, "generate", "-o", src, "--size", f"{size}x{size}", "--tile", "1024", "--out-tile", "256",
+                            "--quiet"], check=True)
+        kb = peak_kb([T, "run", "-i", src, "-o", o("mem.ome.tif"), "-p", "gaussian sigma=2", "--pyramid",
+                      "--compression", "deflate", "--force", "--quiet"])
+        print(f"  {size}^2: {kb / 1024:.0f} MiB")
+        os.unlink(src)
+
+
+if __name__ == "__main__":
+    main()
