@@ -14,8 +14,10 @@ zstd), `gaussian sigma=2` is run as
 - vips gaussblur 2 into a tiled TIFF, then gdal_translate -of COG (same
   compression), the two timed together: what a GDAL user runs today.
 
-Each command runs once to warm the page cache, then --repeat times; the
-best time counts. Prints seconds and the ratios (vips / tessera, GDAL /
+First, flat compressed output alone: tessera's default levels against
+libtiff's (deflate 6, zstd 9) through --compression-level, and vips
+tiffsave flat with the same compression, with sizes. Each command runs
+once to warm the page cache, then --repeat times; the best time counts. Prints seconds and the ratios (vips / tessera, GDAL /
 tessera, pyramid / flat). Then peak memory (max RSS) of tessera --pyramid
 at 16384^2 and 32768^2, which should be flat.
 
@@ -67,6 +69,24 @@ def main():
                             "--out-tile", "256", "--quiet"], check=True)
         inputs.append((f"{size}^2 {name}", src))
     o = lambda n: os.path.join(a.dir, n)
+    mb = lambda n: os.path.getsize(o(n)) / 1e6
+    print("flat compressed output: tessera's defaults (deflate: ISA-L level 1; zstd 3), tessera at libtiff's\n"
+          "defaults (deflate 6, zstd 9), vips tiffsave (flat, same compression); seconds and MB")
+    print(f"{'input':<12} {'codec':<8} {'none':>6} {'tessera':>8} {'MB':>7} {'lvl 6/9':>8} {'MB':>7} {'vips':>6} {'MB':>7}"
+          f" {'vips/t':>7} {'t/none':>7}")
+    for label, src in inputs:
+        tess = lambda out, *x: [T, "run", "-i", src, "-o", o(out), "-p", "gaussian sigma=2", "--force", "--quiet", *x]
+        none = best([tess("flat.tif")], a.repeat)
+        for comp, old in (("deflate", "6"), ("zstd", "9")):
+            t = best([tess("flat.tif", "--compression", comp)], a.repeat)
+            t_mb = mb("flat.tif")
+            t_old = best([tess("old.tif", "--compression", comp, "--compression-level", old)], a.repeat)
+            old_mb = mb("old.tif")
+            v = best([["vips", "gaussblur", src, o("vflat.tif") + f"[tile,tile-width=256,tile-height=256,bigtiff,"
+                       f"compression={comp}]", "2"]], a.repeat)
+            print(f"{label:<12} {comp:<8} {none:6.2f} {t:8.2f} {t_mb:7.1f} {t_old:8.2f} {old_mb:7.1f} {v:6.2f}"
+                  f" {mb('vflat.tif'):7.1f} {v / t:7.2f} {t / none:7.2f}", flush=True)
+    print()
     print(f"{'input':<12} {'compression':<11} {'flat':>6} {'ome':>6} {'cog':>6} {'vips':>6} {'gdal':>6}"
           f" {'vips/ome':>9} {'gdal/cog':>9} {'ome/flat':>9} {'cog/flat':>9}")
     for label, src in inputs:

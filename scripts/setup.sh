@@ -9,7 +9,7 @@ PKGS=(
   # libraries tessera links (MPI, HDF5 and inih are used by the scheduler,
   # list-mode and job-file layers)
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev libtiff-dev libpng-dev
-  libjpeg62-turbo-dev libinih-dev libisal-dev
+  libjpeg62-turbo-dev libinih-dev libisal-dev libzstd-dev
   # tests: independent references and readers
   python3 python3-numpy python3-scipy python3-skimage python3-opencv
   python3-tifffile python3-h5py python3-pytest python3-joblib libtiff-tools hdf5-tools procps

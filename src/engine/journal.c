@@ -141,6 +141,35 @@ ts_status ts_journal_task(ts_journal *j, int64_t t, const ts_jtile *tiles, int64
   return TS_OK;
 }
 
+ts_status ts_journal_tail(ts_journal *j, int64_t t, const ts_jtail *v, int64_t n, ts_error *err) {
+  ts_blob line = {0};
+  char one[160];
+  int bad = 0, m = snprintf(one, sizeof one, "tail %lld %lld", (long long)t, (long long)n);
+  bad |= ts_blob_append(&line, one, (size_t)m);
+  for (int64_t i = 0; i < n && !bad; i++) {
+    m = snprintf(one, sizeof one, " %d %lld %lld %llu %llu %08x", v[i].level, (long long)v[i].x, (long long)v[i].y,
+                 (unsigned long long)v[i].t.off, (unsigned long long)v[i].t.size, v[i].t.crc);
+    bad |= ts_blob_append(&line, one, (size_t)m);
+  }
+  bad = bad || add_line(&j->pending, (const char *)line.p, line.size);
+  ts_blob_free(&line);
+  return bad ? ts_fail(err, TS_ERR_NOMEM, "out of memory") : TS_OK;
+}
+
+/* "snap K LEN CRC", the bytes, a newline: the state after the tasks listed so far. */
+static ts_status add_snapshot(ts_journal *j, ts_error *err) {
+  ts_blob b = {0};
+  ts_status st = j->snapshot(j->snapshot_ctx, &b, err);
+  char line[96];
+  int m = snprintf(line, sizeof line, "snap %lld %zu %08x", (long long)(j->durable + j->npending), b.size,
+                   ts_crc32(b.p ? b.p : (unsigned char *)"", b.size));
+  if (st == TS_OK && (add_line(&j->pending, line, (size_t)m) || ts_blob_append(&j->pending, b.p ? b.p : (unsigned char *)"", b.size) ||
+                      ts_blob_append(&j->pending, "\n", 1)))
+    st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  ts_blob_free(&b);
+  return st;
+}
+
 ts_status ts_journal_record(ts_journal *j, int64_t index, const void *rec, size_t len, ts_error *err) {
   char line[96];
   int m = snprintf(line, sizeof line, "rec %lld %zu %08x", (long long)index, len, ts_crc32(rec, len));
@@ -169,6 +198,7 @@ ts_status ts_journal_checkpoint(ts_journal *j, ts_writer *w, ts_error *err) {
   if (!j->npending) return TS_OK;
   ts_status st = TS_OK; /* the data first: the journal lists only durable tasks */
   if (w) st = ts_writer_sync(w, err);
+  if (st == TS_OK && j->snapshot) st = add_snapshot(j, err);
   if (st == TS_OK && j->sync_fd >= 0 && syncfs(j->sync_fd) != 0)
     st = ts_fail(err, TS_ERR_IO, "%s: cannot sync the output files: %s", j->path, strerror(errno));
   if (st == TS_OK) st = write_durably(j, &j->pending, err);
@@ -199,6 +229,8 @@ void ts_journal_state_free(ts_journal_state *s) {
   ts_blob_free(&s->records);
   free(s->first);
   free(s->tiles);
+  free(s->tails);
+  ts_blob_free(&s->snap);
   for (int i = 0; i < s->npasses; i++) free(s->pass[i].v);
   memset(s, 0, sizeof *s);
 }
@@ -263,6 +295,39 @@ static ts_status parse(char *text, size_t n, ts_journal_state *s, const char *pa
       ntiles += k;
       s->ntasks++;
       s->first[s->ntasks] = ntiles;
+    } else if (strncmp(p, "tail ", 5) == 0) {
+      char *q = p + 5;
+      int64_t t = strtoll(q, &q, 10), k = strtoll(q, &q, 10);
+      if (t != s->ntasks - 1 || k < 1 || k > (e - q) / 12) break; /* not the last task's */
+      ts_jtail *tl = realloc(s->tails, (size_t)(s->ntails + k) * sizeof *tl);
+      if (!tl) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+      s->tails = tl;
+      for (int64_t i = 0; i < k; i++, s->ntails++) {
+        ts_jtail *v = &s->tails[s->ntails];
+        v->task = t;
+        v->level = (int)strtol(q, &q, 10);
+        v->x = strtoll(q, &q, 10);
+        v->y = strtoll(q, &q, 10);
+        v->t.off = strtoull(q, &q, 10);
+        v->t.size = strtoull(q, &q, 10);
+        v->t.crc = (uint32_t)strtoul(q, &q, 16);
+      }
+    } else if (strncmp(p, "snap ", 5) == 0) {
+      char *q = p + 5;
+      long long k = strtoll(q, &q, 10);
+      unsigned long long len = strtoull(q, &q, 10);
+      uint32_t crc = (uint32_t)strtoul(q, &q, 16);
+      const char *body = e + 1;
+      if (k != s->ntasks || len > (unsigned long long)(limit - body) || (size_t)(limit - body) < len + 1 ||
+          body[len] != '\n' || ts_crc32(body, len) != crc)
+        break; /* torn */
+      s->snap.size = 0;
+      if (ts_blob_append(&s->snap, body, len) || ts_blob_append(&s->snap, "", 0))
+        return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+      s->has_snap = 1;
+      s->snap_tasks = k;
+      s->snap_tails = s->ntails;
+      e = (char *)body + len;
     } else if (strncmp(p, "rec ", 4) == 0) {
       char *q = p + 4;
       long long index = strtoll(q, &q, 10);
@@ -279,6 +344,10 @@ static ts_status parse(char *text, size_t n, ts_journal_state *s, const char *pa
       break;
     }
     p = e + 1;
+  }
+  if (s->has_snap) { /* a pyramid's job: what the last snapshot describes, no more */
+    s->ntasks = s->snap_tasks;
+    s->ntails = s->snap_tails;
   }
   if (!s->fingerprint.p && ts_blob_append(&s->fingerprint, "", 0)) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   if (ts_blob_append(&s->fingerprint, "", 1)) return ts_fail(err, TS_ERR_NOMEM, "out of memory");

@@ -107,6 +107,23 @@ ts_status ts_encode_core(ts_encoder **encs, ts_blob *parts, int n, const ts_core
   return st;
 }
 
+/* The pyramid tiles the tail wrote while storing task t, where they went. */
+static ts_status journal_tail(ts_order *o, int64_t t, ts_error *err) {
+  const ts_tail *tl = o->tail;
+  ts_jtail *v = malloc((size_t)tl->nlog * sizeof *v);
+  if (!v) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  ts_status st = TS_OK;
+  for (int64_t i = 0; st == TS_OK && i < tl->nlog; i++) {
+    const struct ts_tail_write *w = &tl->log[i];
+    v[i] = (ts_jtail){.task = t, .x = w->x, .y = w->y, .level = w->level, .t.crc = w->crc};
+    ts_rect r = {w->x, w->y, 1, 1};
+    st = ts_writer_locate(o->writer, w->level, r, &v[i].t.off, &v[i].t.size, err);
+  }
+  if (st == TS_OK) st = ts_journal_tail(o->journal, t, v, tl->nlog, err);
+  free(v);
+  return st;
+}
+
 /* Store task t's encoded tiles; with a journal, note where they went and
  * checkpoint when one is due. */
 static ts_status store(ts_order *o, int64_t t, const ts_blob *b, ts_error *err) {
@@ -138,7 +155,7 @@ static ts_status store(ts_order *o, int64_t t, const ts_blob *b, ts_error *err) 
     if (st) return st;
     p += sizeof head + size;
   }
-  if (o->tail) { /* the core at the first level no task makes alone */
+  if (o->tail && !o->replaying) { /* the core at the first level no task makes alone */
     uint64_t head[2];
     memcpy(head, p, sizeof head);
     const ts_rect r = ts_level_rect(o->levels, core, o->levels->task_levels);
@@ -150,9 +167,12 @@ static ts_status store(ts_order *o, int64_t t, const ts_blob *b, ts_error *err) 
   }
   if (o->journal) {
     ts_status st = ts_journal_task(o->journal, t, o->jt, n, err);
-    if (st == TS_OK && ts_journal_due(o->journal)) st = ts_journal_checkpoint(o->journal, o->writer, err);
+    if (st == TS_OK && o->tail && o->tail->nlog) st = journal_tail(o, t, err);
+    if (st == TS_OK && !o->replaying && ts_journal_due(o->journal))
+      st = ts_journal_checkpoint(o->journal, o->writer, err);
     if (st) return st;
   }
+  if (o->tail) o->tail->nlog = 0;
   if (o->progress) ts_progress_tick(o->progress, core.w * core.h);
   return TS_OK;
 }

@@ -60,6 +60,7 @@ typedef struct ts_order {
   ts_writer *writer;
   const ts_levels *levels; /* NULL: flat */
   struct ts_tail *tail;    /* the pyramid's levels above the tasks' (NULL: none) */
+  int replaying;           /* --resume: results carry no pyramid piece, and no checkpoint is taken */
   const ts_grid *grid;
   int64_t out_tile;
   ts_progress *progress; /* may be NULL */

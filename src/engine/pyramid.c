@@ -1,7 +1,40 @@
 /* The pyramid's upper levels on the owner (pyramid.h). */
 #include <stdlib.h>
 #include <string.h>
+#include "engine/journal.h"
 #include "engine/pyramid.h"
+
+/* A snapshot: per unfinished tile [int64 level][int64 index][int64 filled][pixels]. */
+ts_status ts_tail_snapshot(void *tail, ts_blob *out, ts_error *err) {
+  ts_tail *t = tail;
+  for (int L = t->g->task_levels; L < t->g->n; L++)
+    for (int64_t i = 0; i < ts_level_across(t->g, L) * ts_level_down(t->g, L); i++) {
+      const ts_tail_tile *tt = &t->t[L][i];
+      if (!tt->px) continue;
+      const int64_t head[3] = {L, i, tt->filled};
+      if (ts_blob_append(out, head, sizeof head) || ts_blob_append(out, tt->px, t->tile_bytes))
+        return ts_fail(err, TS_ERR_NOMEM, "out of memory for a checkpoint");
+    }
+  return TS_OK;
+}
+
+ts_status ts_tail_restore(ts_tail *t, const unsigned char *p, size_t n, ts_error *err) {
+  const size_t rec = 3 * sizeof(int64_t) + t->tile_bytes;
+  for (size_t at = 0; at < n; at += rec) {
+    int64_t head[3];
+    if (n - at < rec) return ts_fail(err, TS_ERR_FORMAT, "the journal's pyramid snapshot is cut short");
+    memcpy(head, p + at, sizeof head);
+    const int L = (int)head[0];
+    if (L < t->g->task_levels || L >= t->g->n || head[1] < 0 ||
+        head[1] >= ts_level_across(t->g, L) * ts_level_down(t->g, L) || head[2] <= 0 || head[2] > t->g->tile * t->g->tile)
+      return ts_fail(err, TS_ERR_FORMAT, "the journal's pyramid snapshot names no tile of this job");
+    ts_tail_tile *tt = &t->t[L][head[1]];
+    if (!tt->px && !(tt->px = malloc(t->tile_bytes))) return ts_fail(err, TS_ERR_NOMEM, "out of memory for the pyramid");
+    memcpy(tt->px, p + at + sizeof head, t->tile_bytes);
+    tt->filled = head[2];
+  }
+  return TS_OK;
+}
 
 ts_status ts_tail_init(ts_tail *t, const ts_levels *g, ts_dtype dtype, int channels, ts_downsample mode,
                        ts_writer *writer, const char *output, const ts_writer_options *o, ts_error *err) {
@@ -30,6 +63,7 @@ void ts_tail_free(ts_tail *t) {
   for (int64_t i = 0; i < t->npool; i++) free(t->pool[i]);
   free(t->pool);
   free(t->half);
+  free(t->log);
   ts_encoder_free(&t->enc);
   memset(t, 0, sizeof *t);
 }
@@ -48,6 +82,13 @@ static ts_status complete(ts_tail *t, int L, int64_t tx, int64_t ty, ts_error *e
   if (st == TS_OK) st = ts_writer_write_encoded(t->writer, L, r, data, size, err);
   if (st) return st;
   t->written++;
+  if (t->nlog == t->caplog) {
+    int64_t cap = 2 * t->caplog + 16;
+    struct ts_tail_write *lg = realloc(t->log, (size_t)cap * sizeof *lg);
+    if (!lg) return ts_fail(err, TS_ERR_NOMEM, "out of memory for the pyramid");
+    t->log = lg, t->caplog = cap;
+  }
+  t->log[t->nlog++] = (struct ts_tail_write){L, r.x, r.y, size, ts_crc32(data, size)};
   if (L + 1 < t->g->n) {
     ts_image src = ts_image_packed(tt->px, r.w, r.h, t->channels, t->dtype);
     src.stride = T * (int64_t)t->px;

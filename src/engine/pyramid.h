@@ -29,6 +29,13 @@ typedef struct ts_tail {
   int64_t npool;
   unsigned char *half;            /* a tile halved */
   int64_t written;                /* tail tiles written */
+  struct ts_tail_write {          /* those written since the owner last drained them (journal) */
+    int level;
+    int64_t x, y;
+    uint64_t size;
+    uint32_t crc;
+  } *log;
+  int64_t nlog, caplog;
 } ts_tail;
 
 ts_status ts_tail_init(ts_tail *t, const ts_levels *g, ts_dtype dtype, int channels, ts_downsample mode,
@@ -36,5 +43,9 @@ ts_status ts_tail_init(ts_tail *t, const ts_levels *g, ts_dtype dtype, int chann
 /* Pixels of level L (r in that level's coordinates, src with its stride). */
 ts_status ts_tail_add(ts_tail *t, int L, ts_rect r, const void *src, int64_t stride, ts_error *err);
 void ts_tail_free(ts_tail *t);
+/* The unfinished tiles, for a checkpoint; and setting them again on
+ * --resume (the replay writes the finished ones from the journal). */
+ts_status ts_tail_snapshot(void *tail, ts_blob *out, ts_error *err);
+ts_status ts_tail_restore(ts_tail *t, const unsigned char *p, size_t n, ts_error *err);
 
 #endif

@@ -88,6 +88,10 @@ static ts_status tile_start(ts_kind *kk, int64_t inflight, ts_error *err) {
                       k->plan.job->output, &k->wopts, err);
     if (st) return st;
     k->order.tail = &k->tail;
+    if (k->plan.journal) { /* every checkpoint keeps the upper levels' unfinished tiles */
+      k->plan.journal->snapshot = ts_tail_snapshot;
+      k->plan.journal->snapshot_ctx = &k->tail;
+    }
   }
   k->order.journal = k->plan.journal;
   st = ts_plan_replay(&k->plan, &k->order, err); /* --resume: the tasks done before */

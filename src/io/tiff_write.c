@@ -29,6 +29,7 @@
 #include <string.h>
 #include <tiffio.h>
 #include <unistd.h>
+#include <zstd.h>
 #include "core/blob.h"
 #include "core/zstream.h"
 #include "io/backends.h"
@@ -63,6 +64,7 @@ struct ts_encoder_state {
   void *tile; /* the staged (zero-padded) tile; predictors encode in place */
   char msg[512];
   ts_zstream z; /* deflate tiles: ISA-L or zlib, not libtiff's codec */
+  ZSTD_CCtx *zstd; /* zstd tiles: one context, reused */
   unsigned char *zbuf;
   size_t zcap;
 };
@@ -126,6 +128,7 @@ static void tiff_encoder_free(ts_encoder_state *e) {
   free(e->tile);
   free(e->zbuf);
   ts_zstream_free(&e->z);
+  ZSTD_freeCCtx(e->zstd);
   free(e);
 }
 
@@ -153,11 +156,15 @@ static void predict(void *tile, int64_t T, int ch, ts_dtype dt, unsigned char *r
   }
 }
 
-/* Deflate tiles: the predictor, then one zlib stream through
- * core/zstream.c (ISA-L's fast level by default, zlib's for the others):
- * libtiff's codec runs zlib at level 6, ten times slower than the kernels. */
-static ts_status deflate_tile(ts_encoder_state *e, ts_rect r, const void **data, size_t *size, ts_error *err) {
-  const size_t need = ts_zbound(e->tile_bytes), row = (size_t)(e->o.tile * e->o.channels) * 4;
+/* Deflate and zstd tiles: the predictor, then one stream: zlib's through
+ * core/zstream.c (ISA-L's fast level by default, zlib's for the others;
+ * libtiff's codec runs zlib at level 6, ten times slower than the
+ * kernels), or zstd's with a context kept for the thread (libtiff's codec
+ * builds one per tile). */
+static ts_status stream_tile(ts_encoder_state *e, ts_rect r, const void **data, size_t *size, ts_error *err) {
+  const int zstd = e->comp == COMPRESSION_ZSTD;
+  const size_t need = zstd ? ZSTD_compressBound(e->tile_bytes) : ts_zbound(e->tile_bytes),
+               row = (size_t)(e->o.tile * e->o.channels) * 4;
   if (e->zcap < need + row) {
     free(e->zbuf);
     e->zcap = 0;
@@ -165,7 +172,14 @@ static ts_status deflate_tile(ts_encoder_state *e, ts_rect r, const void **data,
     e->zcap = need + row;
   }
   predict(e->tile, e->o.tile, e->o.channels, e->o.dtype, e->zbuf + need);
-  *size = ts_zcompress(&e->z, e->o.level, e->tile, e->tile_bytes, e->zbuf, need);
+  if (zstd) {
+    if (!e->zstd && !(e->zstd = ZSTD_createCCtx())) return ts_fail(err, TS_ERR_NOMEM, "out of memory for a tile encoder");
+    const size_t n = ZSTD_compressCCtx(e->zstd, e->zbuf, need, e->tile, e->tile_bytes,
+                                       e->o.level >= 0 ? e->o.level : TS_TIFF_ZSTD_LEVEL);
+    *size = ZSTD_isError(n) ? 0 : n;
+  } else {
+    *size = ts_zcompress(&e->z, e->o.level, e->tile, e->tile_bytes, e->zbuf, need);
+  }
   *data = e->zbuf;
   if (!*size)
     return ts_fail(err, TS_ERR_NOMEM, "%s: cannot compress tile at (%lld, %lld): out of memory", e->path,
@@ -187,7 +201,7 @@ static ts_status tiff_encode(ts_encoder_state *e, int L, ts_rect r, const void *
   *data = e->tile;
   *size = e->tile_bytes;
   if (e->comp == COMPRESSION_NONE) return TS_OK;
-  if (e->comp == COMPRESSION_ADOBE_DEFLATE) return deflate_tile(e, r, data, size, err);
+  if (e->comp == COMPRESSION_ADOBE_DEFLATE || e->comp == COMPRESSION_ZSTD) return stream_tile(e, r, data, size, err);
   e->msg[0] = '\0';
   if (!e->t) {
     e->m.size = e->m.pos = 0;

@@ -120,6 +120,66 @@ def test_sigkill_then_resume_is_byte_identical(tmp_path, refs, name, np_, pipe, 
     assert written - s["resumed"] <= every, (written, s["resumed"])
 
 
+PYR = ["--pyramid", "--compression", "deflate"]  # tasks of one output tile: every level above 0 is the owner's
+
+
+@pytest.fixture(scope="module")
+def pyr_refs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pyrref")
+    out = {}
+    for layout in ("ome", "cog"):  # the same name: OME-XML names the image after its file
+        (d / layout).mkdir()
+        run(*args_for(d / layout / "out.tif", SLOW, *PYR, "--layout", layout))
+        out[layout] = (d / layout / "out.tif").read_bytes()
+    return out
+
+
+@pytest.mark.parametrize("layout,np_", [("ome", 0), ("ome", 3), ("cog", 3)])
+def test_pyramid_sigkill_then_resume_is_byte_identical(tmp_path, pyr_refs, layout, np_):
+    """The pyramid's upper levels, built on the owner, survive a SIGKILL: the
+    tiles it wrote are journaled with the task that completed them, and each
+    checkpoint keeps its unfinished tiles (snap)."""
+    out, journal = tmp_path / "out.tif", tmp_path / "out.tif.journal"
+    threads = ["--threads", 1] if np_ else ["--threads", 2]
+    args = [*PYR, "--layout", layout, *threads]
+    p = launch(np_, args_for(out, SLOW, *args, "--checkpoint-tasks", EVERY), tmp_path)
+    wait_until(lambda: journal_tasks(journal) >= TASKS // 2, p)
+    kill_all(p, str(out))
+    text = journal.read_bytes()
+    assert b"\ntail " in text and b"\nsnap " in text
+    journaled = journal_tasks(journal)
+    r = launch(np_, args_for(out, SLOW, *args, "--resume", "--stats", tmp_path / "s.json"), tmp_path)
+    _, err = r.communicate(timeout=300)
+    assert r.returncode == 0, err
+    assert out.read_bytes() == pyr_refs[layout]
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["resumed"] == journaled and s["computed"] == TASKS - journaled
+
+
+def test_pyramid_torn_tail_tile_redoes_everything(tmp_path, pyr_refs):
+    """A pyramid tile of the owner's that no longer checks out: the snapshot
+    cannot be trusted with it, so nothing is replayed, and the file is still
+    the uninterrupted run's."""
+    out, journal = tmp_path / "out.tif", tmp_path / "out.tif.journal"
+    p = launch(0, args_for(out, SLOW, *PYR, "--layout", "ome", "--checkpoint-tasks", EVERY), tmp_path)
+    wait_until(lambda: journal_tasks(journal) >= TASKS // 3, p)
+    p.send_signal(signal.SIGUSR1)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 75, err
+    tail = next(l for l in journal.read_bytes().split(b"\n") if l.startswith(b"tail "))
+    off = int(tail.split()[6])  # the first tile's offset: "tail T N L X Y OFF SIZE CRC"
+    with open(tmp_path / "out.tif.partial", "r+b") as f:
+        f.seek(off)
+        b = f.read(1)
+        f.seek(off)
+        f.write(bytes([b[0] ^ 0xFF]))
+    r = subprocess.run([TESSERA, *map(str, args_for(out, SLOW, *PYR, "--layout", "ome", "--resume", "--stats",
+                                                    tmp_path / "s.json"))], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == pyr_refs["ome"]
+    assert json.loads((tmp_path / "s.json").read_text())["resumed"] == 0
+
+
 def stopped_run(tmp_path, pipe=SLOW, *extra):
     """A run stopped by SIGUSR1 midway: OUT.partial and OUT.journal are left, journal complete."""
     out = tmp_path / "out.tif"
