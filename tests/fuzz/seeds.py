@@ -68,6 +68,23 @@ def tiffs(target, regress):
             t.write(a)
     tifffile.imwrite(path(target, "onewide.tif"), img(30, 1, 1, np.uint8), rowsperstrip=4)
     tifffile.imwrite(path(target, "onehigh.tif"), img(1, 30, 1, np.uint8))
+    # what outputs carry (io/tiff_meta.c): GeoTIFF, GDAL and resolution tags, big- and little-endian
+    geo = [(33550, "d", 3, (10.0, 10.0, 0.0), False), (33922, "d", 6, (0, 0, 0, 5e5, 4.6e6, 0), False),
+           (34735, "H", 16, (1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 32633), False),
+           (34737, "s", 0, "WGS 84 / UTM 33N|", False), (42113, "s", 0, "7", False),
+           (42112, "s", 0, "<GDALMetadata></GDALMetadata>", False)]
+    for order in "<>":
+        tifffile.imwrite(path(target, f"geo{order == '>' and '_be' or ''}.tif"), a, tile=(16, 16), extratags=geo,
+                         byteorder=order, resolution=(300, 300), resolutionunit="CENTIMETER")
+    # pyramids: SubIFDs (OME), and reduced IFDs after the page (GDAL's COG)
+    b = img(64, 48, 1, np.uint8)
+    with tifffile.TiffWriter(path(target, "subifds.ome.tif"), ome=True) as t:
+        t.write(b, tile=(16, 16), subifds=2, metadata={"axes": "YX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
+        t.write(b[::2, ::2], tile=(16, 16), subfiletype=1)
+        t.write(b[::4, ::4], tile=(16, 16), subfiletype=1)
+    with tifffile.TiffWriter(path(target, "reduced.tif")) as t:
+        for k in (1, 2, 4):
+            t.write(b[::k, ::k], tile=(16, 16), subfiletype=0 if k == 1 else 1)
     base = path(target, "tile_uint8_1.tif")
     for comp in ("lzw", "packbits", "jpeg", "zstd", "lzma"):
         out = path(target, f"tiffcp_{comp}.tif")

@@ -173,6 +173,18 @@ def test_cog_validates_and_keeps_georeferencing(tmp_path, geo, comp):
     assert "EPSG:32633" in info and "nodata:    7" in info and "level 3:   188 x 138" in info
 
 
+def test_big_endian_georeferencing_is_carried_as_values(tmp_path):
+    """Tags are copied element by element into the little-endian output:
+    a big-endian GeoTIFF (tifffile's, not GDAL's) reads the same in GDAL."""
+    src = tmp_path / "be.tif"
+    geo = [(33550, "d", 3, (2.5, 2.5, 0.0), False), (33922, "d", 6, (0, 0, 0, 1e5, 2e5, 0), False),
+           (34735, "H", 12, (1, 1, 0, 2, 1024, 0, 1, 1, 3072, 0, 1, 32631), False), (42113, "s", 0, "0", False)]
+    tifffile.imwrite(src, make_image(300, 400, "u16", 1), tile=(64, 64), byteorder=">", extratags=geo)
+    out = tmp_path / "out.tif"
+    run("run", "-i", src, "-o", out, "-p", "gaussian sigma=1", "--layout", "cog", "--quiet")
+    assert gdal_summary(out) == gdal_summary(src) == ("32631", (1e5, 2.5, 0, 2e5, 0, -2.5), 0.0)
+
+
 def test_ome_and_plain_keep_georeferencing(tmp_path, geo):
     for name, layout in [("o.ome.tif", "ome"), ("p.tif", "plain")]:
         out = tmp_path / name
