@@ -141,21 +141,6 @@ ts_status ts_journal_task(ts_journal *j, int64_t t, const ts_jtile *tiles, int64
   return TS_OK;
 }
 
-ts_status ts_journal_tail(ts_journal *j, int64_t t, const ts_jtail *v, int64_t n, ts_error *err) {
-  ts_blob line = {0};
-  char one[160];
-  int bad = 0, m = snprintf(one, sizeof one, "tail %lld %lld", (long long)t, (long long)n);
-  bad |= ts_blob_append(&line, one, (size_t)m);
-  for (int64_t i = 0; i < n && !bad; i++) {
-    m = snprintf(one, sizeof one, " %d %lld %lld %llu %llu %08x", v[i].level, (long long)v[i].x, (long long)v[i].y,
-                 (unsigned long long)v[i].t.off, (unsigned long long)v[i].t.size, v[i].t.crc);
-    bad |= ts_blob_append(&line, one, (size_t)m);
-  }
-  bad = bad || add_line(&j->pending, (const char *)line.p, line.size);
-  ts_blob_free(&line);
-  return bad ? ts_fail(err, TS_ERR_NOMEM, "out of memory") : TS_OK;
-}
-
 /* "snap K LEN CRC", the bytes, a newline: the state after the tasks listed so far. */
 static ts_status add_snapshot(ts_journal *j, ts_error *err) {
   ts_blob b = {0};
@@ -229,7 +214,6 @@ void ts_journal_state_free(ts_journal_state *s) {
   ts_blob_free(&s->records);
   free(s->first);
   free(s->tiles);
-  free(s->tails);
   ts_blob_free(&s->snap);
   for (int i = 0; i < s->npasses; i++) free(s->pass[i].v);
   memset(s, 0, sizeof *s);
@@ -295,23 +279,6 @@ static ts_status parse(char *text, size_t n, ts_journal_state *s, const char *pa
       ntiles += k;
       s->ntasks++;
       s->first[s->ntasks] = ntiles;
-    } else if (strncmp(p, "tail ", 5) == 0) {
-      char *q = p + 5;
-      int64_t t = strtoll(q, &q, 10), k = strtoll(q, &q, 10);
-      if (t != s->ntasks - 1 || k < 1 || k > (e - q) / 12) break; /* not the last task's */
-      ts_jtail *tl = realloc(s->tails, (size_t)(s->ntails + k) * sizeof *tl);
-      if (!tl) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
-      s->tails = tl;
-      for (int64_t i = 0; i < k; i++, s->ntails++) {
-        ts_jtail *v = &s->tails[s->ntails];
-        v->task = t;
-        v->level = (int)strtol(q, &q, 10);
-        v->x = strtoll(q, &q, 10);
-        v->y = strtoll(q, &q, 10);
-        v->t.off = strtoull(q, &q, 10);
-        v->t.size = strtoull(q, &q, 10);
-        v->t.crc = (uint32_t)strtoul(q, &q, 16);
-      }
     } else if (strncmp(p, "snap ", 5) == 0) {
       char *q = p + 5;
       long long k = strtoll(q, &q, 10);
@@ -326,7 +293,6 @@ static ts_status parse(char *text, size_t n, ts_journal_state *s, const char *pa
         return ts_fail(err, TS_ERR_NOMEM, "out of memory");
       s->has_snap = 1;
       s->snap_tasks = k;
-      s->snap_tails = s->ntails;
       e = (char *)body + len;
     } else if (strncmp(p, "rec ", 4) == 0) {
       char *q = p + 4;
@@ -345,10 +311,7 @@ static ts_status parse(char *text, size_t n, ts_journal_state *s, const char *pa
     }
     p = e + 1;
   }
-  if (s->has_snap) { /* a pyramid's job: what the last snapshot describes, no more */
-    s->ntasks = s->snap_tasks;
-    s->ntails = s->snap_tails;
-  }
+  if (s->has_snap) s->ntasks = s->snap_tasks; /* a pyramid's job: what the last snapshot describes, no more */
   if (!s->fingerprint.p && ts_blob_append(&s->fingerprint, "", 0)) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   if (ts_blob_append(&s->fingerprint, "", 1)) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   if (!s->first && !(s->first = calloc(1, sizeof *s->first))) return ts_fail(err, TS_ERR_NOMEM, "out of memory");

@@ -9,10 +9,8 @@
  *   fp KEY=VALUE            the job's fingerprint, one line per key
  *   stats KERNEL STAGE N V1 .. VN   a statistics pass's merged partial (%a)
  *   task T N OFF SIZE CRC ...       task T's N output tiles, in order
- *   tail T N L X Y OFF SIZE CRC ... the pyramid tiles (level L at X, Y) the owner
- *                                   wrote while storing task T
- *   snap K LEN CRC                  the pyramid's unfinished upper tiles after task
- *                                   K-1, LEN bytes follow (one per checkpoint)
+ *   snap K LEN CRC                  the pieces a pyramid's upper tiles hold after
+ *                                   task K-1, LEN bytes follow (one per checkpoint)
  *   rec INDEX LEN CRC               list mode: an input's record, LEN bytes follow
  *
  * Tasks are stored in task order, so the journaled tasks are always a
@@ -28,12 +26,6 @@ typedef struct ts_jtile {
   uint64_t off, size;
   uint32_t crc;
 } ts_jtile;
-
-typedef struct ts_jtail {
-  int64_t task, x, y;
-  int level;
-  ts_jtile t;
-} ts_jtail;
 
 typedef struct ts_jpass {
   int64_t kernel, stage, n;
@@ -54,7 +46,7 @@ typedef struct ts_journal {
   int sync_fd;          /* list mode, directory output: syncfs() this before the journal (-1: none) */
   int immediate;        /* list mode, HDF5 output: a record is its own data, written at once (a
                            checkpoint fsyncs); nothing accumulates in memory */
-  /* a pyramid's unfinished upper tiles, saved at every checkpoint (NULL: none) */
+  /* a pyramid's pieces of its upper tiles, saved at every checkpoint (NULL: none) */
   ts_status (*snapshot)(void *ctx, ts_blob *out, ts_error *err);
   void *snapshot_ctx;
 } ts_journal;
@@ -69,11 +61,9 @@ typedef struct ts_journal_state {
   ts_jpass pass[TS_MAX_PASSES];
   ts_blob records;     /* list mode: the records, one after another */
   int64_t nrecords;
-  ts_jtail *tails;     /* for tasks 0..ntasks-1, in order */
-  int64_t ntails;
   int has_snap;        /* a snapshot was read: ntasks is its K (what it describes) */
   ts_blob snap;
-  int64_t snap_tasks, snap_tails;
+  int64_t snap_tasks;
 } ts_journal_state;
 
 /* Create (truncating) the journal with the fingerprint; durable on return. */
@@ -83,8 +73,6 @@ ts_status ts_journal_create(const char *path, const char *fingerprint, int64_t e
 ts_status ts_journal_stats(ts_journal *j, int64_t kernel, int64_t stage, const double *v, int64_t n, ts_error *err);
 /* Task t was stored with these tiles: pending until the next checkpoint. */
 ts_status ts_journal_task(ts_journal *j, int64_t t, const ts_jtile *tiles, int64_t n, ts_error *err);
-/* The pyramid tiles written while storing task t (right after its task line). */
-ts_status ts_journal_tail(ts_journal *j, int64_t t, const ts_jtail *v, int64_t n, ts_error *err);
 /* List mode: one input's record (list.h's ts_list_record layout), whole, so a
  * resume needs nothing else: "rec INDEX LEN CRC" then the LEN bytes.
  * Pending until the next checkpoint. */

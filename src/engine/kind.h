@@ -54,6 +54,12 @@ typedef struct ts_kind_ops {
   /* Append task t's input (its payload) to b. A bad input may become a
    * payload that fails as a task (list mode), so the run goes on. */
   ts_status (*read)(ts_kind *k, int64_t t, ts_blob *b, ts_error *err);
+  /* May task t be read now (NULL: always)? A task built from other tasks'
+   * results (a pyramid's upper tile) waits until they are stored; the
+   * loops ask under their store lock and read it there. */
+  int (*ready)(const ts_kind *k, int64_t t);
+  /* Is task t's payload the owner's to read even with --io direct (NULL: no)? */
+  int (*owner_reads)(const ts_kind *k, int64_t t);
   /* ---- a computing rank ---- */
   /* Per-thread state for `threads` threads (buffers allocated once). */
   ts_status (*prepare)(ts_kind *k, int threads, ts_error *err);

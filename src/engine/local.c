@@ -61,8 +61,18 @@ static void work(loop *l, int me, int on) {
     if (l->next < l->n && ts_stop_requested()) l->stopped = 1;
     const int64_t pos = !l->stopped && l->next < l->n ? l->next++ : -1, t = pos >= 0 ? k->ops->task(k, pos) : -1;
     payload.size = 0;
-    if (pos >= 0) st = k->ops->read(k, t, &payload, &err);
-    pthread_mutex_unlock(&l->read_lock);
+    if (pos >= 0 && k->ops->owner_reads && k->ops->owner_reads(k, t)) {
+      /* built from stored results: wait for them, read under the store lock */
+      pthread_mutex_unlock(&l->read_lock);
+      pthread_mutex_lock(l->store_lock);
+      while (!l->failed && !k->ops->ready(k, t)) pthread_cond_wait(&l->stored, l->store_lock);
+      if (!l->failed) st = k->ops->read(k, t, &payload, &err);
+      pthread_mutex_unlock(l->store_lock);
+    } else {
+      if (pos >= 0) st = k->ops->read(k, t, &payload, &err);
+      pthread_mutex_unlock(&l->read_lock);
+    }
+    if (pos >= 0 && l->failed) break;
     if (pos < 0 || st) break;
     const double t_compute = ts_now() - l->t0;
     ts_trace_add(&tr, TS_PHASE_READ, t, t_read, t_compute, 0, me);

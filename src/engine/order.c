@@ -107,30 +107,39 @@ ts_status ts_encode_core(ts_encoder **encs, ts_blob *parts, int n, const ts_core
   return st;
 }
 
-/* The pyramid tiles the tail wrote while storing task t, where they went. */
-static ts_status journal_tail(ts_order *o, int64_t t, ts_error *err) {
-  const ts_tail *tl = o->tail;
-  ts_jtail *v = malloc((size_t)tl->nlog * sizeof *v);
-  if (!v) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
-  ts_status st = TS_OK;
-  for (int64_t i = 0; st == TS_OK && i < tl->nlog; i++) {
-    const struct ts_tail_write *w = &tl->log[i];
-    v[i] = (ts_jtail){.task = t, .x = w->x, .y = w->y, .level = w->level, .t.crc = w->crc};
-    ts_rect r = {w->x, w->y, 1, 1};
-    st = ts_writer_locate(o->writer, w->level, r, &v[i].t.off, &v[i].t.size, err);
+/* Store task t's encoded tiles; with a journal, note where they went and
+ * checkpoint when one is due. */
+/* What task t's result holds: the levels of a grid task's core (g >= 0),
+ * or one upper tile (*L, *up); and the piece of the level above it. */
+static int64_t result_of(const ts_order *o, int64_t t, ts_core_levels *c, int *L, ts_rect *up) {
+  const int64_t g = o->seq ? ts_tile_seq_at(o->seq, t, L, up) : t;
+  if (g >= 0) {
+    ts_core_levels_of(o->levels, ts_grid_core(o->grid, g), c);
+  } else { /* levels below L hold nothing: level_tile skips them */
+    memset(c, 0, sizeof *c);
+    c->n = *L + 1;
+    c->core[*L] = *up;
   }
-  if (st == TS_OK) st = ts_journal_tail(o->journal, t, v, tl->nlog, err);
-  free(v);
-  return st;
+  return g;
+}
+
+int64_t ts_order_result_tiles(const ts_order *o, int64_t t) {
+  ts_core_levels c;
+  int L;
+  ts_rect up;
+  result_of(o, t, &c, &L, &up);
+  return level_tiles(&c, o->out_tile);
 }
 
 /* Store task t's encoded tiles; with a journal, note where they went and
- * checkpoint when one is due. */
+ * checkpoint when one is due. Then its piece of the pyramid above. */
 static ts_status store(ts_order *o, int64_t t, const ts_blob *b, ts_error *err) {
-  ts_rect core = ts_grid_core(o->grid, t);
   const unsigned char *p = b->p;
   ts_core_levels c;
-  ts_core_levels_of(o->levels, core, &c);
+  int Lt = 0;
+  ts_rect up = {0};
+  const int64_t g = result_of(o, t, &c, &Lt, &up);
+  const ts_rect core = g >= 0 ? c.core[0] : (ts_rect){0};
   const int64_t n = level_tiles(&c, o->out_tile);
   if (o->journal && n > o->njt) {
     ts_jtile *jt = realloc(o->jt, (size_t)n * sizeof *jt);
@@ -155,24 +164,29 @@ static ts_status store(ts_order *o, int64_t t, const ts_blob *b, ts_error *err) 
     if (st) return st;
     p += sizeof head + size;
   }
-  if (o->tail && !o->replaying) { /* the core at the first level no task makes alone */
-    uint64_t head[2];
-    memcpy(head, p, sizeof head);
-    const ts_rect r = ts_level_rect(o->levels, core, o->levels->task_levels);
-    if (head[0] != (uint64_t)(r.w * r.h) * o->tail->px)
-      return ts_fail(err, TS_ERR_INTERNAL, "task %lld: a pyramid piece of %llu bytes, expected %lldx%lld",
-                     (long long)t, (unsigned long long)head[0], (long long)r.w, (long long)r.h);
-    ts_status st = ts_tail_add(o->tail, o->levels->task_levels, r, p + sizeof head, r.w * (int64_t)o->tail->px, err);
-    if (st) return st;
+  if (o->tail && !o->replaying) {
+    /* the piece: a grid task's core at the first upper level, or an upper
+     * tile halved (none from the top) */
+    const int L = g >= 0 ? o->levels->task_levels : Lt + 1;
+    if (g < 0) ts_tail_done(o->tail, Lt, up);
+    if (L < o->levels->n) {
+      const ts_rect r = g >= 0 ? ts_level_rect(o->levels, core, L)
+                               : (ts_rect){up.x / 2, up.y / 2, (up.w + 1) / 2, (up.h + 1) / 2};
+      uint64_t head[2];
+      memcpy(head, p, sizeof head);
+      if (head[0] != (uint64_t)(r.w * r.h) * o->tail->px)
+        return ts_fail(err, TS_ERR_INTERNAL, "task %lld: a pyramid piece of %llu bytes, expected %lldx%lld",
+                       (long long)t, (unsigned long long)head[0], (long long)r.w, (long long)r.h);
+      ts_status st = ts_tail_add(o->tail, L, r, p + sizeof head, r.w * (int64_t)o->tail->px, err);
+      if (st) return st;
+    }
   }
   if (o->journal) {
     ts_status st = ts_journal_task(o->journal, t, o->jt, n, err);
-    if (st == TS_OK && o->tail && o->tail->nlog) st = journal_tail(o, t, err);
     if (st == TS_OK && !o->replaying && ts_journal_due(o->journal))
       st = ts_journal_checkpoint(o->journal, o->writer, err);
     if (st) return st;
   }
-  if (o->tail) o->tail->nlog = 0;
   if (o->progress) ts_progress_tick(o->progress, core.w * core.h);
   return TS_OK;
 }
@@ -182,16 +196,12 @@ void ts_core_levels_of(const ts_levels *g, ts_rect core, ts_core_levels *c) {
   for (int L = 0; L < c->n; L++) c->core[L] = L ? ts_level_rect(g, core, L) : core;
 }
 
-int64_t ts_core_tiles(const ts_levels *g, ts_rect core, int64_t out_tile) {
-  ts_core_levels c;
-  ts_core_levels_of(g, core, &c);
-  return level_tiles(&c, out_tile);
-}
 
-ts_status ts_order_init(ts_order *o, ts_writer *w, const ts_grid *g, const ts_levels *levels, int64_t out_tile,
-                        ts_progress *progress, int64_t nslots, ts_error *err) {
+ts_status ts_order_init(ts_order *o, ts_writer *w, const ts_grid *g, const ts_levels *levels, const ts_tile_seq *seq,
+                        int64_t out_tile, ts_progress *progress, int64_t nslots, ts_error *err) {
   memset(o, 0, sizeof *o);
   o->levels = levels;
+  o->seq = seq;
   o->writer = w;
   o->grid = g;
   o->out_tile = out_tile;

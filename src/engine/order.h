@@ -15,7 +15,8 @@
 /* A task's result (a ts_blob): [uint64 size][uint64 CRC-32][bytes] per
  * output tile, level 0's first, then each level the task makes itself;
  * with a pyramid taller than that, one more record: the core at level
- * task_levels, raw (the owner's tail builds the rest, pyramid.h). */
+ * task_levels, raw, a piece of an upper tile (pyramid.h). An upper tile's
+ * task: its one tile, then itself halved (but from the top level). */
 
 /* A task's core at each level it makes (core[0]: level 0's), and their
  * pixels (im[L], packed; set by the caller). */
@@ -26,8 +27,6 @@ typedef struct ts_core_levels {
 } ts_core_levels;
 /* The rects (g NULL: flat, level 0 only). */
 void ts_core_levels_of(const ts_levels *g, ts_rect core, ts_core_levels *c);
-/* How many output tiles a task's result holds. */
-int64_t ts_core_tiles(const ts_levels *g, ts_rect core, int64_t out_tile);
 
 /* Encode the output tiles (out_tile-sized, on each level's tile grid) of
  * every level of c, appending to b. With n > 1 encoders the tiles are
@@ -56,10 +55,12 @@ void ts_tile_threads_free(ts_tile_threads *c);
  * memory held is that of the results actually waiting, and it is reused
  * (warm) rather than first-touched again. */
 struct ts_tail;
+struct ts_tile_seq;
 typedef struct ts_order {
   ts_writer *writer;
   const ts_levels *levels; /* NULL: flat */
-  struct ts_tail *tail;    /* the pyramid's levels above the tasks' (NULL: none) */
+  const struct ts_tile_seq *seq; /* a pyramid with upper levels: what each task is (NULL: grid tasks) */
+  struct ts_tail *tail;    /* the upper levels' pieces (NULL: none) */
   int replaying;           /* --resume: results carry no pyramid piece, and no checkpoint is taken */
   const ts_grid *grid;
   int64_t out_tile;
@@ -77,8 +78,11 @@ typedef struct ts_order {
   int64_t njt;
 } ts_order;
 
-ts_status ts_order_init(ts_order *o, ts_writer *w, const ts_grid *g, const ts_levels *levels, int64_t out_tile,
-                        ts_progress *progress, int64_t nslots, ts_error *err);
+ts_status ts_order_init(ts_order *o, ts_writer *w, const ts_grid *g, const ts_levels *levels,
+                        const struct ts_tile_seq *seq, int64_t out_tile, ts_progress *progress, int64_t nslots,
+                        ts_error *err);
+/* How many output tiles task t's result holds. */
+int64_t ts_order_result_tiles(const ts_order *o, int64_t t);
 void ts_order_free(ts_order *o);
 /* Hand over task t's blob: stored now if it is next (then every waiting
  * one that follows), else copied into its slot. *placed = 0 means its slot

@@ -103,45 +103,18 @@ static int read_tile(int fd, const ts_jtile *jt, ts_blob *b) {
   return ok;
 }
 
-/* A pyramid whose upper levels the owner builds: the journal's snapshot
- * holds those levels' unfinished tiles after task K-1, so the replay must
- * reach exactly K. Every tile is checked before any is stored; if one is
- * bad, nothing is replayed. */
-static int tail_intact(const ts_plan *p, int fd) {
+/* A pyramid with upper levels: the journal's snapshot holds the pieces
+ * its upper tiles had after task K-1, so the replay must reach exactly K.
+ * Every tile is checked before any is stored; if one is bad, nothing is
+ * replayed. */
+static int all_intact(const ts_plan *p, int fd) {
   const ts_journal_state *s = &p->saved;
-  if (!s->has_snap || s->ntasks > p->grid.ntasks) return 0;
+  if (!s->has_snap) return 0;
   ts_blob b = {0};
   int ok = 1;
   for (int64_t i = 0; ok && i < s->first[s->ntasks]; i++) ok = (b.size = 0, read_tile(fd, &s->tiles[i], &b));
-  for (int64_t i = 0; ok && i < s->ntails; i++) ok = (b.size = 0, read_tile(fd, &s->tails[i].t, &b));
   ts_blob_free(&b);
   return ok;
-}
-
-/* Task t's pyramid tiles written by the owner, again, and journaled. */
-static ts_status replay_tail(const ts_plan *p, ts_order *o, int fd, int64_t t, int64_t *next, ts_blob *b, ts_error *err) {
-  const ts_journal_state *s = &p->saved;
-  const int64_t from = *next;
-  ts_status st = TS_OK;
-  for (; st == TS_OK && *next < s->ntails && s->tails[*next].task == t; (*next)++) {
-    const ts_jtail *v = &s->tails[*next];
-    b->size = 0;
-    if (!read_tile(fd, &v->t, b)) return ts_fail(err, TS_ERR_IO, "%s: a pyramid tile changed during the replay", p->prev_partial);
-    ts_rect r = {v->x, v->y, 1, 1};
-    st = ts_writer_write_encoded(p->writer, v->level, r, b->p + 16, v->t.size, err);
-  }
-  if (st == TS_OK && *next > from) {
-    ts_jtail *w = malloc((size_t)(*next - from) * sizeof *w);
-    if (!w) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
-    for (int64_t i = from; st == TS_OK && i < *next; i++) {
-      w[i - from] = s->tails[i];
-      ts_rect r = {w[i - from].x, w[i - from].y, 1, 1};
-      st = ts_writer_locate(p->writer, w[i - from].level, r, &w[i - from].t.off, &w[i - from].t.size, err);
-    }
-    if (st == TS_OK) st = ts_journal_tail(p->journal, t, w, *next - from, err);
-    free(w);
-  }
-  return st;
 }
 
 ts_status ts_plan_replay(ts_plan *p, ts_order *o, ts_error *err) {
@@ -152,15 +125,15 @@ ts_status ts_plan_replay(ts_plan *p, ts_order *o, ts_error *err) {
   int fd = p->prev_partial ? open(p->prev_partial, O_RDONLY | O_CLOEXEC) : -1;
   ts_blob b = {0};
   ts_status st = TS_OK;
-  int64_t next_tail = 0;
   const int tail = o->tail != NULL;
-  if (tail && fd >= 0 && !tail_intact(p, fd)) { /* redo it all */
+  const int64_t ntasks = o->seq ? o->seq->n : p->grid.ntasks;
+  if (tail && fd >= 0 && !all_intact(p, fd)) { /* redo it all */
     close(fd);
     fd = -1;
   }
   o->replaying = 1;
-  for (int64_t t = 0; fd >= 0 && st == TS_OK && t < s->ntasks && t < p->grid.ntasks; t++) {
-    const int64_t want = ts_core_tiles(&p->levels, ts_grid_core(&p->grid, t), p->out_tile);
+  for (int64_t t = 0; fd >= 0 && st == TS_OK && t < s->ntasks && t < ntasks; t++) {
+    const int64_t want = ts_order_result_tiles(o, t);
     if (s->first[t + 1] - s->first[t] != want) break;
     b.size = 0;
     int ok = 1;
@@ -169,7 +142,6 @@ ts_status ts_plan_replay(ts_plan *p, ts_order *o, ts_error *err) {
     int placed;
     st = ts_order_put(o, t, &b, &placed, err);
     if (st == TS_OK && !placed) st = ts_fail(err, TS_ERR_INTERNAL, "replayed task %lld has no slot", (long long)t);
-    if (st == TS_OK && tail) st = replay_tail(p, o, fd, t, &next_tail, &b, err);
     if (st == TS_OK) p->resumed = t + 1;
   }
   o->replaying = 0;

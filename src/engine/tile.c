@@ -23,7 +23,7 @@ typedef struct tile_kind {
   ts_order order;
   int have_order;
   ts_progress progress;
-  ts_tail tail; /* the pyramid above the tasks' levels */
+  ts_tail tail; /* the pieces of the pyramid's upper levels */
   int have_tail;
   double *merged; /* the statistics pass's merged partial (then the last one, for the announce) */
   int64_t resumed;
@@ -31,6 +31,7 @@ typedef struct tile_kind {
   ts_grid grid;
   int64_t out_tile;
   ts_levels levels;
+  ts_tile_seq seq; /* a pyramid with upper levels: the task sequence (seq.n 0: grid tasks only) */
   ts_downsample downsample;
   ts_writer_options wopts;
   ts_dtype in_dtype;
@@ -78,14 +79,13 @@ static ts_status set_pass(tile_kind *k, int p, ts_error *err) {
 
 static ts_status tile_start(ts_kind *kk, int64_t inflight, ts_error *err) {
   tile_kind *k = (tile_kind *)kk;
-  ts_status st = ts_order_init(&k->order, k->plan.writer, &k->grid, &k->levels, k->out_tile, &k->progress, inflight,
-                               err);
+  ts_status st = ts_order_init(&k->order, k->plan.writer, &k->grid, &k->levels, k->seq.n ? &k->seq : NULL,
+                               k->out_tile, &k->progress, inflight, err);
   if (st) return st;
   k->have_order = 1;
   if (k->levels.n > k->levels.task_levels) {
     k->have_tail = 1;
-    st = ts_tail_init(&k->tail, &k->levels, k->wopts.dtype, k->wopts.channels, k->downsample, k->plan.writer,
-                      k->plan.job->output, &k->wopts, err);
+    st = ts_tail_init(&k->tail, &k->levels, k->wopts.dtype, k->wopts.channels, err);
     if (st) return st;
     k->order.tail = &k->tail;
     if (k->plan.journal) { /* every checkpoint keeps the upper levels' unfinished tiles */
@@ -113,7 +113,7 @@ static ts_status tile_begin_pass(ts_kind *kk, int p, int64_t *n, ts_blob *announ
   ts_status st = set_pass(k, p, err);
   if (st) return st;
   if (!is_stats(k)) {
-    *n = k->grid.ntasks - k->resumed;
+    *n = (k->seq.n ? k->seq.n : k->grid.ntasks) - k->resumed;
     return TS_OK;
   }
   const ts_kernel *g = global_kernel(k);
@@ -178,10 +178,11 @@ static ts_status tile_finish(ts_kind *kk, ts_status st, ts_run_stats *stats, ts_
     stats->checkpoints = k->plan.journal ? k->plan.journal->checkpoints : 0;
     st = ts_plan_finish(&k->plan, err);
   }
-  stats->done = st == TS_OK ? k->grid.ntasks : written;
+  const int64_t all = k->seq.n ? k->seq.n : k->grid.ntasks;
+  stats->done = st == TS_OK ? all : written;
   stats->resumed = k->resumed;
   ts_passes_describe(k->pipe, stats->resolved, sizeof stats->resolved);
-  stats->tasks = k->grid.ntasks;
+  stats->tasks = all;
   stats->pixels = k->grid.w * k->grid.h;
   stats->in_w = k->grid.w;
   stats->in_h = k->grid.h;
@@ -224,8 +225,30 @@ static ts_status read_reader(void *r, ts_rect src, void *dst, int64_t stride, ts
   return ts_reader_read(r, src, dst, stride, err);
 }
 
+/* The grid task behind task t, or -1 for an upper pyramid tile (*L, *up). */
+static int64_t grid_task(const tile_kind *k, int64_t t, int *L, ts_rect *up) {
+  return is_stats(k) || !k->seq.n ? t : ts_tile_seq_at(&k->seq, t, L, up);
+}
+
+static int tile_ready(const ts_kind *kk, int64_t t) {
+  const tile_kind *k = (const tile_kind *)kk;
+  int L;
+  ts_rect up;
+  return grid_task(k, t, &L, &up) >= 0 || ts_tail_ready(&k->tail, L, up);
+}
+
+static int tile_owner_reads(const ts_kind *kk, int64_t t) {
+  const tile_kind *k = (const tile_kind *)kk;
+  int L;
+  ts_rect up;
+  return grid_task(k, t, &L, &up) < 0;
+}
+
 static ts_status tile_read(ts_kind *kk, int64_t t, ts_blob *b, ts_error *err) {
   tile_kind *k = (tile_kind *)kk;
+  int L;
+  ts_rect up;
+  if ((t = grid_task(k, t, &L, &up)) < 0) return ts_tail_payload(&k->tail, L, up, b, err);
   const ts_rect in = ts_grid_input_halo(&k->grid, t, k->halo);
   const int64_t bytes = ts_image_bytes(in.w, in.h, k->in_channels, k->in_dtype);
   if (ts_blob_reserve(b, b->size + (size_t)bytes)) return ts_fail(err, TS_ERR_NOMEM, "out of memory for a task");
@@ -251,7 +274,7 @@ static ts_status tile_prepare(ts_kind *kk, int threads, ts_error *err) {
     int64_t b = ts_image_bytes(T, T, g->in_channels, g->in_dtype);
     if (b > most) most = b;
   }
-  /* the levels a task makes, and its piece for the owner's tail */
+  /* the levels a task makes, and its piece of an upper tile (or an upper tile halved) */
   const int top = k->levels.n > k->levels.task_levels ? k->levels.task_levels : k->levels.task_levels - 1;
   int64_t lv = 0;
   for (int L = 1; L <= top; L++) lv += ts_image_bytes(T >> L, T >> L, k->pipe->out_channels, k->pipe->out_dtype);
@@ -284,9 +307,39 @@ static ts_status tile_enter_pass(ts_kind *kk, int p, const unsigned char *a, siz
   return set_pass(k, p, err);
 }
 
+/* An upper pyramid tile's task: encode the tile, then halve it for the
+ * level above. */
+static ts_status upper_compute(tile_kind *k, int me, int nthreads, int L, ts_rect up, const unsigned char *payload,
+                               size_t n, ts_blob *out, ts_error *err) {
+  const int64_t T = k->out_tile;
+  const size_t px = ts_dtype_size(k->pipe->out_dtype) * (size_t)k->pipe->out_channels;
+  if (n != (size_t)(T * T) * px)
+    return ts_fail(err, TS_ERR_INTERNAL, "pyramid tile of level %d: %zu bytes of input", L, n);
+  const void *data;
+  size_t size;
+  ts_status st = ts_encoder_encode(k->per_thread.encs[nthreads > 1 ? 0 : me], L, up, payload, T * (int64_t)px, &data,
+                                   &size, err);
+  if (st) return st;
+  const uint64_t head[2] = {size, ts_crc32(data, size)};
+  if (ts_blob_append(out, head, sizeof head) || ts_blob_append(out, data, size))
+    return ts_fail(err, TS_ERR_NOMEM, "out of memory for a task's result");
+  if (L + 1 >= k->levels.n) return TS_OK;
+  ts_image src = ts_image_packed((void *)payload, up.w, up.h, k->pipe->out_channels, k->pipe->out_dtype);
+  src.stride = T * (int64_t)px;
+  ts_image half = ts_image_packed(k->levelbuf[me], (up.w + 1) / 2, (up.h + 1) / 2, src.channels, src.dtype);
+  ts_downsample_image(&src, &half, k->downsample);
+  const uint64_t ph[2] = {(uint64_t)(half.w * half.h) * px, 0};
+  if (ts_blob_append(out, ph, sizeof ph) || ts_blob_append(out, half.data, ph[0]))
+    return ts_fail(err, TS_ERR_NOMEM, "out of memory for a task's result");
+  return TS_OK;
+}
+
 static ts_status tile_compute(ts_kind *kk, int me, int nthreads, int64_t t, const unsigned char *payload, size_t n,
                               ts_blob *out, ts_error *err) {
   tile_kind *k = (tile_kind *)kk;
+  int upper;
+  ts_rect up;
+  if ((t = grid_task(k, t, &upper, &up)) < 0) return upper_compute(k, me, nthreads, upper, up, payload, n, out, err);
   const ts_rect core = ts_grid_core(&k->grid, t), in = ts_grid_input_halo(&k->grid, t, k->halo);
   if ((int64_t)n != ts_image_bytes(in.w, in.h, k->in_channels, k->in_dtype))
     return ts_fail(err, TS_ERR_INTERNAL, "task %lld: %zu bytes of input, expected %lldx%lld", (long long)t, n,
@@ -351,6 +404,7 @@ static void tile_close(ts_kind **kp) {
   free(k->outbuf);
   free(k->levelbuf);
   if (k->have_tail) ts_tail_free(&k->tail);
+  ts_tile_seq_free(&k->seq);
   free(k->partials);
   free(k->merged);
   free(k->fetch);
@@ -371,6 +425,7 @@ static void tile_close(ts_kind **kp) {
 static const ts_kind_ops tile_ops = {
     .name = "tile", .start = tile_start, .begin_pass = tile_begin_pass, .task = tile_task, .store = tile_store,
     .absorb = tile_absorb, .end_pass = tile_end_pass, .finish = tile_finish, .pack = tile_pack, .read = tile_read,
+    .ready = tile_ready, .owner_reads = tile_owner_reads,
     .prepare = tile_prepare, .enter_pass = tile_enter_pass, .compute = tile_compute, .flush = tile_flush,
     .close = tile_close,
 };
@@ -386,6 +441,10 @@ static ts_status tile_common(tile_kind *k, ts_error *err) {
   k->base.max_payload = ts_image_bytes(k->grid.tile + 2 * k->grid.halo, k->grid.tile + 2 * k->grid.halo,
                                        k->in_channels, k->in_dtype);
   k->base.max_threads = k->grid.ntasks;
+  if (k->levels.n > k->levels.task_levels) { /* the upper levels' tasks */
+    ts_status st = ts_tile_seq_build(&k->seq, &k->grid, &k->levels, err);
+    if (st) return st;
+  }
   ts_rect big = {0, 0, k->grid.tile + 2 * k->grid.halo, k->grid.tile + 2 * k->grid.halo};
   k->fetch = malloc(ts_assemble_scratch_bytes(big));
   return k->fetch ? TS_OK : ts_fail(err, TS_ERR_NOMEM, "out of memory for the tile buffers");

@@ -32,6 +32,7 @@ typedef struct root {
   int workers, nsend, own, threads;
   send_slot *sends;
   int64_t next, n, got;  /* the pass's positions handed out, of n; results stored */
+  int *owed;             /* per worker: batches it has credit for but did not get (tasks not ready) */
   double *task_seconds;  /* per worker: running mean of a task's compute time; 0 = unknown */
   double idle, t0;
   ts_rank_stats *ranks;
@@ -76,17 +77,31 @@ static int64_t batch_size(const root *r, int w) {
   return k < left ? k : left;
 }
 
-/* Hand the next batch to worker w. */
+/* Can the task at position pos be read now (a pyramid's upper tile waits
+ * for the results it is made of)? */
+static int ready_at(const root *r, int64_t pos) {
+  return !r->k->ops->ready || r->k->ops->ready(r->k, r->k->ops->task(r->k, pos));
+}
+
+/* Hand the next batch to worker w: up to the first task not ready. If
+ * that is the first, nothing goes and w is owed a batch. */
 static ts_status send_batch(root *r, int w, ts_error *err) {
+  int64_t k = batch_size(r, w), ready = 0;
+  while (ready < k && ready_at(r, r->next + ready)) ready++;
+  if (ready == 0) {
+    r->owed[w]++;
+    return TS_OK;
+  }
+  k = ready;
   send_slot *s = free_send(r);
-  const int64_t k = batch_size(r, w), first = r->k->ops->task(r->k, r->next);
+  const int64_t first = r->k->ops->task(r->k, r->next);
   ts_msg h = {.count = k, .kind = MSG_TASK};
   if (ts_blob_reserve(&s->b, ts_payload_offset(k))) return ts_fail(err, TS_ERR_NOMEM, "out of memory for tasks");
   memset(s->b.p, 0, ts_payload_offset(k));
   s->b.size = ts_payload_offset(k);
   for (int64_t i = 0; i < k; i++) {
     ts_item it = {.task = r->k->ops->task(r->k, r->next + i)};
-    if (r->su->io == TS_IO_ROOT) {
+    if (r->su->io == TS_IO_ROOT || (r->k->ops->owner_reads && r->k->ops->owner_reads(r->k, it.task))) {
       const size_t before = s->b.size;
       const double t_read = since(r);
       ts_status st = r->k->ops->read(r->k, it.task, &s->b, err);
@@ -179,6 +194,18 @@ static ts_status own_task(root *r, ts_error *err) {
   return st;
 }
 
+/* What was just stored may have made waiting tasks ready: send the
+ * batches workers are owed. */
+static ts_status pay_owed(root *r, int64_t end, ts_error *err) {
+  ts_status st = TS_OK;
+  for (int v = 1; v <= r->workers && st == TS_OK; v++)
+    while (r->owed[v] > 0 && st == TS_OK && r->next < end && ready_at(r, r->next)) {
+      r->owed[v]--;
+      st = send_batch(r, v, err);
+    }
+  return st;
+}
+
 /* Tell every worker that pass p starts, with the kind's announce. */
 static ts_status announce(root *r, int p, const ts_blob *a, ts_error *err) {
   ts_msg h = {.count = p, .kind = MSG_PASS, .payload = (int64_t)a->size};
@@ -206,6 +233,7 @@ static ts_status run_pass(root *r, int p, ts_error *err) {
   if (st == TS_OK) st = announce(r, p, &a, err);
   ts_blob_free(&a);
   r->next = r->got = 0;
+  memset(r->owed, 0, (size_t)(r->workers + 1) * sizeof *r->owed);
   for (int c = 0; c < r->su->credits && st == TS_OK; c++)
     for (int w = 1; w <= r->workers && st == TS_OK && r->next < r->n; w++) st = send_batch(r, w, err);
   int64_t end = r->n;
@@ -215,8 +243,10 @@ static ts_status run_pass(root *r, int p, ts_error *err) {
     ts_msg h;
     int w = receive(r, &h);
     if (w < 0) { /* nothing to answer: compute, or sleep */
-      if (r->own && r->next < end)
+      if (r->own && r->next < end && ready_at(r, r->next)) {
         st = own_task(r, err);
+        if (st == TS_OK) st = pay_owed(r, end, err);
+      }
       else
         ts_backoff(&ns, &r->idle);
       continue;
@@ -225,6 +255,7 @@ static ts_status run_pass(root *r, int p, ts_error *err) {
     if (h.kind == MSG_ERROR) return ts_fail(err, (ts_status)h.status, "%s", (char *)r->rb.p + sizeof h);
     st = store_batch(r, w, &h, err);
     if (st == TS_OK && r->next < end) st = send_batch(r, w, err);
+    if (st == TS_OK) st = pay_owed(r, end, err);
   }
   if (st == TS_OK && end < r->n) return TS_STOPPED;
   ts_blob partial = {0}; /* rank 0's own share of a statistics pass */
@@ -270,7 +301,8 @@ ts_status ts_mpi_root(ts_kind *k, const ts_job *job, const ts_wire_setup *su, MP
   r.sends = calloc((size_t)r.nsend, sizeof *r.sends);
   r.ranks = calloc((size_t)size, sizeof *r.ranks);
   r.task_seconds = calloc((size_t)size, sizeof *r.task_seconds);
-  ts_status st = r.sends && r.ranks && r.task_seconds ? TS_OK : ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  r.owed = calloc((size_t)size + 1, sizeof *r.owed);
+  ts_status st = r.sends && r.ranks && r.task_seconds && r.owed ? TS_OK : ts_fail(err, TS_ERR_NOMEM, "out of memory");
   for (int i = 0; r.sends && i < r.nsend; i++) r.sends[i].req = MPI_REQUEST_NULL;
   /* rank 0 computing delays its answers by one task: cheap with a few
    * workers (and it wins back the cores a small machine has), costly when
@@ -298,6 +330,7 @@ ts_status ts_mpi_root(ts_kind *k, const ts_job *job, const ts_wire_setup *su, MP
   stats->events = r.trace.ev;
   free(r.sends);
   free(r.task_seconds);
+  free(r.owed);
   ts_blob_free(&r.own_in);
   ts_blob_free(&r.own_out);
   ts_blob_free(&r.rb);

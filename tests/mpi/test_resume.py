@@ -120,7 +120,7 @@ def test_sigkill_then_resume_is_byte_identical(tmp_path, refs, name, np_, pipe, 
     assert written - s["resumed"] <= every, (written, s["resumed"])
 
 
-PYR = ["--pyramid", "--compression", "deflate"]  # tasks of one output tile: every level above 0 is the owner's
+PYR = ["--pyramid", "--compression", "deflate"]  # tasks of one output tile: every level above 0 is upper tiles' tasks
 
 
 @pytest.fixture(scope="module")
@@ -136,48 +136,52 @@ def pyr_refs(tmp_path_factory):
 
 @pytest.mark.parametrize("layout,np_", [("ome", 0), ("ome", 3), ("cog", 3)])
 def test_pyramid_sigkill_then_resume_is_byte_identical(tmp_path, pyr_refs, layout, np_):
-    """The pyramid's upper levels, built on the owner, survive a SIGKILL: the
-    tiles it wrote are journaled with the task that completed them, and each
-    checkpoint keeps its unfinished tiles (snap)."""
+    """The pyramid's upper tiles are tasks too (computed by the workers, fed
+    by the owner with the pieces the tasks below return): a SIGKILL loses
+    nothing, since each checkpoint keeps the pieces gathered so far (snap)."""
     out, journal = tmp_path / "out.tif", tmp_path / "out.tif.journal"
     threads = ["--threads", 1] if np_ else ["--threads", 2]
     args = [*PYR, "--layout", layout, *threads]
     p = launch(np_, args_for(out, SLOW, *args, "--checkpoint-tasks", EVERY), tmp_path)
     wait_until(lambda: journal_tasks(journal) >= TASKS // 2, p)
     kill_all(p, str(out))
-    text = journal.read_bytes()
-    assert b"\ntail " in text and b"\nsnap " in text
+    assert b"\nsnap " in journal.read_bytes()
     journaled = journal_tasks(journal)
     r = launch(np_, args_for(out, SLOW, *args, "--resume", "--stats", tmp_path / "s.json"), tmp_path)
     _, err = r.communicate(timeout=300)
     assert r.returncode == 0, err
     assert out.read_bytes() == pyr_refs[layout]
     s = json.loads((tmp_path / "s.json").read_text())
-    assert s["resumed"] == journaled and s["computed"] == TASKS - journaled
+    assert s["tasks"] > TASKS  # the grid's and the upper tiles'
+    assert s["resumed"] == journaled and s["computed"] == s["tasks"] - journaled
 
 
-def test_pyramid_torn_tail_tile_redoes_everything(tmp_path, pyr_refs):
-    """A pyramid tile of the owner's that no longer checks out: the snapshot
-    cannot be trusted with it, so nothing is replayed, and the file is still
-    the uninterrupted run's."""
+@pytest.mark.parametrize("torn", [False, True], ids=["stopped", "torn"])
+def test_pyramid_stop_then_resume(tmp_path, pyr_refs, torn):
+    """SIGUSR1 stops a pyramid with status 75; --resume replays what was
+    journaled. With a tile that no longer checks out, the snapshot's pieces
+    (which describe the last checkpoint exactly) cannot be used: nothing is
+    replayed. Either way the file is the uninterrupted run's."""
     out, journal = tmp_path / "out.tif", tmp_path / "out.tif.journal"
     p = launch(0, args_for(out, SLOW, *PYR, "--layout", "ome", "--checkpoint-tasks", EVERY), tmp_path)
     wait_until(lambda: journal_tasks(journal) >= TASKS // 3, p)
     p.send_signal(signal.SIGUSR1)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 75, err
-    tail = next(l for l in journal.read_bytes().split(b"\n") if l.startswith(b"tail "))
-    off = int(tail.split()[6])  # the first tile's offset: "tail T N L X Y OFF SIZE CRC"
-    with open(tmp_path / "out.tif.partial", "r+b") as f:
-        f.seek(off)
-        b = f.read(1)
-        f.seek(off)
-        f.write(bytes([b[0] ^ 0xFF]))
+    journaled = journal_tasks(journal)
+    task = next(l for l in journal.read_bytes().split(b"\n") if l.startswith(b"task "))
+    off = int(task.split()[3])  # the first tile's offset: "task T N OFF SIZE CRC"
+    if torn:
+        with open(tmp_path / "out.tif.partial", "r+b") as f:
+            f.seek(off)
+            b = f.read(1)
+            f.seek(off)
+            f.write(bytes([b[0] ^ 0xFF]))
     r = subprocess.run([TESSERA, *map(str, args_for(out, SLOW, *PYR, "--layout", "ome", "--resume", "--stats",
                                                     tmp_path / "s.json"))], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == pyr_refs["ome"]
-    assert json.loads((tmp_path / "s.json").read_text())["resumed"] == 0
+    assert json.loads((tmp_path / "s.json").read_text())["resumed"] == (0 if torn else journaled) and journaled > 0
 
 
 def stopped_run(tmp_path, pipe=SLOW, *extra):

@@ -99,8 +99,9 @@ def test_pyramid_levels_caps_the_count(tmp_path, src):
 
 
 def test_bytes_same_for_threads_tiles_and_ranks(tmp_path, src):
-    """The file depends only on pixels, tiling and layout: not on threads or
-    ranks (--tile 512: levels 0-1 made by the tasks, 2-3 by the owner)."""
+    """The file depends only on pixels, tiling and layout: not on threads,
+    ranks or I/O mode (--tile 512: levels 0-1 made by the tasks, 2-3 by
+    the upper tiles' tasks)."""
     outs = []
     for i, extra in enumerate([("--threads", "1"), ("--threads", "2")]):
         d = tmp_path / f"r{i}"
@@ -108,14 +109,15 @@ def test_bytes_same_for_threads_tiles_and_ranks(tmp_path, src):
         run("run", "-i", src[("u8", 3)], "-o", d / "o.ome.tif", "-p", "gaussian sigma=2", "--pyramid", "--tile", "512",
             "--compression", "zstd", "--quiet", *extra)
         outs.append((d / "o.ome.tif").read_bytes())
-    d = tmp_path / "mpi"
-    d.mkdir()
-    cmd = [MPIEXEC, "--oversubscribe", "-x", "OMP_WAIT_POLICY=passive", "-np", "3", os.environ.get("TESSERA"),
-           "run", "-i", str(src[("u8", 3)]), "-o", str(d / "o.ome.tif"), "-p", "gaussian sigma=2", "--pyramid",
-           "--tile", "512", "--compression", "zstd", "--quiet"]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV)
-    assert p.returncode == 0, p.stderr
-    outs.append((d / "o.ome.tif").read_bytes())
+    for np_, io in [(3, "root"), (4, "direct")]:  # the upper tiles' payloads are rank 0's even with --io direct
+        d = tmp_path / f"mpi{np_}"
+        d.mkdir()
+        cmd = [MPIEXEC, "--oversubscribe", "-x", "OMP_WAIT_POLICY=passive", "-np", str(np_), os.environ.get("TESSERA"),
+               "run", "-i", str(src[("u8", 3)]), "-o", str(d / "o.ome.tif"), "-p", "gaussian sigma=2", "--pyramid",
+               "--tile", "512", "--compression", "zstd", "--quiet", "--io", io, "--threads", "1"]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV)
+        assert p.returncode == 0, p.stderr
+        outs.append((d / "o.ome.tif").read_bytes())
     assert all(o == outs[0] for o in outs)
 
 
