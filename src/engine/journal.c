@@ -229,6 +229,20 @@ static int check_line(char *p, char *e) {
   return ts_crc32(p, (size_t)(e - 10 - p)) == (uint32_t)crc;
 }
 
+/* "NUM LEN CRC" at q, then LEN bytes after the line's end e and a newline:
+ * the bytes, if they are all there and their CRC checks (else NULL). */
+static const char *with_body(char *q, const char *e, const char *limit, long long *num, size_t *len) {
+  *num = strtoll(q, &q, 10);
+  const unsigned long long n = strtoull(q, &q, 10);
+  const uint32_t crc = (uint32_t)strtoul(q, &q, 16);
+  const char *body = e + 1;
+  if (n > (unsigned long long)(limit - body) || (size_t)(limit - body) < n + 1 || body[n] != '\n' ||
+      ts_crc32(body, n) != crc)
+    return NULL;
+  *len = (size_t)n;
+  return body;
+}
+
 static ts_status parse(char *text, size_t n, ts_journal_state *s, const char *path, ts_error *err) {
   int64_t cap_t = 0, cap_tiles = 0, ntiles = 0;
   char *p = text, *limit = text + n;
@@ -280,14 +294,10 @@ static ts_status parse(char *text, size_t n, ts_journal_state *s, const char *pa
       s->ntasks++;
       s->first[s->ntasks] = ntiles;
     } else if (strncmp(p, "snap ", 5) == 0) {
-      char *q = p + 5;
-      long long k = strtoll(q, &q, 10);
-      unsigned long long len = strtoull(q, &q, 10);
-      uint32_t crc = (uint32_t)strtoul(q, &q, 16);
-      const char *body = e + 1;
-      if (k != s->ntasks || len > (unsigned long long)(limit - body) || (size_t)(limit - body) < len + 1 ||
-          body[len] != '\n' || ts_crc32(body, len) != crc)
-        break; /* torn */
+      long long k;
+      size_t len;
+      const char *body = with_body(p + 5, e, limit, &k, &len);
+      if (!body || k != s->ntasks) break; /* torn */
       s->snap.size = 0;
       if (ts_blob_append(&s->snap, body, len) || ts_blob_append(&s->snap, "", 0))
         return ts_fail(err, TS_ERR_NOMEM, "out of memory");
@@ -295,14 +305,10 @@ static ts_status parse(char *text, size_t n, ts_journal_state *s, const char *pa
       s->snap_tasks = k;
       e = (char *)body + len;
     } else if (strncmp(p, "rec ", 4) == 0) {
-      char *q = p + 4;
-      long long index = strtoll(q, &q, 10);
-      unsigned long long len = strtoull(q, &q, 10);
-      uint32_t crc = (uint32_t)strtoul(q, &q, 16);
-      const char *body = e + 1;
-      if (index < 0 || len > (unsigned long long)(limit - body) || (size_t)(limit - body) < len + 1 ||
-          body[len] != '\n' || ts_crc32(body, len) != crc)
-        break; /* torn */
+      long long index;
+      size_t len;
+      const char *body = with_body(p + 4, e, limit, &index, &len);
+      if (!body || index < 0) break; /* torn */
       if (ts_blob_append(&s->records, body, len)) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
       s->nrecords++;
       e = (char *)body + len; /* the record's closing newline */

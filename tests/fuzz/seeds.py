@@ -359,6 +359,10 @@ def texts(pipe, job, journal, regress_pipe):
     body = b"hello"
     put(journal, "records", head + line("rec 0 5 %08x" % (zlib.crc32(body) & 0xFFFFFFFF)) + body + b"\n")
     put(journal, "torn", head + b"task 0 1 0 1")
+    # a pyramid's snapshot after task 1: one held tile (level 1, index 0, 4 pixels in)
+    snap = struct.pack("<qqq", 1, 0, 4) + bytes(range(16))
+    put(journal, "snap", head + line("task 0 1 0 100 deadbeef") + line("task 1 1 100 10 1") +
+        line("snap 2 %d %08x" % (len(snap), zlib.crc32(snap) & 0xFFFFFFFF)) + snap + b"\n")
 
 
 def main(out):

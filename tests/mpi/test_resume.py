@@ -305,6 +305,27 @@ def test_hdf5_output_resumes_with_identical_datasets(tmp_path):
         assert a["image"].chunks == b["image"].chunks and a["image"].compression == b["image"].compression
 
 
+def test_hdf5_pyramid_resumes_with_identical_datasets(tmp_path):
+    ref = tmp_path / "ref.h5"
+    run(*args_for(ref, SLOW, "--compression", "deflate", "--pyramid"))
+    out = tmp_path / "out.h5"
+    args = ["--compression", "deflate", "--pyramid", "--threads", 1]
+    p = launch(3, args_for(out, SLOW, *args, "--checkpoint-tasks", EVERY), tmp_path)
+    wait_until(lambda: journal_tasks(tmp_path / "out.h5.journal") >= TASKS // 2, p)
+    kill_all(p, str(out))
+    j = journal_tasks(tmp_path / "out.h5.journal")
+    r = launch(3, args_for(out, SLOW, *args, "--resume", "--stats", tmp_path / "s.json"), tmp_path)
+    _, err = r.communicate(timeout=300)
+    assert r.returncode == 0, err
+    assert json.loads((tmp_path / "s.json").read_text())["resumed"] == j
+    with h5py.File(out, "r") as a, h5py.File(ref, "r") as b:
+        names = ["image"] + [f"pyramid/{k}" for k in b["pyramid"]]
+        assert len(names) == 6 and sorted(a["pyramid"]) == sorted(b["pyramid"])
+        for n in names:
+            assert np.array_equal(a[n][:], b[n][:]), n
+            assert dict(a[n].attrs) == dict(b[n].attrs), n
+
+
 # ---- list mode ------------------------------------------------------------------
 
 N_LIST = 300
