@@ -39,6 +39,7 @@
 typedef struct level {
   int64_t w, h, across, down;
   uint64_t *off, *size; /* per tile, row-major; size 0: not written */
+  uint64_t *place;      /* an uncompressed COG: where each tile goes (NULL: appended) */
 } level;
 
 typedef struct tiff_writer {
@@ -236,7 +237,7 @@ static ts_status tiff_encode(ts_encoder_state *e, int L, ts_rect r, const void *
 /* ---- the file ---- */
 
 static void writer_free(tiff_writer *w) {
-  for (int L = 0; L < w->n; L++) free(w->lv[L].off), free(w->lv[L].size);
+  for (int L = 0; L < w->n; L++) free(w->lv[L].off), free(w->lv[L].size), free(w->lv[L].place);
   ts_image_meta_free(&w->meta);
   free(w->description);
   free(w->path);
@@ -305,6 +306,8 @@ static char *ome_xml(const tiff_writer *w) {
   return (char *)b.p;
 }
 
+static ts_status place_tiles(tiff_writer *w, ts_error *err);
+
 static ts_status tiff_wopen(const char *path, const ts_writer_options *o, void **ctx, ts_error *err) {
   const uint16_t comp = tiff_compression(o->compression);
   if (!TIFFIsCODECConfigured(comp))
@@ -363,6 +366,13 @@ static ts_status tiff_wopen(const char *path, const ts_writer_options *o, void *
     return st;
   }
   w->end = sizeof header;
+  if (o->layout == TS_LAYOUT_COG && comp == COMPRESSION_NONE) { /* every tile's size is known: no copy at the end */
+    ts_status st = place_tiles(w, err);
+    if (st) {
+      tiff_abort(w);
+      return st;
+    }
+  }
   *ctx = w;
   return TS_OK;
 }
@@ -381,12 +391,15 @@ static ts_status tiff_write_encoded(void *ctx, int L, ts_rect r, const void *dat
   int64_t i = 0;
   ts_status st = tile_index(w, L, r, &i, err);
   if (st) return st;
-  if (write_all(w->fd, data, size, w->end))
+  const uint64_t at = w->lv[L].place ? w->lv[L].place[i] : w->end;
+  if (w->lv[L].place && size != w->tile_bytes)
+    return ts_fail(err, TS_ERR_INTERNAL, "%s: an uncompressed tile of %zu bytes", w->path, size);
+  if (write_all(w->fd, data, size, at))
     return ts_fail(err, TS_ERR_IO, "%s: cannot write tile at (%lld, %lld): %s", w->path, (long long)r.x,
                    (long long)r.y, strerror(errno));
-  w->lv[L].off[i] = w->end;
+  w->lv[L].off[i] = at;
   w->lv[L].size[i] = size;
-  w->end += size;
+  if (!w->lv[L].place) w->end += size;
   return TS_OK;
 }
 
@@ -640,10 +653,37 @@ static ts_status finish_cog(tiff_writer *w, ts_error *err) {
   return st;
 }
 
+/* An uncompressed COG: its IFDs' size does not depend on the offsets they
+ * hold, and every tile is tile_bytes, so each tile's place in the final
+ * order is known before any is written (the same bytes finish_cog's copy
+ * makes). */
+static ts_status place_tiles(tiff_writer *w, ts_error *err) {
+  layout probe = {0};
+  ts_status st = build(w, 1, 16, &probe, err);
+  uint64_t pos = st == TS_OK ? probe.at[w->n - 1] + probe.size[w->n - 1] : 0;
+  layout_free(&probe, w->n);
+  for (int L = w->n - 1; st == TS_OK && L >= 0; L--) {
+    const int64_t nt = w->lv[L].across * w->lv[L].down;
+    if (!(w->lv[L].place = malloc((size_t)nt * sizeof *w->lv[L].place))) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < nt; i++, pos += w->tile_bytes) w->lv[L].place[i] = pos;
+  }
+  return st;
+}
+
+/* Placed tiles: the IFDs go where they were reserved, from byte 16. */
+static ts_status finish_placed(tiff_writer *w, ts_error *err) {
+  layout y = {0};
+  ts_status st = build(w, 1, 16, &y, err);
+  if (st == TS_OK) st = write_ifds(w, w->fd, 1, &y, err);
+  layout_free(&y, w->n);
+  return st;
+}
+
 static ts_status close_writer(tiff_writer *w, int keep, ts_error *err) {
-  ts_status st = keep || w->o.layout != TS_LAYOUT_COG ? finish_in_place(w, err) : finish_cog(w, err);
+  const int copy = !keep && w->o.layout == TS_LAYOUT_COG && !w->lv[0].place;
+  ts_status st = w->lv[0].place ? finish_placed(w, err) : copy ? finish_cog(w, err) : finish_in_place(w, err);
   /* the data must be on disk before the rename makes it the output */
-  if (st == TS_OK && (keep || w->o.layout != TS_LAYOUT_COG) && fsync(w->fd) != 0)
+  if (st == TS_OK && !copy && fsync(w->fd) != 0)
     st = ts_fail(err, TS_ERR_IO, "%s: cannot sync the output to disk", w->path);
   close(w->fd);
   w->fd = -1;

@@ -120,28 +120,29 @@ def test_sigkill_then_resume_is_byte_identical(tmp_path, refs, name, np_, pipe, 
     assert written - s["resumed"] <= every, (written, s["resumed"])
 
 
-PYR = ["--pyramid", "--compression", "deflate"]  # tasks of one output tile: every level above 0 is upper tiles' tasks
+PYR = ["--pyramid"]  # tasks of one output tile: every level above 0 is upper tiles' tasks
 
 
 @pytest.fixture(scope="module")
 def pyr_refs(tmp_path_factory):
     d = tmp_path_factory.mktemp("pyrref")
     out = {}
-    for layout in ("ome", "cog"):  # the same name: OME-XML names the image after its file
-        (d / layout).mkdir()
-        run(*args_for(d / layout / "out.tif", SLOW, *PYR, "--layout", layout))
-        out[layout] = (d / layout / "out.tif").read_bytes()
+    for layout, comp in [("ome", "deflate"), ("cog", "deflate"), ("cog", "none")]:  # the same name: OME-XML names
+        (d / layout / comp).mkdir(parents=True)                                     # the image after its file
+        run(*args_for(d / layout / comp / "out.tif", SLOW, *PYR, "--layout", layout, "--compression", comp))
+        out[layout, comp] = (d / layout / comp / "out.tif").read_bytes()
     return out
 
 
-@pytest.mark.parametrize("layout,np_", [("ome", 0), ("ome", 3), ("cog", 3)])
-def test_pyramid_sigkill_then_resume_is_byte_identical(tmp_path, pyr_refs, layout, np_):
+@pytest.mark.parametrize("layout,np_,comp", [("ome", 0, "deflate"), ("ome", 3, "deflate"), ("cog", 3, "deflate"),
+                                             ("cog", 0, "none")])  # an uncompressed COG writes tiles in place
+def test_pyramid_sigkill_then_resume_is_byte_identical(tmp_path, pyr_refs, layout, np_, comp):
     """The pyramid's upper tiles are tasks too (computed by the workers, fed
     by the owner with the pieces the tasks below return): a SIGKILL loses
     nothing, since each checkpoint keeps the pieces gathered so far (snap)."""
     out, journal = tmp_path / "out.tif", tmp_path / "out.tif.journal"
     threads = ["--threads", 1] if np_ else ["--threads", 2]
-    args = [*PYR, "--layout", layout, *threads]
+    args = [*PYR, "--layout", layout, "--compression", comp, *threads]
     p = launch(np_, args_for(out, SLOW, *args, "--checkpoint-tasks", EVERY), tmp_path)
     wait_until(lambda: journal_tasks(journal) >= TASKS // 2, p)
     kill_all(p, str(out))
@@ -150,7 +151,7 @@ def test_pyramid_sigkill_then_resume_is_byte_identical(tmp_path, pyr_refs, layou
     r = launch(np_, args_for(out, SLOW, *args, "--resume", "--stats", tmp_path / "s.json"), tmp_path)
     _, err = r.communicate(timeout=300)
     assert r.returncode == 0, err
-    assert out.read_bytes() == pyr_refs[layout]
+    assert out.read_bytes() == pyr_refs[layout, comp]
     s = json.loads((tmp_path / "s.json").read_text())
     assert s["tasks"] > TASKS  # the grid's and the upper tiles'
     assert s["resumed"] == journaled and s["computed"] == s["tasks"] - journaled
@@ -163,7 +164,8 @@ def test_pyramid_stop_then_resume(tmp_path, pyr_refs, torn):
     (which describe the last checkpoint exactly) cannot be used: nothing is
     replayed. Either way the file is the uninterrupted run's."""
     out, journal = tmp_path / "out.tif", tmp_path / "out.tif.journal"
-    p = launch(0, args_for(out, SLOW, *PYR, "--layout", "ome", "--checkpoint-tasks", EVERY), tmp_path)
+    p = launch(0, args_for(out, SLOW, *PYR, "--layout", "ome", "--compression", "deflate", "--checkpoint-tasks", EVERY),
+               tmp_path)
     wait_until(lambda: journal_tasks(journal) >= TASKS // 3, p)
     p.send_signal(signal.SIGUSR1)
     _, err = p.communicate(timeout=60)
@@ -177,10 +179,11 @@ def test_pyramid_stop_then_resume(tmp_path, pyr_refs, torn):
             b = f.read(1)
             f.seek(off)
             f.write(bytes([b[0] ^ 0xFF]))
-    r = subprocess.run([TESSERA, *map(str, args_for(out, SLOW, *PYR, "--layout", "ome", "--resume", "--stats",
-                                                    tmp_path / "s.json"))], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([TESSERA, *map(str, args_for(out, SLOW, *PYR, "--layout", "ome", "--compression", "deflate",
+                                                    "--resume", "--stats", tmp_path / "s.json"))],
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert out.read_bytes() == pyr_refs["ome"]
+    assert out.read_bytes() == pyr_refs["ome", "deflate"]
     assert json.loads((tmp_path / "s.json").read_text())["resumed"] == (0 if torn else journaled) and journaled > 0
 
 
