@@ -2,8 +2,8 @@
  * (scipy.ndimage's definitions), the task grid (every pixel exactly once,
  * in stripe order), the pipeline parser (halo sums, dtype flow, errors),
  * input assembly (tile + halo from the synthetic reader equals a
- * per-pixel computation of the same mapping), the u8 table (SIMD equals
- * the scalar loop at every length) and the zlib streams of HDF5 chunks
+ * per-pixel computation of the same mapping), the u8 table and the
+ * float-to-u8 store (SIMD equals the scalar loop at every length) and the zlib streams of HDF5 chunks
  * (ISA-L's, checked against zlib itself both ways, corruption caught). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,6 +173,25 @@ static void test_lut(void) {
   CHECK(same);
 }
 
+/* float -> u8: the SSE2 path equals ts_sat_u8 at every length and value
+ * class (negative, NaN, halves, above 255, infinities). */
+static void test_row_from_float(void) {
+  float src[300];
+  uint8_t a[300];
+  const float special[] = {-1.f, -0.f, 0.f, 0.49999f, 0.5f, 1.5f, 254.5f, 254.99f, 255.f, 255.5f, 1e9f,
+                           -1e9f, __builtin_nanf(""), __builtin_inff(), -__builtin_inff()};
+  srand(11);
+  for (int i = 0; i < 300; i++)
+    src[i] = i % 3 ? special[rand() % (int)(sizeof special / sizeof *special)] : (float)(rand() % 70000) / 256.f - 10.f;
+  int same = 1;
+  for (int64_t n = 0; n <= 300; n++) {
+    memset(a, 0xAB, sizeof a);
+    ts_row_from_float(TS_U8, src, a, n);
+    for (int64_t i = 0; i < 300; i++) same &= a[i] == (i < n ? ts_sat_u8(src[i]) : 0xAB);
+  }
+  CHECK(same);
+}
+
 static void test_zstream(void) {
   ts_zstream z = {0};
   const size_t sizes[] = {1, 100, 16384, 65536, 200001};
@@ -209,6 +228,7 @@ int main(void) {
   test_pipeline();
   test_fetch();
   test_lut();
+  test_row_from_float();
   test_zstream();
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
