@@ -107,8 +107,6 @@ ts_status ts_encode_core(ts_encoder **encs, ts_blob *parts, int n, const ts_core
   return st;
 }
 
-/* Store task t's encoded tiles; with a journal, note where they went and
- * checkpoint when one is due. */
 /* What task t's result holds: the levels of a grid task's core (g >= 0),
  * or one upper tile (*L, *up); and the piece of the level above it. */
 static int64_t result_of(const ts_order *o, int64_t t, ts_core_levels *c, int *L, ts_rect *up) {
@@ -195,7 +193,6 @@ void ts_core_levels_of(const ts_levels *g, ts_rect core, ts_core_levels *c) {
   c->n = g ? g->task_levels : 1;
   for (int L = 0; L < c->n; L++) c->core[L] = L ? ts_level_rect(g, core, L) : core;
 }
-
 
 ts_status ts_order_init(ts_order *o, ts_writer *w, const ts_grid *g, const ts_levels *levels, const ts_tile_seq *seq,
                         int64_t out_tile, ts_progress *progress, int64_t nslots, ts_error *err) {

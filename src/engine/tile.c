@@ -23,8 +23,7 @@ typedef struct tile_kind {
   ts_order order;
   int have_order;
   ts_progress progress;
-  ts_tail tail; /* the pieces of the pyramid's upper levels */
-  int have_tail;
+  ts_tail tail; /* the pieces of the pyramid's upper levels (zeroed: none) */
   double *merged; /* the statistics pass's merged partial (then the last one, for the announce) */
   int64_t resumed;
   /* every rank */
@@ -84,11 +83,10 @@ static ts_status tile_start(ts_kind *kk, int64_t inflight, ts_error *err) {
   if (st) return st;
   k->have_order = 1;
   if (k->levels.n > k->levels.task_levels) {
-    k->have_tail = 1;
     st = ts_tail_init(&k->tail, &k->levels, k->wopts.dtype, k->wopts.channels, err);
     if (st) return st;
     k->order.tail = &k->tail;
-    if (k->plan.journal) { /* every checkpoint keeps the upper levels' unfinished tiles */
+    if (k->plan.journal) { /* every checkpoint keeps the pieces gathered for upper tiles */
       k->plan.journal->snapshot = ts_tail_snapshot;
       k->plan.journal->snapshot_ctx = &k->tail;
     }
@@ -364,11 +362,11 @@ static ts_status tile_compute(ts_kind *kk, int me, int nthreads, int64_t t, cons
   c.im[0] = dst;
   const int tail = k->levels.n > k->levels.task_levels, top = tail ? c.n : c.n - 1;
   unsigned char *at = k->levelbuf[me];
-  ts_image piece = dst;
+  ts_image piece = dst; /* the level before L */
   for (int L = 1; L <= top; L++) {
     const ts_rect r = ts_level_rect(&k->levels, core, L);
     ts_image im = ts_image_packed(at, r.w, r.h, dst.channels, dst.dtype);
-    ts_downsample_image(L == 1 ? &dst : (L < c.n ? &c.im[L - 1] : &piece), &im, k->downsample);
+    ts_downsample_image(&piece, &im, k->downsample);
     at += ts_image_bytes(r.w, r.h, dst.channels, dst.dtype);
     if (L < c.n) c.im[L] = im;
     piece = im;
@@ -403,7 +401,7 @@ static void tile_close(ts_kind **kp) {
   for (int i = 0; k->levelbuf && i < k->threads; i++) free(k->levelbuf[i]);
   free(k->outbuf);
   free(k->levelbuf);
-  if (k->have_tail) ts_tail_free(&k->tail);
+  ts_tail_free(&k->tail); /* nothing to free if never started */
   ts_tile_seq_free(&k->seq);
   free(k->partials);
   free(k->merged);

@@ -472,8 +472,9 @@ static size_t serialize(ifd *d, uint64_t base, uint64_t next, unsigned char *out
   return (extra + 7) & ~(size_t)7;
 }
 
-/* A level's IFD. Data offsets are filled by the caller's order. */
-static void level_ifd(const tiff_writer *w, int L, const uint64_t *off, ifd *d) {
+/* A level's IFD, with the tiles' offsets as lv[L].off holds them (put
+ * copies them into the IFD). */
+static void level_ifd(const tiff_writer *w, int L, ifd *d) {
   const ts_writer_options *o = &w->o;
   const level *l = &w->lv[L];
   const int ch = o->channels, jpeg_rgb = w->comp == COMPRESSION_JPEG && ch == 3;
@@ -491,7 +492,7 @@ static void level_ifd(const tiff_writer *w, int L, const uint64_t *off, ifd *d) 
   put_long(d, 322, (uint32_t)o->tile);
   put_long(d, 323, (uint32_t)o->tile);
   const size_t nt = (size_t)(l->across * l->down);
-  put(d, 324, LONG8, nt, off, 8 * nt);
+  put(d, 324, LONG8, nt, l->off, 8 * nt);
   put(d, 325, LONG8, nt, l->size, 8 * nt);
   if (ch == 2 || ch == 4) put_short(d, 338, EXTRASAMPLE_UNASSALPHA);
   put(d, 339, SHORT, (uint64_t)ch, fmt, 2 * (size_t)ch);
@@ -509,19 +510,18 @@ static void level_ifd(const tiff_writer *w, int L, const uint64_t *off, ifd *d) 
   }
 }
 
-/* Every IFD: the main one's tags, the levels', and where each goes. With
- * in_place the data stays where it was written (plain, ome, and a stopped
- * run's file); else (cog) data offsets are those of the COG order starting
- * at `data0`. */
+/* Every IFD: the main one's tags, the levels', and where each goes
+ * (chained from `base` for a COG, else SubIFDs of the first). The tiles'
+ * offsets are lv[].off's: where they were written, or (finish_cog) where
+ * they will be. */
 typedef struct layout {
   ifd d[TS_MAX_LEVELS];
   uint64_t at[TS_MAX_LEVELS];
   size_t size[TS_MAX_LEVELS];
-  uint64_t *offs[TS_MAX_LEVELS];
 } layout;
 
 static void layout_free(layout *y, int n) {
-  for (int L = 0; L < n; L++) ts_blob_free(&y->d[L].arena), free(y->offs[L]);
+  for (int L = 0; L < n; L++) ts_blob_free(&y->d[L].arena);
 }
 
 static ts_status build(tiff_writer *w, int chain, uint64_t base, layout *y, ts_error *err) {
@@ -530,13 +530,6 @@ static ts_status build(tiff_writer *w, int chain, uint64_t base, layout *y, ts_e
   if (w->o.layout == TS_LAYOUT_OME && !(xml = ome_xml(w))) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   int bad = 0;
   for (int L = 0; L < w->n; L++) {
-    const size_t nt = (size_t)(w->lv[L].across * w->lv[L].down);
-    y->offs[L] = malloc(8 * nt + 8);
-    if (!y->offs[L]) {
-      bad = 1;
-      break;
-    }
-    memcpy(y->offs[L], w->lv[L].off, 8 * nt);
     ifd *d = &y->d[L];
     if (L == 0) {
       if (xml) put_ascii(d, 270, xml);
@@ -547,7 +540,7 @@ static ts_status build(tiff_writer *w, int chain, uint64_t base, layout *y, ts_e
         put(d, 330, IFD8, (uint64_t)(w->n - 1), zero, 8 * (size_t)(w->n - 1));
       }
     }
-    level_ifd(w, L, y->offs[L], d);
+    level_ifd(w, L, d);
     bad |= d->bad;
   }
   free(xml);
