@@ -96,9 +96,12 @@ typedef enum ts_compression {
   TS_COMPRESS_DEFLATE,
   TS_COMPRESS_LZW,
   TS_COMPRESS_ZSTD,
-  TS_COMPRESS_JPEG
+  TS_COMPRESS_JPEG,
+  TS_COMPRESS_BLOSC_LZ4,  /* Zarr only: Blosc with LZ4, byte shuffle */
+  TS_COMPRESS_BLOSC_ZSTD  /* Zarr only: Blosc with zstd, byte shuffle */
 } ts_compression;
 
+/* "zlib" is deflate's other name (Zarr's word for it). */
 TS_API ts_status ts_compression_parse(const char *s, ts_compression *out);
 TS_API const char *ts_compression_name(ts_compression c);
 /* Does compression c (or a deflate stream, deflated != 0: PNG, HDF5
@@ -120,6 +123,10 @@ typedef struct ts_writer_options {
   ts_layout layout;
   const char *downsample;  /* how levels were made, named in the metadata; not sent to workers */
   const ts_image_meta *meta; /* carried to the output (TIFF), may be NULL; not sent to workers */
+  int put;                 /* encoders store the tiles they make (Zarr, a worker with --io direct) */
+  int reopen;              /* a store resumed in place: keep what the partial holds */
+  int zarr_format;         /* Zarr output: 2 (0: the default) or 3 */
+  int shard;               /* Zarr v3: N x N chunks per shard file (0, 1: none) */
 } ts_writer_options;
 
 typedef struct ts_encoder_state ts_encoder_state; /* a backend's per-thread state */
@@ -136,9 +143,17 @@ typedef struct ts_writer_ops {
   ts_status (*encode)(ts_encoder_state *e, int level, ts_rect r, const void *src, int64_t src_stride,
                       const void **data, size_t *size, ts_error *err);
   void (*encoder_free)(ts_encoder_state *e);
+  /* An encoder that stores its own tiles (NULL: none does): puts says
+   * whether this one does (o->put, where the format can); put stores an
+   * encoded tile where the writer would (a directory store's chunk). */
+  ts_status (*put)(ts_encoder_state *e, int level, ts_rect r, const void *data, size_t size, ts_error *err);
+  int (*puts)(const ts_encoder_state *e);
   /* Store one encoded tile of level L (r in that level's pixels); calls
    * are serialized by the caller. */
   ts_status (*write_encoded)(void *ctx, int level, ts_rect r, const void *data, size_t size, ts_error *err);
+  /* A tile of `size` bytes already in place: put by a worker, or kept
+   * from the run a resume finishes (NULL: the format has none). */
+  ts_status (*adopt)(void *ctx, int level, ts_rect r, uint64_t size, ts_error *err);
   ts_status (*finish)(void *ctx, ts_error *err); /* flush and close */
   /* Close what a stopped run keeps, tiles where they were written (NULL:
    * finish does that). */
@@ -149,6 +164,12 @@ typedef struct ts_writer_ops {
    * durable (flush, fsync). */
   ts_status (*locate)(void *ctx, int level, ts_rect r, uint64_t *offset, uint64_t *size, ts_error *err);
   ts_status (*sync)(void *ctx, ts_error *err);
+  /* May this output be resumed (NULL: whenever locate and sync exist)? */
+  int (*resumable)(const void *ctx);
+  /* A store resumed in place (NULL: a file, replayed from its previous
+   * copy): the bytes of a tile locate placed at offset; 0, or -1 when
+   * they are not there. */
+  int (*read_back)(void *ctx, uint64_t offset, uint64_t size, void *dst);
 } ts_writer_ops;
 
 typedef struct ts_writer ts_writer;
@@ -172,6 +193,9 @@ TS_API void ts_encoder_free(ts_encoder **e);
  * call on the same encoder. */
 TS_API ts_status ts_encoder_encode(ts_encoder *e, int level, ts_rect r, const void *src, int64_t src_stride,
                                    const void **data, size_t *size, ts_error *err);
+/* Does this encoder store its tiles itself (ts_encoder_put)? */
+TS_API int ts_encoder_puts(const ts_encoder *e);
+TS_API ts_status ts_encoder_put(ts_encoder *e, int level, ts_rect r, const void *data, size_t size, ts_error *err);
 /* Store an encoded tile. Not thread-safe: one caller at a time. The order
  * of the calls sets the file's byte layout. */
 TS_API ts_status ts_writer_write_encoded(ts_writer *w, int level, ts_rect r, const void *data, size_t size,
@@ -184,6 +208,16 @@ TS_API ts_status ts_writer_locate(ts_writer *w, int level, ts_rect r, uint64_t *
                                   ts_error *err);
 TS_API ts_status ts_writer_sync(ts_writer *w, ts_error *err);
 TS_API const char *ts_writer_tmp(const ts_writer *w);
+/* A tile an encoder put, or a resume kept in place (ts_writer_in_place). */
+TS_API ts_status ts_writer_adopt(ts_writer *w, int level, ts_rect r, uint64_t size, ts_error *err);
+/* Is the output a directory store (Zarr), kept in place by a resume and
+ * read back from there (0: a file, set aside and copied)? */
+TS_API int ts_writer_in_place(const ts_writer *w);
+TS_API int ts_writer_read_back(ts_writer *w, uint64_t offset, uint64_t size, void *dst);
+/* Is the output spec such a store? */
+TS_API int ts_output_in_place(const char *spec);
+/* Remove a file, or a directory and all it holds: 0, or -1 (errno). */
+TS_API int ts_remove_path(const char *path);
 /* Complete the file and rename it to its final name. Frees *w. */
 TS_API ts_status ts_writer_finish(ts_writer **w, ts_error *err);
 /* Complete the file as far as it goes (a readable file: tiles never

@@ -28,6 +28,8 @@ typedef struct ts_job {
   int pyramid_levels;   /* at most this many reduced levels (-1: until one fits in a tile) */
   ts_downsample downsample; /* how a level is made from the one below */
   int layout;           /* ts_layout of a TIFF output; -1: ome for .ome.tif(f), else plain */
+  int zarr_format;      /* Zarr output: 2 (default) or 3 */
+  int shard;            /* Zarr v3 output: N x N chunks per shard file (0: no shards) */
   int64_t tile;         /* task core size, multiple of 16 */
   int64_t out_tile;     /* output TIFF tile; 0 = largest of 256..16 dividing tile */
   ts_boundary boundary;

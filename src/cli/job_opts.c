@@ -99,6 +99,18 @@ static int set_pyramid_levels(ts_cli_opts *o, const char *v, const char *w) {
   o->job.pyramid = 1;
   return 0;
 }
+static int set_zarr_format(ts_cli_opts *o, const char *v, const char *w) {
+  int64_t n;
+  if (set_int(&n, v, w, "--zarr-format", 2, 3)) return -1;
+  o->job.zarr_format = (int)n;
+  return 0;
+}
+static int set_shard(ts_cli_opts *o, const char *v, const char *w) {
+  int64_t n;
+  if (set_int(&n, v, w, "--shard", 1, 1024)) return -1;
+  o->job.shard = (int)n;
+  return 0;
+}
 static int set_downsample(ts_cli_opts *o, const char *v, const char *w) {
   return ts_downsample_parse(v, &o->job.downsample) ? bad(w, "--downsample", v, "mean, nearest, max or min") : 0;
 }
@@ -144,7 +156,7 @@ static int set_cval(ts_cli_opts *o, const char *v, const char *w) {
 }
 static int set_compression(ts_cli_opts *o, const char *v, const char *w) {
   return ts_compression_parse(v, &o->job.compression)
-             ? bad(w, "--compression", v, "none, deflate, lzw, zstd or jpeg") : 0;
+             ? bad(w, "--compression", v, "none, deflate (zlib), lzw, zstd, jpeg, blosc-lz4 or blosc-zstd") : 0;
 }
 static int set_io(ts_cli_opts *o, const char *v, const char *w) {
   if (!strcmp(v, "root")) o->job.io = TS_IO_ROOT;
@@ -177,6 +189,8 @@ static const spec specs[] = {
     {"force", 0, "output", 1, 0, R | G, set_force},
     {"pyramid", 0, "output", 1, 0, R, set_pyramid},
     {"pyramid-levels", 0, "output", 0, 0, R, set_pyramid_levels},
+    {"zarr-format", 0, "output", 0, 0, R, set_zarr_format},
+    {"shard", 0, "output", 0, 0, R, set_shard},
     {"downsample", 0, "output", 0, 0, R, set_downsample},
     {"layout", 0, "output", 0, 0, R, set_layout},
     {"pipeline", 'p', "pipeline", 0, 0, R, set_pipeline},

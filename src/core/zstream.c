@@ -3,6 +3,7 @@
 #include <isa-l/crc.h>
 #include <isa-l/igzip_lib.h>
 #include <stdlib.h>
+#include <string.h>
 #include <zlib.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -32,11 +33,27 @@ size_t ts_zbound(size_t n) {
 
 int ts_zlevel(int level) { return level < 0 ? TS_ZLEVEL : level; }
 
-size_t ts_zcompress(ts_zstream *z, int level, const void *src, size_t n, void *dst, size_t cap) {
-  if (level >= 0 && level != 1) { /* zlib's own levels */
+/* zlib's own levels, into a zlib or a gzip stream */
+static size_t zlib_level(int level, int gzip, const void *src, size_t n, void *dst, size_t cap) {
+  if (!gzip) {
     uLongf got = (uLongf)cap;
     return compress2(dst, &got, src, (uLong)n, level) == Z_OK ? (size_t)got : 0;
   }
+  z_stream zs = {0};
+  if (n > UINT32_MAX || cap > UINT32_MAX || deflateInit2(&zs, level, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    return 0;
+  zs.next_in = (Bytef *)src;
+  zs.avail_in = (uInt)n;
+  zs.next_out = dst;
+  zs.avail_out = (uInt)cap;
+  const int r = deflate(&zs, Z_FINISH);
+  const size_t got = zs.total_out;
+  deflateEnd(&zs);
+  return r == Z_STREAM_END ? got : 0;
+}
+
+static size_t compress_as(ts_zstream *z, int level, int gzip, const void *src, size_t n, void *dst, size_t cap) {
+  if (level >= 0 && level != 1) return zlib_level(level, gzip, src, n, dst, cap);
   if (!z->c) {
     z->c = malloc(sizeof *z->c);
     z->level_buf = malloc(ISAL_DEF_LVL1_DEFAULT);
@@ -51,16 +68,28 @@ size_t ts_zcompress(ts_zstream *z, int level, const void *src, size_t n, void *d
   s->level = TS_ZLEVEL;
   s->level_buf = z->level_buf;
   s->level_buf_size = ISAL_DEF_LVL1_DEFAULT;
-  s->gzip_flag = IGZIP_ZLIB;
+  s->gzip_flag = gzip ? IGZIP_GZIP_NO_HDR : IGZIP_ZLIB;
   s->end_of_stream = 1;
   s->flush = NO_FLUSH;
   s->next_in = (uint8_t *)src;
   s->avail_in = (uint32_t)n;
   s->next_out = dst;
   s->avail_out = (uint32_t)cap;
+  /* gzip: a fixed header (no name, no time), the same bytes every run */
+  static const unsigned char head[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff};
+  if (gzip && cap < sizeof head) return 0;
+  if (gzip) memcpy(dst, head, sizeof head), s->next_out += sizeof head, s->avail_out -= sizeof head;
   const int r = isal_deflate_stateless(s);
   clean_upper();
-  return r == COMP_OK ? (size_t)s->total_out : 0;
+  return r == COMP_OK ? (size_t)s->total_out + (gzip ? sizeof head : 0) : 0;
+}
+
+size_t ts_zcompress(ts_zstream *z, int level, const void *src, size_t n, void *dst, size_t cap) {
+  return compress_as(z, level, 0, src, n, dst, cap);
+}
+
+size_t ts_gzcompress(ts_zstream *z, int level, const void *src, size_t n, void *dst, size_t cap) {
+  return compress_as(z, level, 1, src, n, dst, cap);
 }
 
 int ts_zdecompress(ts_zstream *z, const void *src, size_t size, void *dst, size_t n) {

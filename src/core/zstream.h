@@ -28,6 +28,8 @@ size_t ts_zbound(size_t n);
  * and 2..9 through zlib's levels (stored, or smaller and slower). The
  * stream's size, or 0 when out of memory or it does not fit. */
 size_t ts_zcompress(ts_zstream *z, int level, const void *src, size_t n, void *dst, size_t cap);
+/* The same as a gzip stream (fixed header: no name, no time; Zarr v3's gzip codec). */
+size_t ts_gzcompress(ts_zstream *z, int level, const void *src, size_t n, void *dst, size_t cap);
 /* The deflate level a stream of ts_zcompress(level) was made at, as HDF5
  * records it. */
 int ts_zlevel(int level);

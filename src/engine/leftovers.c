@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "engine/leftovers.h"
+#include "tessera/io.h"
 
 static char *concat(const char *a, const char *b) {
   char *s = malloc(strlen(a) + strlen(b) + 1);
@@ -25,7 +26,7 @@ static ts_status restore(const ts_leftovers *l, const char *prevj, const char *p
   if (rename(prevj, l->journal) != 0)
     return ts_fail(err, TS_ERR_IO, "%s: cannot restore %s: %s", l->name, prevj, strerror(errno));
   if (prevp && ts_path_exists(prevp)) {
-    unlink(l->partial);
+    ts_remove_path(l->partial);
     if (rename(prevp, l->partial) != 0)
       return ts_fail(err, TS_ERR_IO, "%s: cannot restore %s: %s", l->name, prevp, strerror(errno));
   }
@@ -68,7 +69,7 @@ ts_status ts_leftovers_check(ts_leftovers *l, const ts_job *job, const char *fin
   if (st == TS_OK && journal && job->resume) {
     st = take(l, fingerprint, saved, prevj, prevp, err);
   } else if (st == TS_OK) { /* --force, or --resume with no journal: nothing to keep */
-    if (partial) unlink(l->partial);
+    if (partial) ts_remove_path(l->partial); /* a file, or a directory store */
     if (journal) unlink(l->journal);
   }
   if (l->prev_journal != prevj) free(prevj);

@@ -65,6 +65,23 @@ static int64_t level_tiles(const ts_core_levels *c, int64_t T) {
   return n;
 }
 
+ts_status ts_encode_tile(ts_encoder *enc, int L, ts_rect r, const void *src, int64_t stride, ts_blob *b,
+                         ts_error *err) {
+  const void *data;
+  size_t size;
+  ts_status st = ts_encoder_encode(enc, L, r, src, stride, &data, &size, err);
+  if (st) return st;
+  /* [u64 size][u64 crc][bytes]: the CRC the journal needs is computed
+   * here, in parallel where the tiles are encoded, not at the serial store */
+  uint64_t head[2] = {size, ts_crc32(data, size)};
+  const int put = ts_encoder_puts(enc);
+  if (put && (st = ts_encoder_put(enc, L, r, data, size, err))) return st;
+  if (put) head[0] |= TS_TILE_PUT;
+  if (ts_blob_append(b, head, sizeof head) || (!put && ts_blob_append(b, data, size)))
+    return ts_fail(err, TS_ERR_NOMEM, "out of memory for encoded tiles");
+  return TS_OK;
+}
+
 /* Encode tiles [i0, i1) of the core into b (appending). */
 static ts_status encode_range(ts_encoder *enc, const ts_core_levels *c, int64_t T, int64_t i0, int64_t i1, ts_blob *b,
                               ts_error *err) {
@@ -72,16 +89,9 @@ static ts_status encode_range(ts_encoder *enc, const ts_core_levels *c, int64_t 
     int L;
     ts_rect r = level_tile(c, T, i, &L);
     const ts_image *out = &c->im[L];
-    const void *data;
-    size_t size;
-    ts_status st = ts_encoder_encode(enc, L, r, ts_image_at(out, r.x - c->core[L].x, r.y - c->core[L].y),
-                                     out->stride, &data, &size, err);
+    ts_status st = ts_encode_tile(enc, L, r, ts_image_at(out, r.x - c->core[L].x, r.y - c->core[L].y), out->stride,
+                                  b, err);
     if (st) return st;
-    /* [u64 size][u64 crc][bytes]: the CRC the journal needs is computed
-     * here, in parallel where the tiles are encoded, not at the serial store */
-    uint64_t head[2] = {size, ts_crc32(data, size)};
-    if (ts_blob_append(b, head, sizeof head) || ts_blob_append(b, data, size))
-      return ts_fail(err, TS_ERR_NOMEM, "out of memory for encoded tiles");
   }
   return TS_OK;
 }
@@ -148,10 +158,12 @@ static ts_status store(ts_order *o, int64_t t, const ts_blob *b, ts_error *err) 
   for (int64_t i = 0; i < n; i++) {
     uint64_t head[2]; /* size, crc */
     memcpy(head, p, sizeof head);
-    const uint64_t size = head[0];
+    const int put = (head[0] & TS_TILE_PUT) != 0; /* in the store already */
+    const uint64_t size = head[0] & ~TS_TILE_PUT;
     int L;
     ts_rect r = level_tile(&c, o->out_tile, i, &L);
-    ts_status st = ts_writer_write_encoded(o->writer, L, r, p + sizeof head, size, err);
+    ts_status st = put || o->in_place ? ts_writer_adopt(o->writer, L, r, size, err)
+                                      : ts_writer_write_encoded(o->writer, L, r, p + sizeof head, size, err);
     if (st == TS_OK && o->journal) {
       st = ts_writer_locate(o->writer, L, r, &o->jt[i].off, &o->jt[i].size, err);
       if (st == TS_OK && o->jt[i].size != size)
@@ -160,7 +172,7 @@ static ts_status store(ts_order *o, int64_t t, const ts_blob *b, ts_error *err) 
       o->jt[i].crc = (uint32_t)head[1];
     }
     if (st) return st;
-    p += sizeof head + size;
+    p += sizeof head + (put ? 0 : size);
   }
   if (o->tail && !o->replaying) {
     /* the piece: a grid task's core at the first upper level, or an upper

@@ -13,10 +13,13 @@
 #include "tessera/partition.h"
 
 /* A task's result (a ts_blob): [uint64 size][uint64 CRC-32][bytes] per
- * output tile, level 0's first, then each level the task makes itself;
+ * output tile (size | TS_TILE_PUT and no bytes: the encoder stored it
+ * itself, ts_encoder_put), level 0's first, then each level the task makes itself;
  * with a pyramid taller than that, one more record: the core at level
  * task_levels, raw, a piece of an upper tile (pyramid.h). An upper tile's
  * task: its one tile, then itself halved (but from the top level). */
+
+#define TS_TILE_PUT ((uint64_t)1 << 63)
 
 /* A task's core at each level it makes (core[0]: level 0's), and their
  * pixels (im[L], packed; set by the caller). */
@@ -28,6 +31,10 @@ typedef struct ts_core_levels {
 /* The rects (g NULL: flat, level 0 only). */
 void ts_core_levels_of(const ts_levels *g, ts_rect core, ts_core_levels *c);
 
+/* Encode one tile (level L, rect r, pixels at src) and append its record
+ * to b: stored by the encoder itself when it puts its tiles. */
+ts_status ts_encode_tile(ts_encoder *enc, int L, ts_rect r, const void *src, int64_t stride, ts_blob *b,
+                         ts_error *err);
 /* Encode the output tiles (out_tile-sized, on each level's tile grid) of
  * every level of c, appending to b. With n > 1 encoders the tiles are
  * spread over n OpenMP threads (encs[i] and parts[i] per thread) and
@@ -62,6 +69,7 @@ typedef struct ts_order {
   const struct ts_tile_seq *seq; /* a pyramid with upper levels: what each task is (NULL: grid tasks) */
   struct ts_tail *tail;    /* the upper levels' pieces (NULL: none) */
   int replaying;           /* --resume: results carry no pyramid piece, and no checkpoint is taken */
+  int in_place;            /* ... and their tiles are already in the store (adopted, not written) */
   const ts_grid *grid;
   int64_t out_tile;
   ts_progress *progress; /* may be NULL */

@@ -59,7 +59,7 @@ ts_status ts_plan_open(ts_plan *p, const ts_job *job, ts_error *err) {
       .level = job->compression_level,
       .force = job->force, .description = p->pipe->text,
       .levels = p->levels.n, .layout = layout, .downsample = ts_downsample_name(job->downsample),
-      .meta = ts_reader_meta(p->reader),
+      .meta = ts_reader_meta(p->reader), .zarr_format = job->zarr_format, .shard = job->shard,
   };
   p->wopts = wo;
   if ((st = ts_compression_level_check(job->compression, 0, job->compression_level, err))) goto fail;

@@ -8,7 +8,11 @@
  * file's bytes (each tile checked by CRC) before computing the rest. The
  * new file is then written by the same calls in the same order as an
  * uninterrupted run's, so it is byte-identical to it. A replay that is
- * itself killed leaves the .prev files, which win next time. */
+ * itself killed leaves the .prev files, which win next time.
+ *
+ * A directory store (Zarr, OUT.partial/) resumes in place instead: only
+ * the journal moves aside; the replay reads each journaled chunk back
+ * from the store, checks its CRC and adopts it where it lies. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -52,7 +56,8 @@ static char *fingerprint(const ts_plan *p) {
          (job->input_level > 0 && ADD("input_level=%lld\n", (long long)job->input_level)) ||
          (p->levels.n > 1 && ADD("levels=%d %s layout=%s\n", p->levels.n, ts_downsample_name(job->downsample),
                                  ts_layout_name(p->wopts.layout))) ||
-         (job->compression_level >= 0 && ADD("compression_level=%d\n", job->compression_level)) || ADD("size=%lldx%lld\n", (long long)p->grid.w, (long long)p->grid.h) ||
+         (job->compression_level >= 0 && ADD("compression_level=%d\n", job->compression_level)) ||
+         (job->zarr_format > 2 && ADD("zarr_format=%d\n", job->zarr_format)) || ADD("size=%lldx%lld\n", (long long)p->grid.w, (long long)p->grid.h) ||
          ADD("output_type=%s x%d\n", ts_dtype_name(p->pipe->out_dtype), p->pipe->out_channels) ||
          ts_blob_append(&b, "", 1);
 #undef ADD
@@ -69,9 +74,13 @@ ts_status ts_plan_open_output(ts_plan *p, ts_error *err) {
   char *partial = file ? concat(file, ".partial") : NULL, *journal = file ? concat(file, ".journal") : NULL;
   char *fp = fingerprint(p);
   ts_status st = file && partial && journal && fp ? TS_OK : ts_fail(err, TS_ERR_NOMEM, "out of memory");
-  ts_leftovers l = {.name = file, .partial = partial, .journal = journal, .set_partial_aside = 1};
+  /* a directory store resumes in place; a file is replayed from its previous copy */
+  const int in_place = ts_output_in_place(job->output);
+  ts_leftovers l = {.name = file, .partial = partial, .journal = journal, .set_partial_aside = !in_place};
   if (st == TS_OK) st = ts_leftovers_check(&l, job, fp, &p->saved, err);
+  p->wopts.reopen = in_place && l.prev_journal;
   if (st == TS_OK) st = ts_writer_open(job->output, &p->wopts, &p->writer, err);
+  p->wopts.reopen = 0;
   if (st == TS_OK && ts_writer_resumable(p->writer) &&
       (job->checkpoint_tasks > 0 || job->checkpoint_seconds > 0)) /* both 0: no journal */
     st = ts_journal_create(journal, fp, job->checkpoint_tasks, job->checkpoint_seconds, &p->journal, err);
@@ -93,12 +102,21 @@ ts_status ts_plan_open_output(ts_plan *p, ts_error *err) {
   return st;
 }
 
-/* Append the journaled tile jt, read from fd, to b as [size][crc][bytes]
- * (0: torn or lost). */
-static int read_tile(int fd, const ts_jtile *jt, ts_blob *b) {
+/* Where the journaled tiles are read from: the previous file (fd), or
+ * the store itself when it resumes in place. */
+typedef struct tiles_at {
+  int fd;
+  ts_writer *store; /* in place */
+} tiles_at;
+
+/* Append the journaled tile jt to b as [size][crc][bytes] (0: torn or lost). */
+static int read_tile(const tiles_at *at, const ts_jtile *jt, ts_blob *b) {
   uint64_t head[2] = {jt->size, jt->crc}, n = jt->size; /* as ts_encode_core lays tiles out */
   if (n > ((uint64_t)1 << 31) || ts_blob_append(b, head, sizeof head) || ts_blob_reserve(b, b->size + n)) return 0;
-  int ok = pread(fd, b->p + b->size, n, (off_t)jt->off) == (ssize_t)n && ts_crc32(b->p + b->size, n) == jt->crc;
+  unsigned char *to = b->p + b->size;
+  int ok = at->store ? ts_writer_read_back(at->store, jt->off, n, to) == 0
+                     : pread(at->fd, to, n, (off_t)jt->off) == (ssize_t)n;
+  ok = ok && ts_crc32(to, n) == jt->crc;
   b->size += n;
   return ok;
 }
@@ -107,12 +125,12 @@ static int read_tile(int fd, const ts_jtile *jt, ts_blob *b) {
  * its upper tiles had after task K-1, so the replay must reach exactly K.
  * Every tile is checked before any is stored; if one is bad, nothing is
  * replayed. */
-static int all_intact(const ts_plan *p, int fd) {
+static int all_intact(const ts_plan *p, const tiles_at *at) {
   const ts_journal_state *s = &p->saved;
   if (!s->has_snap) return 0;
   ts_blob b = {0};
   int ok = 1;
-  for (int64_t i = 0; ok && i < s->first[s->ntasks]; i++) ok = (b.size = 0, read_tile(fd, &s->tiles[i], &b));
+  for (int64_t i = 0; ok && i < s->first[s->ntasks]; i++) ok = (b.size = 0, read_tile(at, &s->tiles[i], &b));
   ts_blob_free(&b);
   return ok;
 }
@@ -122,37 +140,38 @@ ts_status ts_plan_replay(ts_plan *p, ts_order *o, ts_error *err) {
   if (!p->prev_journal) return TS_OK;
   o->journal = p->journal;
   const ts_journal_state *s = &p->saved;
-  int fd = p->prev_partial ? open(p->prev_partial, O_RDONLY | O_CLOEXEC) : -1;
+  const int in_place = ts_writer_in_place(p->writer);
+  tiles_at at = {.fd = !in_place && p->prev_partial ? open(p->prev_partial, O_RDONLY | O_CLOEXEC) : -1,
+                 .store = in_place ? p->writer : NULL};
+  int have = at.fd >= 0 || at.store;
   ts_blob b = {0};
   ts_status st = TS_OK;
   const int tail = o->tail != NULL;
   const int64_t ntasks = o->seq ? o->seq->n : p->grid.ntasks;
-  if (tail && fd >= 0 && !all_intact(p, fd)) { /* redo it all */
-    close(fd);
-    fd = -1;
-  }
+  if (tail && have && !all_intact(p, &at)) have = 0; /* redo it all */
   o->replaying = 1;
-  for (int64_t t = 0; fd >= 0 && st == TS_OK && t < s->ntasks && t < ntasks; t++) {
+  o->in_place = in_place;
+  for (int64_t t = 0; have && st == TS_OK && t < s->ntasks && t < ntasks; t++) {
     const int64_t want = ts_order_result_tiles(o, t);
     if (s->first[t + 1] - s->first[t] != want) break;
     b.size = 0;
     int ok = 1;
-    for (int64_t i = s->first[t]; ok && i < s->first[t + 1]; i++) ok = read_tile(fd, &s->tiles[i], &b);
+    for (int64_t i = s->first[t]; ok && i < s->first[t + 1]; i++) ok = read_tile(&at, &s->tiles[i], &b);
     if (!ok) break; /* torn or lost: this task and the rest are computed again */
     int placed;
     st = ts_order_put(o, t, &b, &placed, err);
     if (st == TS_OK && !placed) st = ts_fail(err, TS_ERR_INTERNAL, "replayed task %lld has no slot", (long long)t);
     if (st == TS_OK) p->resumed = t + 1;
   }
-  o->replaying = 0;
+  o->replaying = o->in_place = 0;
   ts_blob_free(&b);
-  if (fd >= 0) close(fd);
+  if (at.fd >= 0) close(at.fd);
   if (st == TS_OK && tail && p->resumed > 0) /* the unfinished upper tiles, as they were after the last task */
     st = ts_tail_restore(o->tail, s->snap.p, s->snap.size, err);
   if (st == TS_OK && p->journal) st = ts_journal_checkpoint(p->journal, p->writer, err);
   if (st) return st;
   /* the new files hold it all now */
-  unlink(p->prev_partial);
+  if (p->prev_partial) unlink(p->prev_partial);
   unlink(p->prev_journal);
   free(p->prev_partial);
   free(p->prev_journal);

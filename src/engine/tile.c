@@ -313,14 +313,8 @@ static ts_status upper_compute(tile_kind *k, int me, int nthreads, int L, ts_rec
   const size_t px = ts_dtype_size(k->pipe->out_dtype) * (size_t)k->pipe->out_channels;
   if (n != (size_t)(T * T) * px)
     return ts_fail(err, TS_ERR_INTERNAL, "pyramid tile of level %d: %zu bytes of input", L, n);
-  const void *data;
-  size_t size;
-  ts_status st = ts_encoder_encode(k->per_thread.encs[nthreads > 1 ? 0 : me], L, up, payload, T * (int64_t)px, &data,
-                                   &size, err);
+  ts_status st = ts_encode_tile(k->per_thread.encs[nthreads > 1 ? 0 : me], L, up, payload, T * (int64_t)px, out, err);
   if (st) return st;
-  const uint64_t head[2] = {size, ts_crc32(data, size)};
-  if (ts_blob_append(out, head, sizeof head) || ts_blob_append(out, data, size))
-    return ts_fail(err, TS_ERR_NOMEM, "out of memory for a task's result");
   if (L + 1 >= k->levels.n) return TS_OK;
   ts_image src = ts_image_packed((void *)payload, up.w, up.h, k->pipe->out_channels, k->pipe->out_dtype);
   src.stride = T * (int64_t)px;
@@ -514,6 +508,7 @@ static ts_status tile_open_worker(const unsigned char *setup, size_t n, int rank
   if (st == TS_OK) st = ts_pipeline_parse(k->pipeline, k->in_dtype, k->in_channels, &k->pipe, err);
   if (st == TS_OK) ts_pipeline_set_rank(k->pipe, rank);
   if (st == TS_OK) st = tile_common(k, err);
+  k->wopts.put = direct; /* a directory store's chunks are written where they are made */
   if (st == TS_OK && direct) {
     if ((st = ts_reader_open_level(k->input, s.page, s.input_level, &k->reader, err))) {
       ts_note_relative(k->input, st, err);

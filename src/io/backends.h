@@ -9,6 +9,8 @@ extern const ts_reader_ops ts_synth_reader_ops;
 extern const ts_writer_ops ts_tiff_writer_ops;
 extern const ts_reader_ops ts_hdf5_reader_ops;
 extern const ts_writer_ops ts_hdf5_writer_ops;
+extern const ts_reader_ops ts_zarr_reader_ops;
+extern const ts_writer_ops ts_zarr_writer_ops;
 
 /* The tile-mode formats, asked in turn (registry.c), as libvips picks its
  * loaders: a spec may name its format (synth:..., FILE.h5:/dataset, an
@@ -21,6 +23,7 @@ typedef struct ts_format {
   int (*names)(const char *spec, int output); /* does the spec itself say this format? */
   int (*is_a)(const unsigned char *magic, size_t n); /* do a file's first bytes? (NULL: never) */
   int dataset; /* specs carry FILE:/dataset, the output's default /image */
+  int directory; /* a directory store (Zarr): built as OUT.partial/, resumed in place */
 } ts_format;
 /* The format a spec names (as an output: output = 1), or NULL. */
 const ts_format *ts_format_named(const char *spec, int output);
@@ -60,6 +63,10 @@ void ts_h5_chunks_free(ts_h5_chunks *c);
  * its data lies) against the file before any read; name is for messages.
  * hid_t is int64_t (hdf5.h is not included here). */
 ts_status ts_h5_check_dataset(int64_t file, int64_t dset, const char *name, ts_error *err);
+
+/* Is the Zarr array at path a stack of images (N x H x W [x C], or
+ * 3-D with more than 4 planes)? 0 for a group or no array. */
+int ts_zarr_is_stack(const char *path);
 
 /* The kept tags and pixel size of the TIFF directory at `diroff` of
  * `path`, read as stored (tiff_meta.c). Nothing found is no error. */

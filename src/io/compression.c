@@ -3,9 +3,10 @@
 #include "core/params.h"
 #include "tessera/io.h"
 
-static const char *const compression_names[] = {"none", "deflate", "lzw", "zstd", "jpeg"};
+static const char *const compression_names[] = {"none", "deflate", "lzw", "zstd", "jpeg", "blosc-lz4", "blosc-zstd"};
 
 ts_status ts_compression_parse(const char *s, ts_compression *out) {
+  if (strcmp(s, "zlib") == 0) s = "deflate";
   const int i = ts_name_index(compression_names, sizeof compression_names / sizeof *compression_names, s);
   if (i >= 0) *out = (ts_compression)i;
   return i >= 0 ? TS_OK : TS_ERR_USAGE;
@@ -22,9 +23,11 @@ ts_status ts_compression_level_check(ts_compression c, int deflated, int level, 
   if (c == TS_COMPRESS_ZSTD)
     return level >= 1 && level <= 22 ? TS_OK
                                      : ts_fail(err, TS_ERR_USAGE, "--compression-level %d: zstd takes 1 to 22", level);
+  if (c == TS_COMPRESS_BLOSC_LZ4 || c == TS_COMPRESS_BLOSC_ZSTD)
+    return level <= 9 ? TS_OK : ts_fail(err, TS_ERR_USAGE, "--compression-level %d: blosc takes 0 to 9", level);
   if (c == TS_COMPRESS_JPEG)
     return ts_fail(err, TS_ERR_USAGE, "--compression-level is for deflate and zstd; JPEG takes --jpeg-quality");
-  return ts_fail(err, TS_ERR_USAGE, "--compression-level %d: --compression %s has no level (deflate and zstd do)",
+  return ts_fail(err, TS_ERR_USAGE, "--compression-level %d: --compression %s has no level (deflate, zstd and blosc do)",
                  level, ts_compression_name(c));
 }
 

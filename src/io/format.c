@@ -1,7 +1,9 @@
 /* Pick a backend for a path; the generic half of every reader and writer:
  * input validation shared by all formats, the temporary output name and
  * the final rename. */
+#define _XOPEN_SOURCE 700
 #include <errno.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +75,7 @@ ts_status ts_reader_open_level(const char *path, int64_t page, int64_t level, ts
   }
   r->ops = ops;
   r->info.pages = r->info.levels = 1;
-  r->info.level = ops == &ts_tiff_reader_ops ? level : 0; /* in: the one wanted (pyramids are TIFF's) */
+  r->info.level = ops == &ts_tiff_reader_ops || ops == &ts_zarr_reader_ops ? level : 0; /* in: the one wanted */
   st = page < 0 ? ts_fail(err, TS_ERR_USAGE, "--page %lld: pages count from 0", (long long)page)
        : level < 0 ? ts_fail(err, TS_ERR_USAGE, "--input-level %lld: levels count from 0", (long long)level)
                    : ops->open(path, page, &r->ctx, &r->info, err);
@@ -135,13 +137,41 @@ struct ts_writer {
   void *ctx;
   char *path, *tmp; /* the file's final and temporary names */
   char *spec;       /* what the backend opens: tmp, or tmp:/dataset for HDF5 */
+  int dir;          /* a directory store (Zarr): tmp is a directory, resumed in place */
 };
+
+static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb, (void)flag, (void)ftw;
+  return remove(path);
+}
+
+int ts_remove_path(const char *path) {
+  struct stat sb;
+  if (lstat(path, &sb) != 0) return errno == ENOENT ? 0 : -1;
+  if (!S_ISDIR(sb.st_mode)) return unlink(path);
+  return nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Does directory `path` hold a Zarr store (what --force may replace)? */
+static int is_store(const char *path) {
+  static const char *const marks[] = {".zgroup", ".zarray", "zarr.json"};
+  char p[4096];
+  struct stat sb;
+  for (int i = 0; i < 3; i++)
+    if (snprintf(p, sizeof p, "%s/%s", path, marks[i]) < (int)sizeof p && stat(p, &sb) == 0) return 1;
+  return 0;
+}
+
+int ts_output_in_place(const char *spec) {
+  const ts_format *f = ts_format_named(spec, 1);
+  return f && f->directory;
+}
 
 static ts_status pick_writer(const char *path, const ts_writer_ops **ops, ts_error *err) {
   const ts_format *f = ts_format_named(path, 1);
   if (!f)
     return ts_fail(err, TS_ERR_USAGE, "%s: unknown output format; tile mode writes tiled BigTIFF "
-                   "(name the output .tif or .tiff) or HDF5 (FILE.h5 or FILE.h5:/dataset)", path);
+                   "(name the output .tif or .tiff), HDF5 (FILE.h5 or FILE.h5:/dataset) or a Zarr store (OUT.zarr)", path);
   *ops = f->writer;
   return TS_OK;
 }
@@ -189,9 +219,13 @@ ts_status ts_writer_open(const char *path, const ts_writer_options *o, ts_writer
   }
   struct stat st;
   ts_status ex = TS_OK;
+  const int dir = ts_output_in_place(path);
   if (stat(file, &st) == 0) {
-    if (S_ISDIR(st.st_mode)) ex = ts_fail(err, TS_ERR_EXISTS, "%s: output is a directory", file);
+    if (S_ISDIR(st.st_mode) && (!dir || !is_store(file)))
+      ex = ts_fail(err, TS_ERR_EXISTS, "%s: output is a directory%s; not replaced", file,
+                   dir ? " that holds no Zarr store" : "");
     else if (!o->force) ex = ts_fail(err, TS_ERR_EXISTS, "%s: output exists; use --force to replace it", file);
+    else if (dir && !S_ISDIR(st.st_mode)) ex = ts_fail(err, TS_ERR_EXISTS, "%s: output is a file, not a Zarr store; not replaced", file);
   }
   ts_writer *w = ex ? NULL : calloc(1, sizeof *w);
   if (!w) {
@@ -200,6 +234,7 @@ ts_status ts_writer_open(const char *path, const ts_writer_options *o, ts_writer
     return ex ? ex : ts_fail(err, TS_ERR_NOMEM, "out of memory");
   }
   w->ops = ops;
+  w->dir = dir;
   w->path = file;
   w->tmp = malloc(strlen(file) + 16);
   w->spec = malloc(strlen(file) + (dset ? strlen(dset) : 0) + 20);
@@ -212,17 +247,24 @@ ts_status ts_writer_open(const char *path, const ts_writer_options *o, ts_writer
   sprintf(w->spec, "%s%s%s", w->tmp, dset ? ":" : "", dset ? dset : "");
   free(dset);
   /* create it here first: errno gives a plainer message than the backend */
-  int fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-  if (fd < 0) {
+  int made;
+  if (dir) {
+    if (!o->reopen) ts_remove_path(w->tmp); /* a stale one (the caller decided it goes) */
+    made = mkdir(w->tmp, 0777) == 0 || (o->reopen && errno == EEXIST);
+  } else {
+    int fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    made = fd >= 0;
+    if (made) close(fd);
+  }
+  if (!made) {
     ts_status s = ts_fail(err, TS_ERR_IO, "%s: cannot create output: %s", path, strerror(errno));
     ts_writer_abort(&w);
     return s;
   }
-  close(fd);
   ts_status s = w->ops->open(w->spec, o, &w->ctx, err);
   if (s) {
     w->ctx = NULL;
-    unlink(w->tmp);
+    ts_remove_path(w->tmp);
     ts_writer_abort(&w);
     return s;
   }
@@ -265,12 +307,20 @@ ts_status ts_encoder_encode(ts_encoder *e, int level, ts_rect r, const void *src
   return e->ops->encode(e->state, level, r, src, src_stride, data, size, err);
 }
 
+int ts_encoder_puts(const ts_encoder *e) { return e->ops->puts && e->ops->puts(e->state); }
+
+ts_status ts_encoder_put(ts_encoder *e, int level, ts_rect r, const void *data, size_t size, ts_error *err) {
+  return e->ops->put(e->state, level, r, data, size, err);
+}
+
 ts_status ts_writer_write_encoded(ts_writer *w, int level, ts_rect r, const void *data, size_t size,
                                   ts_error *err) {
   return w->ops->write_encoded(w->ctx, level, r, data, size, err);
 }
 
-int ts_writer_resumable(const ts_writer *w) { return w->ops->locate && w->ops->sync && w->ctx; }
+int ts_writer_resumable(const ts_writer *w) {
+  return w->ops->locate && w->ops->sync && w->ctx && (!w->ops->resumable || w->ops->resumable(w->ctx));
+}
 
 ts_status ts_writer_locate(ts_writer *w, int level, ts_rect r, uint64_t *offset, uint64_t *size, ts_error *err) {
   return w->ops->locate(w->ctx, level, r, offset, size, err);
@@ -280,13 +330,39 @@ ts_status ts_writer_sync(ts_writer *w, ts_error *err) { return w->ops->sync(w->c
 
 const char *ts_writer_tmp(const ts_writer *w) { return w->tmp; }
 
+ts_status ts_writer_adopt(ts_writer *w, int level, ts_rect r, uint64_t size, ts_error *err) {
+  if (!w->ops->adopt) return ts_fail(err, TS_ERR_INTERNAL, "%s: the %s writer has no tiles put elsewhere", w->path, w->ops->name);
+  return w->ops->adopt(w->ctx, level, r, size, err);
+}
+
+int ts_writer_in_place(const ts_writer *w) { return w->ops->read_back != NULL; }
+
+int ts_writer_read_back(ts_writer *w, uint64_t offset, uint64_t size, void *dst) {
+  return w->ops->read_back(w->ctx, offset, size, dst);
+}
+
+/* tmp becomes the output; a directory store replaces an old one (--force)
+ * by setting it aside first, as rename cannot replace a directory. */
+static int install(const ts_writer *w) {
+  if (!w->dir) return rename(w->tmp, w->path);
+  char *old = malloc(strlen(w->path) + 16);
+  if (!old) return errno = ENOMEM, -1;
+  sprintf(old, "%s.replaced", w->path);
+  ts_remove_path(old);
+  int had = rename(w->path, old) == 0, r = rename(w->tmp, w->path);
+  if (r != 0 && had) rename(old, w->path);
+  else if (had) ts_remove_path(old);
+  free(old);
+  return r;
+}
+
 ts_status ts_writer_finish(ts_writer **wp, ts_error *err) {
   ts_writer *w = *wp;
   ts_status st = w->ops->finish(w->ctx, err);
   w->ctx = NULL;
-  if (st == TS_OK && rename(w->tmp, w->path) != 0)
+  if (st == TS_OK && install(w) != 0)
     st = ts_fail(err, TS_ERR_IO, "%s: cannot rename %s to it: %s", w->path, w->tmp, strerror(errno));
-  if (st) unlink(w->tmp);
+  if (st) ts_remove_path(w->tmp);
   free(w->path);
   free(w->tmp);
   free(w->spec);
@@ -299,7 +375,7 @@ ts_status ts_writer_keep(ts_writer **wp, char **kept, ts_error *err) {
   ts_writer *w = *wp;
   ts_status st = (w->ops->keep ? w->ops->keep : w->ops->finish)(w->ctx, err);
   w->ctx = NULL;
-  if (st) unlink(w->tmp);
+  if (st) ts_remove_path(w->tmp);
   *kept = st ? NULL : w->tmp;
   if (st) free(w->tmp);
   free(w->path);
@@ -314,7 +390,7 @@ void ts_writer_abort(ts_writer **wp) {
   ts_writer *w = *wp;
   if (w->ctx) {
     w->ops->abort(w->ctx);
-    unlink(w->tmp);
+    ts_remove_path(w->tmp);
   }
   free(w->path);
   free(w->tmp);

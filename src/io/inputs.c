@@ -23,6 +23,8 @@ int ts_inputs_is_list(const char *spec) {
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors become our messages, not HDF5's stack dumps */
   struct stat st;
   if (spec[0] == '@') return 1;
+  const ts_format *zf = ts_format_named(spec, 0);
+  if (zf && zf->directory) return ts_zarr_is_stack(spec); /* a Zarr array: one image, or a stack of them */
   if (stat(spec, &st) == 0 && S_ISDIR(st.st_mode)) return 1;
   char *file = NULL, *path = NULL;
   int list = 0;

@@ -1,4 +1,5 @@
 /* The tile-mode formats: one line each, asked in turn (backends.h). */
+#define _GNU_SOURCE
 #include <string.h>
 #include <strings.h>
 #include "io/backends.h"
@@ -19,6 +20,14 @@ static int tiff_names(const char *spec, int output) {
   return output && (has_suffix(spec, ".tif") || has_suffix(spec, ".tiff"));
 }
 
+/* OUT.zarr; as an input also a path inside one: IN.zarr/path/to/array */
+static int zarr_names(const char *spec, int output) {
+  if (output) return has_suffix(spec, ".zarr");
+  for (const char *p = spec; (p = strcasestr(p, ".zarr")); p += 5)
+    if (p[5] == '\0' || p[5] == '/') return 1;
+  return 0;
+}
+
 static int tiff_is_a(const unsigned char *m, size_t n) {
   return n >= 4 && (!memcmp(m, "II*\0", 4) || !memcmp(m, "MM\0*", 4) || !memcmp(m, "II+\0", 4) ||
                     !memcmp(m, "MM\0+", 4));
@@ -30,7 +39,10 @@ static const ts_format hdf5 = {.name = "HDF5", .reader = &ts_hdf5_reader_ops, .w
 static const ts_format tiff = {.name = "TIFF", .reader = &ts_tiff_reader_ops, .writer = &ts_tiff_writer_ops,
                                .names = tiff_names, .is_a = tiff_is_a};
 
-static const ts_format *const formats[] = {&synth, &hdf5, &tiff, NULL};
+static const ts_format zarr = {.name = "Zarr", .reader = &ts_zarr_reader_ops, .writer = &ts_zarr_writer_ops,
+                               .names = zarr_names, .directory = 1};
+
+static const ts_format *const formats[] = {&synth, &hdf5, &zarr, &tiff, NULL};
 
 const ts_format *ts_format_named(const char *spec, int output) {
   for (int i = 0; formats[i]; i++)

@@ -73,7 +73,7 @@ struct ts_encoder_state {
 static uint16_t tiff_compression(ts_compression c) {
   static const uint16_t codes[] = {COMPRESSION_NONE, COMPRESSION_ADOBE_DEFLATE, COMPRESSION_LZW, COMPRESSION_ZSTD,
                                    COMPRESSION_JPEG};
-  return codes[c];
+  return (unsigned)c < sizeof codes / sizeof *codes ? codes[c] : 0; /* 0: not a TIFF compression (blosc) */
 }
 
 static int has_predictor(uint16_t comp) {
@@ -310,6 +310,9 @@ static ts_status place_tiles(tiff_writer *w, ts_error *err);
 
 static ts_status tiff_wopen(const char *path, const ts_writer_options *o, void **ctx, ts_error *err) {
   const uint16_t comp = tiff_compression(o->compression);
+  if (!comp)
+    return ts_fail(err, TS_ERR_USAGE, "%s: --compression %s is a Zarr compressor; TIFF output takes none, deflate, "
+                   "lzw, zstd or jpeg", path, ts_compression_name(o->compression));
   if (!TIFFIsCODECConfigured(comp))
     return ts_fail(err, TS_ERR_USAGE, "%s compression is not available in this libtiff",
                    ts_compression_name(o->compression));
