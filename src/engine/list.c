@@ -297,7 +297,7 @@ static void list_common(list_kind *k) {
   int64_t most = 0;
   for (int64_t i = 0; k->have_in && i < k->in.n; i++)
     if (k->in.items[i].size > most) most = k->in.items[i].size;
-  if (k->have_in && k->in.h5) most = ts_image_bytes(k->in.w, k->in.h, k->in.channels, k->in.dtype);
+  if (k->have_in && (k->in.h5 || k->in.zarr)) most = ts_image_bytes(k->in.w, k->in.h, k->in.channels, k->in.dtype);
   if (k->have_in && k->in.strip_reader) most = ts_image_bytes(k->in.w, k->in.strip_rows, k->in.channels, k->in.dtype);
   k->base.max_payload = most + 4096 + (int64_t)sizeof(ts_payload) + (int64_t)sizeof(list_head);
 }
@@ -325,14 +325,15 @@ static ts_status list_open(const ts_job *job, FILE *log, ts_kind **out, ts_error
   /* PNG files and HDF5 images are deflate streams; TIFF files take
    * --compression (a directory without --format is refused later) */
   if (st == TS_OK) {
-    const int dir = ts_list_out_is_dir(job->output), deflated = !dir || oo->format == TS_FILE_PNG;
+    const int dir = ts_list_out_is_dir(job->output), zarr = ts_output_in_place(job->output);
+    const int deflated = !zarr && (!dir || oo->format == TS_FILE_PNG);
     st = ts_compression_level_check(dir && oo->format == TS_FILE_JPEG ? TS_COMPRESS_JPEG : job->compression,
                                     deflated, job->compression_level, err);
   }
   if (st == TS_OK) st = check_pipeline(job->pipeline, err);
   if (st == TS_OK && (st = ts_inputs_open(job->input, job->glob, job->recursive, job->strips, &k->in, err)) == TS_OK)
     k->have_in = 1;
-  if (st == TS_OK && k->in.h5) /* a stack's images share one size: over the limit, every one would fail */
+  if (st == TS_OK && (k->in.h5 || k->in.zarr)) /* a stack's images share one size: over the limit, every one would fail */
     st = ts_codec_check(job->input, k->in.w, k->in.h, job->max_image_pixels, err);
   if (st == TS_OK) ts_stop_immediate(0); /* files change from here on: a stop keeps what it must */
   if (st == TS_OK) st = ts_list_journal_open(&k->lj, job, &k->in, oo, err);

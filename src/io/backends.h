@@ -67,6 +67,18 @@ ts_status ts_h5_check_dataset(int64_t file, int64_t dset, const char *name, ts_e
 /* Is the Zarr array at path a stack of images (N x H x W [x C], or
  * 3-D with more than 4 planes)? 0 for a group or no array. */
 int ts_zarr_is_stack(const char *path);
+/* Such a stack, read one image at a time (packed H x W x C); *info
+ * holds an image's size, channels and dtype, *n the count. */
+typedef struct ts_zarr_stack ts_zarr_stack;
+ts_status ts_zarr_stack_open(const char *path, ts_zarr_stack **out, ts_image_info *info, int64_t *n, ts_error *err);
+ts_status ts_zarr_stack_read(ts_zarr_stack *z, int64_t i, void *dst, ts_error *err);
+void ts_zarr_stack_close(ts_zarr_stack *z);
+
+/* Give directory tmp the name path, replacing a directory there (set
+ * aside first, as rename cannot replace one): 0, or -1 (errno). */
+int ts_install_dir(const char *tmp, const char *path);
+/* Does directory path hold a Zarr store (.zgroup, .zarray or zarr.json)? */
+int ts_is_zarr_store(const char *path);
 
 /* The kept tags and pixel size of the TIFF directory at `diroff` of
  * `path`, read as stored (tiff_meta.c). Nothing found is no error. */

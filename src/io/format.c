@@ -341,20 +341,21 @@ int ts_writer_read_back(ts_writer *w, uint64_t offset, uint64_t size, void *dst)
   return w->ops->read_back(w->ctx, offset, size, dst);
 }
 
-/* tmp becomes the output; a directory store replaces an old one (--force)
- * by setting it aside first, as rename cannot replace a directory. */
-static int install(const ts_writer *w) {
-  if (!w->dir) return rename(w->tmp, w->path);
-  char *old = malloc(strlen(w->path) + 16);
+int ts_install_dir(const char *tmp, const char *path) {
+  char *old = malloc(strlen(path) + 16);
   if (!old) return errno = ENOMEM, -1;
-  sprintf(old, "%s.replaced", w->path);
+  sprintf(old, "%s.replaced", path);
   ts_remove_path(old);
-  int had = rename(w->path, old) == 0, r = rename(w->tmp, w->path);
-  if (r != 0 && had) rename(old, w->path);
+  int had = rename(path, old) == 0, r = rename(tmp, path);
+  if (r != 0 && had) rename(old, path);
   else if (had) ts_remove_path(old);
   free(old);
   return r;
 }
+
+static int install(const ts_writer *w) { return w->dir ? ts_install_dir(w->tmp, w->path) : rename(w->tmp, w->path); }
+
+int ts_is_zarr_store(const char *path) { return is_store(path); }
 
 ts_status ts_writer_finish(ts_writer **wp, ts_error *err) {
   ts_writer *w = *wp;

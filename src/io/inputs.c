@@ -282,6 +282,28 @@ static ts_status open_strips(ts_inputs *in, const char *spec, int64_t rows, int6
   return st;
 }
 
+/* The most images a Zarr stack may claim: its chunks may all be absent
+ * (the fill value), so no file bounds the count as HDF5's storage does. */
+#define MAX_STACK_IMAGES ((int64_t)1 << 26)
+
+static ts_status open_zarr_stack(ts_inputs *in, const char *spec, int64_t *cap, ts_error *err) {
+  ts_image_info info;
+  int64_t n = 0;
+  ts_status st = ts_zarr_stack_open(spec, &in->zarr, &info, &n, err);
+  if (st) return st;
+  in->w = info.w, in->h = info.h, in->channels = info.channels, in->dtype = info.dtype;
+  if (n > MAX_STACK_IMAGES)
+    return ts_fail(err, TS_ERR_FORMAT, "%s: a stack of %lld images; tessera takes at most %lld in one run", spec,
+                   (long long)n, (long long)MAX_STACK_IMAGES);
+  for (int64_t i = 0; st == TS_OK && i < n; i++) {
+    if (ts_stop_requested() && !(i & 4095)) return stopped(spec, err);
+    char name[32];
+    snprintf(name, sizeof name, "%lld", (long long)i);
+    st = add(in, name, NULL, 0, cap, err);
+  }
+  return st;
+}
+
 ts_status ts_inputs_open(const char *spec, const char *glob, int recursive, int64_t strips, ts_inputs *in,
                          ts_error *err) {
   memset(in, 0, sizeof *in);
@@ -293,6 +315,8 @@ ts_status ts_inputs_open(const char *spec, const char *glob, int recursive, int6
     st = open_strips(in, spec, strips, &cap, err);
   } else if (spec[0] == '@') {
     st = open_list(in, spec + 1, &cap, err);
+  } else if (ts_zarr_is_stack(spec)) {
+    st = open_zarr_stack(in, spec, &cap, err);
   } else if (stat(spec, &sb) == 0 && S_ISDIR(sb.st_mode)) {
     char root[4096];
     snprintf(root, sizeof root, "%s", spec);
@@ -306,7 +330,7 @@ ts_status ts_inputs_open(const char *spec, const char *glob, int recursive, int6
   } else if (ts_h5_split(spec, &in->h5_file, &in->h5_path)) {
     st = open_stack(in, err);
   } else {
-    st = ts_fail(err, TS_ERR_USAGE, "%s: not a directory, @list file or FILE.h5:/dataset", spec);
+    st = ts_fail(err, TS_ERR_USAGE, "%s: not a directory, @list file, FILE.h5:/dataset or Zarr stack", spec);
   }
   if (st == TS_OK && in->n == 0)
     st = ts_fail(err, TS_ERR_USAGE, "%s: no inputs%s", spec,
@@ -329,6 +353,7 @@ void ts_inputs_free(ts_inputs *in) {
     free(h);
   }
   ts_reader_close(&in->strip_reader);
+  ts_zarr_stack_close(in->zarr);
   free(in->spec);
   free(in->h5_file);
   free(in->h5_path);
@@ -351,6 +376,15 @@ ts_status ts_inputs_read(ts_inputs *in, int64_t i, ts_blob *b, ts_error *err) {
     if (st) return st;
     b->size = at + sizeof ph + (size_t)bytes;
     return TS_OK;
+  }
+  if (!it->path && in->zarr) { /* a Zarr stack's image: raw pixels */
+    ph = (ts_payload){.w = in->w, .h = in->h, .channels = in->channels, .dtype = in->dtype};
+    const int64_t bytes = ts_image_bytes(in->w, in->h, in->channels, in->dtype);
+    if (ts_blob_reserve(b, at + sizeof ph + (size_t)bytes)) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+    memcpy(b->p + at, &ph, sizeof ph);
+    ts_status st = ts_zarr_stack_read(in->zarr, i, b->p + at + sizeof ph, err);
+    if (st == TS_OK) b->size = at + sizeof ph + (size_t)bytes;
+    return st;
   }
   if (!it->path) { /* a stack slice: raw pixels */
     h5in *h = in->h5;

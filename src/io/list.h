@@ -1,7 +1,8 @@
 /* List mode's inputs and outputs. Internal to the library.
  *
  * Inputs: a directory (--glob, --recursive), @LIST.txt (one path per
- * line), or an HDF5 stack FILE.h5:/dataset (N x H x W [x C]). Each input
+ * line), an HDF5 stack FILE.h5:/dataset or a Zarr stack IN.zarr[/array]
+ * (N x H x W [x C]). Each input
  * is one task. Rank 0 reads an input's bytes (a file's encoded bytes, or a
  * stack slice's raw pixels) and workers decode them, so no worker needs
  * the files with --io root.
@@ -35,6 +36,7 @@ typedef struct ts_inputs {
   int channels;
   ts_dtype dtype;
   void *h5; /* open file and dataset, rank 0 (or any rank with --io direct) */
+  struct ts_zarr_stack *zarr; /* a Zarr stack (N x H x W [x C]), likewise */
   /* strips of one image */
   struct ts_reader *strip_reader;
   int64_t strip_rows;

@@ -1,17 +1,18 @@
 /* List mode's outputs: which inputs are done or failed and why, over the
- * sink that stores them (list_sink.h): an HDF5 file (list_hdf5.c) or a
- * directory of image files (list_dir.c), the first that claims the
+ * sink that stores them (list_sink.h): an HDF5 file (list_hdf5.c), a Zarr
+ * store (list_zarr.c) or a directory of image files (list_dir.c), the first that claims the
  * output. Adding a sink is a file with its table and one line below. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include "io/list_sink.h"
 
-static const ts_list_sink *const sinks[] = {&ts_list_sink_dir, &ts_list_sink_hdf5, NULL};
+static const ts_list_sink *const sinks[] = {&ts_list_sink_zarr, &ts_list_sink_dir, &ts_list_sink_hdf5, NULL};
 
 int ts_list_out_is_dir(const char *path) {
   struct stat sb;
   size_t n = strlen(path);
+  if (n > 5 && !strcmp(path + n - 5, ".zarr")) return 0; /* a store, even when it exists */
   return (n && path[n - 1] == '/') || (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode));
 }
 

@@ -38,6 +38,6 @@ struct ts_list_sink {
   void (*close)(ts_list_out *o);
 };
 
-extern const ts_list_sink ts_list_sink_hdf5, ts_list_sink_dir;
+extern const ts_list_sink ts_list_sink_hdf5, ts_list_sink_dir, ts_list_sink_zarr;
 
 #endif

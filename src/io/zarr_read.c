@@ -33,8 +33,8 @@ typedef struct zarr_reader {
   char *name;  /* for messages: what the user named */
   int v3;
   int nd;      /* 2 or 3 */
-  int64_t shape[3], chunk[3]; /* chunk: the inner chunk (a shard's) */
-  int64_t shard[3];           /* v3 sharding: the shard's shape (0: none) */
+  int64_t shape[4], chunk[4]; /* chunk: the inner chunk (a shard's); 4-D: a stack */
+  int64_t shard[4];           /* v3 sharding: the shard's shape (0: none) */
   int64_t gx, gy;             /* chunks across and down */
   char sep;
   int v3_prefix;              /* v3 default keys: "c/..." */
@@ -114,8 +114,8 @@ static double fill_of(const json_t *f) {
 /* v2's .zarray. */
 static ts_status parse_v2(zarr_reader *r, const json_t *a, ts_error *err) {
   const char *who = r->name;
-  int nd = get_ints(json_object_get(a, "shape"), r->shape, 3), nc = get_ints(json_object_get(a, "chunks"), r->chunk, 3);
-  if (nd < 2 || nc != nd) return ts_fail(err, TS_ERR_FORMAT, "%s: shape and chunks must be 2-D (y, x) or 3-D (c, y, x)", who);
+  int nd = get_ints(json_object_get(a, "shape"), r->shape, 4), nc = get_ints(json_object_get(a, "chunks"), r->chunk, 4);
+  if (nd < 2 || nc != nd) return ts_fail(err, TS_ERR_FORMAT, "%s: shape and chunks must be 2-D (y, x), 3-D (c, y, x) or a stack", who);
   r->nd = nd;
   const char *order = json_string_value(json_object_get(a, "order"));
   if (order && strcmp(order, "C") != 0)
@@ -152,12 +152,12 @@ static ts_status parse_codecs(zarr_reader *r, const json_t *codecs, ts_error *er
 
 static ts_status parse_v3(zarr_reader *r, const json_t *a, ts_error *err) {
   const char *who = r->name;
-  int nd = get_ints(json_object_get(a, "shape"), r->shape, 3);
+  int nd = get_ints(json_object_get(a, "shape"), r->shape, 4);
   const json_t *grid = json_object_get(a, "chunk_grid");
   const char *gname = json_string_value(json_object_get(grid, "name"));
-  int nc = get_ints(json_object_get(json_object_get(grid, "configuration"), "chunk_shape"), r->chunk, 3);
+  int nc = get_ints(json_object_get(json_object_get(grid, "configuration"), "chunk_shape"), r->chunk, 4);
   if (nd < 2 || nc != nd || !gname || strcmp(gname, "regular") != 0)
-    return ts_fail(err, TS_ERR_FORMAT, "%s: shape and a regular chunk grid must be 2-D (y, x) or 3-D (c, y, x)", who);
+    return ts_fail(err, TS_ERR_FORMAT, "%s: shape and a regular chunk grid must be 2-D (y, x), 3-D (c, y, x) or a stack", who);
   r->nd = nd;
   ts_dtype d;
   const char *dt = json_string_value(json_object_get(a, "data_type"));
@@ -177,7 +177,7 @@ static ts_status parse_v3(zarr_reader *r, const json_t *a, ts_error *err) {
   if (c0n && strcmp(c0n, "sharding_indexed") == 0 && json_array_size(codecs) == 1) {
     const json_t *cfg = json_object_get(c0, "configuration");
     memcpy(r->shard, r->chunk, sizeof r->shard);
-    if (get_ints(json_object_get(cfg, "chunk_shape"), r->chunk, 3) != nd)
+    if (get_ints(json_object_get(cfg, "chunk_shape"), r->chunk, 4) != nd)
       return ts_fail(err, TS_ERR_FORMAT, "%s: sharding_indexed without a %d-D chunk_shape", who, nd);
     for (int i = 0; i < nd; i++)
       if (r->chunk[i] <= 0 || r->shard[i] % r->chunk[i])
@@ -232,8 +232,8 @@ static ts_status pick_level(zarr_reader *r, const json_t *attrs, int64_t level, 
   return TS_OK;
 }
 
-/* The array at r->path: its metadata, checked. */
-static ts_status open_array(zarr_reader *r, ts_error *err) {
+/* The array at r->path: its metadata, parsed. */
+static ts_status read_meta(zarr_reader *r, ts_error *err) {
   int missing2 = 0, missing3 = 0;
   ts_status st = TS_OK;
   json_t *a = load_json(r->path, ".zarray", &missing2, err);
@@ -257,7 +257,17 @@ static ts_status open_array(zarr_reader *r, ts_error *err) {
   json_decref(a);
   if (st) return st;
   r->es = ts_dtype_size(r->info.dtype);
+  return TS_OK;
+}
+
+/* A tile-mode image: (y, x) or (c, y, x), its chunk grid and cache. */
+static ts_status open_image(zarr_reader *r, ts_error *err) {
+  ts_status st = read_meta(r, err);
+  if (st) return st;
   const int nd = r->nd;
+  if (nd == 4 || (nd == 3 && r->shape[0] > TS_MAX_CHANNELS))
+    return ts_fail(err, TS_ERR_USAGE, "%s: a stack of %lld images; list mode reads it (it is, with any --output)", r->name,
+                   (long long)r->shape[0]);
   r->info.channels = nd == 3 ? (int)r->shape[0] : 1;
   if (nd == 3 && (r->shape[0] < 1 || r->shape[0] > TS_MAX_CHANNELS || r->chunk[0] != r->shape[0]))
     return ts_fail(err, TS_ERR_FORMAT, "%s: a 3-D array of shape %lld x %lld x %lld is not (c, y, x) with 1 to %d "
@@ -326,7 +336,7 @@ static ts_status zr_open(const char *path, int64_t page, void **ctx, ts_image_in
     st = ts_fail(err, TS_ERR_USAGE, "%s: has %lld level(s), 0 to %lld; --input-level %lld is not one", path,
                  (long long)r->info.levels, (long long)r->info.levels - 1, (long long)info->level);
   r->info.level = info->level;
-  if (st == TS_OK) st = open_array(r, err);
+  if (st == TS_OK) st = open_image(r, err);
   if (st == TS_OK) {
     r->cap = 4;
     r->cache = calloc((size_t)r->cap, sizeof *r->cache);
@@ -352,15 +362,19 @@ static void zr_set_cache(void *ctx, int64_t blocks) {
   r->cap = blocks;
 }
 
-/* The key of chunk (cy, cx) (or of a shard, in shard units). */
-static void key_of(const zarr_reader *r, int64_t cy, int64_t cx, char *k, size_t cap) {
+/* The key of the chunk (or shard) at grid coordinates g[0..nd). */
+static void key_at(const zarr_reader *r, const int64_t *g, char *k, size_t cap) {
   const char s = r->sep;
-  if (r->v3_prefix && r->v3)
-    r->nd == 3 ? snprintf(k, cap, "c%c0%c%lld%c%lld", s, s, (long long)cy, s, (long long)cx)
-               : snprintf(k, cap, "c%c%lld%c%lld", s, (long long)cy, s, (long long)cx);
-  else
-    r->nd == 3 ? snprintf(k, cap, "0%c%lld%c%lld", s, (long long)cy, s, (long long)cx)
-               : snprintf(k, cap, "%lld%c%lld", (long long)cy, s, (long long)cx);
+  size_t n = 0;
+  if (r->v3_prefix && r->v3) n += (size_t)snprintf(k, cap, "c%c", s);
+  for (int i = 0; i < r->nd && n < cap; i++)
+    n += (size_t)snprintf(k + n, cap - n, "%s%lld", i ? (char[]){s, 0} : "", (long long)g[i]);
+}
+
+/* ... of chunk (cy, cx) of an image (a 3-D array's one channel chunk: 0). */
+static void key_of(const zarr_reader *r, int64_t cy, int64_t cx, char *k, size_t cap) {
+  const int64_t g[3] = {r->nd == 3 ? 0 : cy, r->nd == 3 ? cy : cx, cx};
+  key_at(r, g, k, cap);
 }
 
 /* Read the file at key into r->raw (*absent: no such file). */
@@ -522,6 +536,104 @@ static const ts_image_meta *zr_meta(void *ctx) {
 const ts_reader_ops ts_zarr_reader_ops = {
     .name = "zarr", .open = zr_open, .set_cache = zr_set_cache, .read = zr_read, .close = zr_close, .meta = zr_meta,
 };
+
+/* ---- a stack of images (list mode): N x H x W [x C] ---- */
+
+struct ts_zarr_stack {
+  zarr_reader *r;
+  int64_t n, w, h, gy, gx;
+  int channels;
+  size_t chunk_bytes; /* a decoded chunk: chunk[0] images' tiles */
+  unsigned char *last;
+  int64_t last_at; /* the chunk `last` holds (-1: none) */
+};
+
+void ts_zarr_stack_close(ts_zarr_stack *z) {
+  if (!z) return;
+  zr_close(z->r);
+  free(z->last);
+  free(z);
+}
+
+ts_status ts_zarr_stack_open(const char *path, ts_zarr_stack **out, ts_image_info *info, int64_t *n, ts_error *err) {
+  *out = NULL;
+  ts_zarr_stack *z = calloc(1, sizeof *z);
+  zarr_reader *r = z ? calloc(1, sizeof *r) : NULL;
+  if (!r) {
+    free(z);
+    return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  }
+  z->r = r;
+  z->last_at = -1;
+  r->index_of = -1;
+  size_t len = strlen(path);
+  while (len > 1 && path[len - 1] == '/') len--;
+  r->name = strdup(path);
+  r->path = strndup(path, len);
+  ts_status st = r->name && r->path ? read_meta(r, err) : ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  const int nd = r->nd;
+  if (st == TS_OK && (nd < 3 || (nd == 4 && (r->shape[3] < 1 || r->shape[3] > TS_MAX_CHANNELS || r->chunk[3] != r->shape[3]))))
+    st = ts_fail(err, TS_ERR_FORMAT, "%s: a stack is N x H x W or N x H x W x C (1 to %d channels in one chunk)", path,
+                 TS_MAX_CHANNELS);
+  if (st == TS_OK && r->shard[0])
+    st = ts_fail(err, TS_ERR_FORMAT, "%s: a sharded stack; tessera reads unsharded stacks", path);
+  if (st == TS_OK) {
+    z->n = r->shape[0], z->h = r->shape[1], z->w = r->shape[2], z->channels = nd == 4 ? (int)r->shape[3] : 1;
+    for (int i = 0; i < 3; i++)
+      if (r->chunk[i] <= 0) st = ts_fail(err, TS_ERR_FORMAT, "%s: a chunk dimension of 0", path);
+    const double bytes = (double)r->chunk[0] * (double)r->chunk[1] * (double)r->chunk[2] * z->channels * (double)r->es;
+    if (st == TS_OK && bytes > (double)MAX_CHUNK_BYTES)
+      st = ts_fail(err, TS_ERR_FORMAT, "%s: chunks of %.0f bytes; tessera reads at most %zu", path, bytes, MAX_CHUNK_BYTES);
+    if (st == TS_OK && (z->w < 1 || z->h < 1)) st = ts_fail(err, TS_ERR_FORMAT, "%s: empty images", path);
+    if (st == TS_OK) {
+      z->chunk_bytes = r->chunk_bytes = (size_t)bytes;
+      z->gy = (z->h + r->chunk[1] - 1) / r->chunk[1];
+      z->gx = (z->w + r->chunk[2] - 1) / r->chunk[2];
+      if (!(z->last = malloc(z->chunk_bytes))) st = ts_fail(err, TS_ERR_NOMEM, "out of memory for a chunk");
+    }
+  }
+  if (st) {
+    ts_zarr_stack_close(z);
+    return st;
+  }
+  *info = (ts_image_info){.w = z->w, .h = z->h, .channels = z->channels, .dtype = r->info.dtype, .pages = 1,
+                          .levels = 1, .block_w = r->chunk[2], .block_h = r->chunk[1]};
+  snprintf(info->format, sizeof info->format, "zarr v%d", r->v3 ? 3 : 2);
+  *n = z->n;
+  *out = z;
+  return TS_OK;
+}
+
+ts_status ts_zarr_stack_read(ts_zarr_stack *z, int64_t i, void *dst, ts_error *err) {
+  zarr_reader *r = z->r;
+  const int64_t cn = i / r->chunk[0], k = i % r->chunk[0], ch = r->chunk[1], cw = r->chunk[2];
+  const size_t px = r->es * (size_t)z->channels, plane = (size_t)(ch * cw) * px;
+  for (int64_t cy = 0; cy < z->gy; cy++)
+    for (int64_t cx = 0; cx < z->gx; cx++) {
+      const int64_t at = (cn * z->gy + cy) * z->gx + cx;
+      if (z->last_at != at) {
+        const int64_t g[4] = {cn, cy, cx, 0};
+        char key[256];
+        key_at(r, g, key, sizeof key);
+        int absent;
+        z->last_at = -1;
+        ts_status st = read_key(r, key, 0, 0, 1, &absent, err);
+        if (st) return st;
+        if (absent) fill_block(r, z->last);
+        else if (ts_zarr_decode(&r->codec, &r->zs, r->raw.p, r->raw.size, z->last, z->chunk_bytes))
+          return ts_fail(err, TS_ERR_FORMAT, "%s: chunk %s is corrupt or does not decode to %zu bytes", r->path, key,
+                         z->chunk_bytes);
+        else if (r->big && r->es > 1)
+          swap_bytes(z->last, z->chunk_bytes, r->es);
+        z->last_at = at;
+      }
+      const int64_t y1 = (cy + 1) * ch < z->h ? (cy + 1) * ch : z->h, x1 = (cx + 1) * cw < z->w ? (cx + 1) * cw : z->w;
+      for (int64_t y = cy * ch; y < y1; y++)
+        memcpy((unsigned char *)dst + ((size_t)(y * z->w) + (size_t)(cx * cw)) * px,
+               z->last + (size_t)k * plane + (size_t)((y - cy * ch) * cw) * px, (size_t)(x1 - cx * cw) * px);
+    }
+  return TS_OK;
+}
 
 int ts_zarr_is_stack(const char *path) {
   int missing;

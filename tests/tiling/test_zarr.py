@@ -446,3 +446,137 @@ def test_v3_stores_written_by_zarrita_are_read(tmp_path):
 def test_shard_needs_v3(tmp_path, src):
     p = run("run", "-i", src[("u8", 1)], "-o", tmp_path / "o.zarr", "-p", PIPE, "--shard", 4, check=False)
     assert p.returncode == 2 and "--zarr-format 3" in p.stderr and not (tmp_path / "o.zarr").exists()
+
+
+# ---- list mode: Zarr stacks in, the HDF5 layout as a Zarr group out ----
+
+LIST_PIPE = "gaussian sigma=1 | stats"
+
+
+@pytest.fixture(scope="module")
+def list_dir(tmp_path_factory):
+    """PNGs of one shape (one corrupt), plus the same job's HDF5 output as the reference."""
+    import cv2
+    d = tmp_path_factory.mktemp("zlist")
+    rng = np.random.default_rng(3)
+    (d / "in").mkdir()
+    for i in range(12):
+        f = d / "in" / f"im{i:02d}.png"
+        if i == 5:
+            f.write_bytes(b"not a png")
+        else:
+            cv2.imwrite(str(f), rng.integers(0, 256, (70, 90), dtype=np.uint8))
+    p = run("run", "-i", d / "in", "-o", d / "ref.h5", "-p", LIST_PIPE, "--quiet", check=False)
+    assert p.returncode == 3  # one input failed
+    return d
+
+
+def h5_contents(path):
+    import h5py
+    with h5py.File(path, "r") as f:
+        return (f["images"][:], [n.decode() for n in f["names"][:]], f["results/stats"][:],
+                [r[0].decode() for r in f["failed"][:]], [r[1].decode() for r in f["failed"][:]])
+
+
+def zarr_contents(path):
+    g = zarr.open_group(str(path), mode="r")
+    return (g["images"][:], list(g["names"][:]), g["results/stats"][:], list(g["failed/name"][:]),
+            list(g["failed/reason"][:]))
+
+
+@pytest.mark.parametrize("comp", ["none", "zlib", "blosc-zstd"])
+def test_list_mode_into_zarr_mirrors_the_hdf5_layout(tmp_path, list_dir, comp):
+    out = tmp_path / "out.zarr"
+    p = run("run", "-i", list_dir / "in", "-o", out, "-p", LIST_PIPE, "--compression", comp, "--quiet", check=False)
+    assert p.returncode == 3 and "im05.png" in p.stderr
+    got, ref = zarr_contents(out), h5_contents(list_dir / "ref.h5")
+    np.testing.assert_array_equal(got[0], ref[0])  # the stack, compacted past the failed input
+    assert got[1] == ref[1] and "im05.png" not in got[1] and len(got[1]) == 11
+    np.testing.assert_array_equal(got[2], ref[2])
+    assert got[3] == ref[3] == ["im05.png"] and got[4] == ref[4]
+    meta = json.loads((out / "images" / ".zarray").read_text())
+    assert meta["chunks"] == [1, 70, 90]  # chunk = one image
+    g = zarr.open_group(str(out), mode="r")
+    assert g.attrs["pipeline"] == LIST_PIPE and not (tmp_path / "out.zarr.partial").exists()
+
+
+def test_list_mode_into_zarr_is_the_same_for_any_ranks(tmp_path, list_dir):
+    runs = {}
+    for name, n in [("one", 0), ("mpi", 3)]:
+        (tmp_path / name).mkdir()
+        args = ["run", "-i", list_dir / "in", "-o", tmp_path / name / "out.zarr", "-p", LIST_PIPE, "--compression",
+                "blosc-lz4", "--quiet"]
+        p = mpirun(n, *args, check=False) if n else run(*args, check=False)
+        assert p.returncode == 3
+        runs[name] = tree(tmp_path / name / "out.zarr")
+    assert runs["one"] == runs["mpi"]
+
+
+def test_list_mode_different_shapes_become_one_array_per_input(tmp_path):
+    import cv2
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    imgs = {"a.png": np.full((30, 40), 9, np.uint8), "sub/b.png": np.full((50, 20, 3), 77, np.uint8)}
+    for n, a in imgs.items():
+        cv2.imwrite(str(tmp_path / "in" / n), a)
+    out = tmp_path / "o.zarr"
+    run("run", "-i", tmp_path / "in", "--recursive", "-o", out, "-p", "invert", "--quiet")
+    g = zarr.open_group(str(out), mode="r")
+    assert list(g["names"][:]) == ["a.png", "sub/b.png"]
+    np.testing.assert_array_equal(g["images/a.png"][:], 255 - imgs["a.png"])
+    np.testing.assert_array_equal(g["images/sub/b.png"][:], 255 - imgs["sub/b.png"][:, :, ::-1])  # cv2 wrote BGR
+
+
+@pytest.mark.parametrize("shape,chunks,comp,sep", [((7, 90, 110, 3), (2, 50, 60, 3), "blosc", "/"),
+                                                   ((9, 80, 70), (1, 80, 70), "zlib", "."),
+                                                   ((6, 64, 64), (4, 64, 64), None, "/")])
+def test_zarr_stacks_are_list_mode_inputs(tmp_path, shape, chunks, comp, sep):
+    """A stack written by zarr-python, read one image per task: the same as the
+    same pixels as an HDF5 stack."""
+    import h5py
+    rng = np.random.default_rng(11)
+    a = rng.integers(0, 65535, shape, dtype=np.uint16)
+    zp_store(tmp_path / "stack.zarr", a, chunks, {"blosc": numcodecs.Blosc("lz4", 5, 1), "zlib": numcodecs.Zlib(1),
+                                                  None: None}[comp], sep)
+    with h5py.File(tmp_path / "stack.h5", "w") as f:
+        f["s"] = a
+    run("run", "-i", tmp_path / "stack.zarr", "-o", tmp_path / "z.h5", "-p", "invert | stats", "--quiet")
+    run("run", "-i", f"{tmp_path}/stack.h5:/s", "-o", tmp_path / "h.h5", "-p", "invert | stats", "--quiet")
+    with h5py.File(tmp_path / "z.h5") as z, h5py.File(tmp_path / "h.h5") as h:
+        np.testing.assert_array_equal(z["images"][:], 65535 - a)
+        np.testing.assert_array_equal(z["images"][:], h["images"][:])
+        np.testing.assert_array_equal(z["results/stats"][:], h["results/stats"][:])
+    # and a stack into a stack: Zarr to Zarr
+    run("run", "-i", tmp_path / "stack.zarr", "-o", tmp_path / "z.zarr", "-p", "invert", "--quiet")
+    np.testing.assert_array_equal(zarr.open_group(str(tmp_path / "z.zarr"), mode="r")["images"][:], 65535 - a)
+
+
+def test_list_mode_zarr_output_resumes(tmp_path, list_dir):
+    """SIGUSR1 keeps OUT.zarr.partial (stopped_early set); --resume rebuilds the
+    same store as an uninterrupted run, from the journal."""
+    import signal
+    from conftest import TESSERA
+    (tmp_path / "ref").mkdir()
+    slow = "tv_denoise weight=0.1 max_iter=300 | stats"
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(60):
+        shutil.copy(list_dir / "in" / f"im{(i % 11) + (i % 11 >= 5):02d}.png", many / f"m{i:03d}.png")
+    run("run", "-i", many, "-o", tmp_path / "ref" / "out.zarr", "-p", slow, "--quiet")
+    out = tmp_path / "out.zarr"
+    args = [TESSERA, "run", "-i", str(many), "-o", str(out), "-p", slow, "--quiet", "--threads", "1",
+            "--checkpoint-tasks", "4"]
+    p = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    import time
+    t = time.monotonic()
+    journal = tmp_path / "out.zarr.journal"
+    while not (journal.exists() and journal.read_bytes().count(b"\nrec ") >= 12):
+        assert p.poll() is None and time.monotonic() - t < 120
+        time.sleep(0.01)
+    p.send_signal(signal.SIGUSR1)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 75, err
+    kept = zarr.open_group(str(tmp_path / "out.zarr.partial"), mode="r")
+    assert "stopped_early" in kept.attrs and 0 < len(kept["names"][:]) < 60
+    r = subprocess.run(args[:-2] + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert tree(out) == tree(tmp_path / "ref" / "out.zarr")
