@@ -19,6 +19,6 @@ elif [ "$target" = all ]; then
   ctest --output-on-failure -j"$(nproc)" -L fuzz
 else
   [ -x "fuzz_$target" ] || { echo "scripts/fuzz.sh: no harness '$target' (scripts/fuzz.sh list)" >&2; exit 2; }
-  dict=$(ctest -N -V -R "^fuzz\.$target\$" | grep -o -- '-dict=[^ ]*' || true)
+  dict=$(ctest -N -V -R "^fuzz\.$target\$" | grep -o -- '-dict=[^ "]*' || true)
   ../../../tests/fuzz/run_one.sh "./fuzz_$target" seeds "$target" "$secs" $dict
 fi

@@ -19,7 +19,7 @@
 #include "io/file.h"
 #include "io/zarr.h"
 
-#define MAX_CHUNK_BYTES ((size_t)1 << 30) /* a decoded chunk (or a shard's index) */
+#define MAX_CHUNK_BYTES ((size_t)1 << 29) /* a decoded chunk (or a shard's index) */
 #define MAX_META_BYTES (16 << 20)
 
 typedef struct zblock {

@@ -365,6 +365,89 @@ def texts(pipe, job, journal, regress_pipe):
         line("snap 2 %d %08x" % (len(snap), zlib.crc32(snap) & 0xFFFFFFFF)) + snap + b"\n")
 
 
+# ---- Zarr: a store as one input (fuzz_zarr.c's layout) -------------------
+SEP = b"\xffZRS"
+KEYS = ["0/0", "0/1", "1/0", "1/1", "0.0", "0.1", "1.0", "1.1", "c/0/0", "c/0/1", "c/1/0", "c/1/1", "0/0/0",
+        "c/0/0/0", "0/0/0/0", "1/0/0", "1/0/0/0"]
+
+
+def store_input(flags, meta, chunks):
+    """flags bit 0: zarr.json (else .zarray); bit 1: open as a stack. chunks: key -> bytes."""
+    segs = [json_bytes(meta)] + [chunks.get(k, b"") for k in KEYS]
+    while len(segs) > 1 and segs[-1] == b"":
+        segs.pop()
+    return bytes([flags]) + SEP.join(segs)
+
+
+def json_bytes(m):
+    import json
+    return json.dumps(m).encode()
+
+
+def zarrs(target, regress):
+    import numcodecs
+    a = img(40, 50, 1, np.uint16)
+    comps = {"none": None, "zlib": numcodecs.Zlib(1), "zstd": numcodecs.Zstd(3), "blosc": numcodecs.Blosc("lz4", 5, 1),
+             "gzip": numcodecs.GZip(1)}
+    for name, c in comps.items():
+        for sep in "/.":
+            chunks = {}
+            for cy in range(2):
+                for cx in range(2):
+                    b = np.ascontiguousarray(np.pad(a, ((0, 10), (0, 0)))[cy * 25:(cy + 1) * 25, cx * 25:(cx + 1) * 25])
+                    chunks[f"{cy}{sep}{cx}"] = c.encode(b) if c else b.tobytes()
+            meta = {"zarr_format": 2, "shape": [40, 50], "chunks": [25, 25], "dtype": "<u2", "fill_value": 0,
+                    "order": "C", "filters": None, "dimension_separator": sep,
+                    "compressor": c.get_config() if c else None}
+            put(target, f"v2-{name}-{'slash' if sep == '/' else 'dot'}", store_input(0, meta, chunks))
+    # v3, plain and sharded (2 x 2 chunks in one shard, index at the end with its CRC-32C)
+    import zlib as _z
+    b8 = img(32, 32, 1, np.uint8)
+    v3 = {"zarr_format": 3, "node_type": "array", "shape": [32, 32], "data_type": "uint8",
+          "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [16, 16]}},
+          "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}}, "fill_value": 0,
+          "codecs": [{"name": "bytes", "configuration": {"endian": "little"}},
+                     {"name": "zstd", "configuration": {"level": 3, "checksum": False}}]}
+    z = numcodecs.Zstd(3)
+    put(target, "v3-zstd", store_input(1, v3, {f"c/{y}/{x}": z.encode(np.ascontiguousarray(b8[y*16:(y+1)*16, x*16:(x+1)*16]))
+                                               for y in range(2) for x in range(2)}))
+    inner = [np.ascontiguousarray(b8[y*16:(y+1)*16, x*16:(x+1)*16]).tobytes() for y in range(2) for x in range(2)]
+    body, index = b"", b""
+    for c in inner:
+        index += struct.pack("<QQ", len(body), len(c))
+        body += c
+    crc = crc32c(index)
+    sh = dict(v3, chunk_grid={"name": "regular", "configuration": {"chunk_shape": [32, 32]}},
+              codecs=[{"name": "sharding_indexed", "configuration": {
+                  "chunk_shape": [16, 16], "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
+                  "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}],
+                  "index_location": "end"}}])
+    put(target, "v3-shard", store_input(1, sh, {"c/0/0": body + index + struct.pack("<I", crc)}))
+    # a stack, 3 x 20 x 20 x 2 in chunks of 2 images
+    s = img(20, 20, 2, np.uint8)
+    st = np.stack([s, s, s])
+    meta = {"zarr_format": 2, "shape": [3, 20, 20, 2], "chunks": [2, 20, 20, 2], "dtype": "|u1", "fill_value": 0,
+            "order": "C", "filters": None, "dimension_separator": "/", "compressor": None}
+    put(target, "v2-stack", store_input(2, meta, {"0/0/0/0": st[:2].tobytes(), "1/0/0/0": np.pad(st[2:], ((0, 1), (0, 0), (0, 0), (0, 0))).tobytes()}))
+    # refused, within bounded memory: huge shapes and chunks, a shard index past its file, a bad CRC
+    put(regress, "huge_chunk", store_input(0, dict(meta, shape=[1 << 40, 1 << 40], chunks=[1 << 20, 1 << 20]), {}))
+    put(regress, "huge_stack", store_input(2, dict(meta, shape=[1 << 50, 20, 20, 2]), {}))
+    bad = bytearray(index)
+    bad[0] ^= 0xff
+    put(regress, "shard_bad_crc", store_input(1, sh, {"c/0/0": body + bytes(bad) + struct.pack("<I", crc)}))
+    past = struct.pack("<QQ", 1 << 40, 256) + index[16:]
+    put(regress, "shard_past_end", store_input(1, sh, {"c/0/0": body + past + struct.pack("<I", crc32c(past))}))
+
+
+def crc32c(b):
+    c = 0xFFFFFFFF
+    for x in b:
+        c ^= x
+        for _ in range(8):
+            c = (c >> 1) ^ (0x82F63B78 & -(c & 1))
+    return c ^ 0xFFFFFFFF
+
+
 def main(out):
     global OUT
     OUT = out
@@ -374,6 +457,7 @@ def main(out):
     jpegs("jpeg", "regress/jpeg")
     hdf5s("hdf5_image", "hdf5_stack", "regress/hdf5_stack")
     texts("pipeline", "jobfile", "journal", "regress/pipeline")
+    zarrs("zarr", "regress/zarr")
 
 
 if __name__ == "__main__":
