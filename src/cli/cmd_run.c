@@ -55,7 +55,7 @@ static const char help[] =
     "  --compression-level N deflate 0..9 (default 1, ISA-L's fast deflate, for\n"
     "                        tiled TIFF, PNG files, HDF5; list mode's TIFF files:\n"
     "                        libtiff's 6), zstd 1..22 (default 3), blosc 0..9\n"
-    "                        (default 5)\n"
+    "                        (default 5 for blosc-lz4, 3 for blosc-zstd)\n"
     "  --pyramid             also write reduced-resolution levels (each half the\n"
     "                        one above, until one fits in a tile), in the same pass\n"
     "  --pyramid-levels N    at most N reduced levels (implies --pyramid)\n"
