@@ -61,3 +61,13 @@ def process(tmp_path, a, pipeline, *extra, name="in"):
 @pytest.fixture
 def tessera_run():
     return run
+
+
+def store_files(path):
+    """Every file of a directory store (Zarr): relative name -> bytes, to compare stores file for file."""
+    out = {}
+    for root, _, files in os.walk(path):
+        for f in files:
+            full = os.path.join(root, f)
+            out[os.path.relpath(full, path)] = open(full, "rb").read()
+    return out

@@ -31,4 +31,21 @@ static inline void fuzz_unlink(const char *suffix) {
   unlink(path);
 }
 
+#ifdef TESSERA_IO_H
+/* Read every rect of an open reader's image in T x T pieces through buf
+ * (T * T * 16 bytes), at most 4 Mpx, stopping at the first error. */
+static inline void fuzz_read_all(ts_reader *r, unsigned char *buf, int64_t T) {
+  ts_error e;
+  ts_reader_set_cache(r, 2);
+  const ts_image_info *i = &r->info;
+  int64_t budget = 4 << 20, px = (int64_t)ts_dtype_size(i->dtype) * i->channels;
+  for (int64_t y = 0; y < i->h && budget > 0; y += T)
+    for (int64_t x = 0; x < i->w && budget > 0; x += T) {
+      ts_rect rect = {x, y, i->w - x < T ? i->w - x : T, i->h - y < T ? i->h - y : T};
+      if (ts_reader_read(r, rect, buf, rect.w * px, &e)) budget = 0;
+      budget -= T * T;
+    }
+}
+#endif
+
 #endif

@@ -7,9 +7,9 @@
  * files under the keys of a 2 x 2 chunk grid in each key encoding (v2 "/"
  * and ".", v3 "c/", 3-D and 4-D keys), in that order. */
 #include <sys/stat.h>
-#include "fuzz.h"
 #include "io/backends.h"
 #include "tessera/io.h"
+#include "fuzz.h"
 
 static const char *const keys[] = {"0/0", "0/1", "1/0", "1/1", "0.0", "0.1", "1.0", "1.1", "c/0/0", "c/0/1",
                                    "c/1/0", "c/1/1", "0/0/0", "c/0/0/0", "0/0/0/0", "1/0/0", "1/0/0/0", NULL};
@@ -61,15 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
   }
   ts_reader *r = NULL;
   if (ts_reader_open(dir, &r, &e) == TS_OK) {
-    ts_reader_set_cache(r, 2);
-    const ts_image_info *i = &r->info;
-    int64_t budget = 4 << 20, px = (int64_t)ts_dtype_size(i->dtype) * i->channels;
-    for (int64_t y = 0; y < i->h && budget > 0; y += T)
-      for (int64_t x = 0; x < i->w && budget > 0; x += T) {
-        ts_rect rect = {x, y, i->w - x < T ? i->w - x : T, i->h - y < T ? i->h - y : T};
-        if (ts_reader_read(r, rect, buf, rect.w * px, &e)) budget = 0;
-        budget -= T * T;
-      }
+    fuzz_read_all(r, buf, T);
     ts_reader_close(&r);
   }
   return 0;

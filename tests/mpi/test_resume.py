@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import TESSERA, run
+from conftest import TESSERA, run, store_files
 
 MPIEXEC = os.environ.get("MPIEXEC", "mpirun")
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
@@ -480,15 +480,6 @@ def test_no_journal_when_checkpoints_are_off(tmp_path, list_inputs):
 
 # ---- Zarr stores: resumed in place (the chunk files are the data) ----
 
-def store_tree(path):
-    out = {}
-    for root, _, files in os.walk(path):
-        for f in files:
-            full = os.path.join(root, f)
-            out[os.path.relpath(full, path)] = open(full, "rb").read()
-    return out
-
-
 @pytest.fixture(scope="module")
 def zarr_refs(tmp_path_factory):
     d = tmp_path_factory.mktemp("zarrref")
@@ -496,7 +487,7 @@ def zarr_refs(tmp_path_factory):
     for name, extra in [("flat", []), ("pyramid", PYR)]:
         (d / name).mkdir()
         run(*args_for(d / name / "out.zarr", SLOW, "--compression", "blosc-zstd", *extra))
-        out[name] = store_tree(d / name / "out.zarr")
+        out[name] = store_files(d / name / "out.zarr")
     return out
 
 
@@ -518,7 +509,7 @@ def test_zarr_sigkill_then_resume_in_place(tmp_path, zarr_refs, name, np_, io):
     r = launch(np_, args_for(out, SLOW, *extra, "--resume", "--stats", tmp_path / "s.json"), tmp_path)
     _, err = r.communicate(timeout=300)
     assert r.returncode == 0, err
-    got = store_tree(out)
+    got = store_files(out)
     assert not [k for k in got if ".tmp" in k]  # a killed worker's temporary chunk is not part of the store
     assert got == zarr_refs[name]
     s = json.loads((tmp_path / "s.json").read_text())
@@ -554,4 +545,4 @@ def test_zarr_stop_keeps_a_readable_store_and_resume_checks_chunks(tmp_path, zar
         chunk.unlink()
     s = resume(tmp_path, out, SLOW, *args[:2])
     assert s["resumed"] == (len(lines) if damage == "none" else k)
-    assert store_tree(out) == zarr_refs["flat"]
+    assert store_files(out) == zarr_refs["flat"]

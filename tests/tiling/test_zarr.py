@@ -27,7 +27,7 @@ import pytest
 import tifffile
 import zarr
 
-from conftest import make_image, run, write_tiff
+from conftest import make_image, run, store_files as tree, write_tiff
 
 MPIEXEC = os.environ.get("MPIEXEC", "mpirun")
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
@@ -43,16 +43,6 @@ def mpirun(n, *args, cwd=None, check=True):
     if check:
         assert p.returncode == 0, p.stderr
     return p
-
-
-def tree(path):
-    """Every file of a store: relative name -> bytes."""
-    out = {}
-    for root, _, files in os.walk(path):
-        for f in files:
-            full = os.path.join(root, f)
-            out[os.path.relpath(full, path)] = open(full, "rb").read()
-    return out
 
 
 @pytest.fixture(scope="module")
