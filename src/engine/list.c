@@ -330,6 +330,9 @@ static ts_status list_open(const ts_job *job, FILE *log, ts_kind **out, ts_error
     st = ts_compression_level_check(dir && oo->format == TS_FILE_JPEG ? TS_COMPRESS_JPEG : job->compression,
                                     deflated, job->compression_level, err);
   }
+  if (st == TS_OK && (job->zarr_format == 3 || job->shard))
+    st = ts_fail(err, TS_ERR_USAGE, "%s: list mode writes Zarr v2 (the HDF5 layout as a group); --zarr-format 3 and "
+                 "--shard are for tile mode", job->output);
   if (st == TS_OK) st = check_pipeline(job->pipeline, err);
   if (st == TS_OK && (st = ts_inputs_open(job->input, job->glob, job->recursive, job->strips, &k->in, err)) == TS_OK)
     k->have_in = 1;

@@ -211,6 +211,8 @@ ts_status ts_writer_open(const char *path, const ts_writer_options *o, ts_writer
   if (o->compression == TS_COMPRESS_JPEG && (o->dtype != TS_U8 || (o->channels != 1 && o->channels != 3)))
     return ts_fail(err, TS_ERR_USAGE, "%s: jpeg compression takes u8 images with 1 or 3 channels; "
                    "this output is %s with %d channel(s)", path, ts_dtype_name(o->dtype), o->channels);
+  if (!ts_output_in_place(path) && (o->zarr_format || o->shard))
+    return ts_fail(err, TS_ERR_USAGE, "%s: --zarr-format and --shard are for Zarr output (name it OUT.zarr)", path);
   char *file = NULL, *dset = NULL;
   if (!split_output(path, &file, &dset)) {
     free(file);

@@ -438,6 +438,14 @@ def test_shard_needs_v3(tmp_path, src):
     assert p.returncode == 2 and "--zarr-format 3" in p.stderr and not (tmp_path / "o.zarr").exists()
 
 
+@pytest.mark.parametrize("out,extra,words", [("o.tif", ["--zarr-format", 3], "for Zarr output"),
+                                             ("o.h5", ["--shard", 2], "for Zarr output")])
+def test_zarr_options_with_other_outputs_are_refused(tmp_path, src, out, extra, words):
+    p = run("run", "-i", src[("u8", 1)], "-o", tmp_path / out, "-p", PIPE, *extra, check=False)
+    assert p.returncode == 2 and words in p.stderr and not (tmp_path / out).exists()
+    assert not (tmp_path / (out + ".partial")).exists()
+
+
 # ---- list mode: Zarr stacks in, the HDF5 layout as a Zarr group out ----
 
 LIST_PIPE = "gaussian sigma=1 | stats"
@@ -500,6 +508,11 @@ def test_list_mode_into_zarr_is_the_same_for_any_ranks(tmp_path, list_dir):
         assert p.returncode == 3
         runs[name] = tree(tmp_path / name / "out.zarr")
     assert runs["one"] == runs["mpi"]
+
+
+def test_list_mode_refuses_zarr_v3(tmp_path, list_dir):
+    p = run("run", "-i", list_dir / "in", "-o", tmp_path / "o.zarr", "-p", "invert", "--zarr-format", 3, check=False)
+    assert p.returncode == 2 and "list mode writes Zarr v2" in p.stderr and not (tmp_path / "o.zarr").exists()
 
 
 def test_list_mode_different_shapes_become_one_array_per_input(tmp_path):
