@@ -5,6 +5,7 @@
 #define TS_IO_ZARR_H
 
 #include <jansson.h>
+#include "core/blob.h"
 #include "core/zstream.h"
 #include "tessera/io.h"
 
@@ -54,6 +55,31 @@ const char *ts_zarr_dtype_v2(ts_dtype d);
 const char *ts_zarr_dtype_v3(ts_dtype d);
 int ts_zarr_parse_dtype_v2(const char *s, ts_dtype *d, int *big);
 int ts_zarr_parse_dtype_v3(const char *s, ts_dtype *d);
+
+/* ---- v3 shards (zarr_shard.c), built by rank 0 ---- */
+typedef struct ts_zshard_grid {
+  int levels, channels;
+  int64_t N;                                /* chunks per shard side */
+  int64_t gx[TS_MAX_LEVELS], gy[TS_MAX_LEVELS]; /* chunks across and down per level */
+} ts_zshard_grid;
+typedef struct ts_zshards ts_zshards;
+/* The shards of the store at dirfd (named store in messages); reopen: a
+ * resume, the previous run's shards are loaded to be read and adopted. */
+ts_status ts_zshards_open(ts_zshards **out, const ts_zshard_grid *g, int dirfd, const char *store, int reopen,
+                          ts_error *err);
+/* Shard rows of level L (directories to make). */
+int64_t ts_zshards_rows(const ts_zshards *z, int L);
+/* Append chunk (cy, cx) of level L to its shard (its index written once the shard is full). */
+ts_status ts_zshards_put(ts_zshards *z, int L, int64_t cy, int64_t cx, const void *data, size_t size, ts_error *err);
+/* A resume: the previous run's bytes of a chunk (0, or -1 when absent or of another size). */
+int ts_zshards_read(ts_zshards *z, int L, int64_t cy, int64_t cx, uint64_t size, void *dst);
+/* ... and the chunk is kept where it lies (call in store order). */
+ts_status ts_zshards_adopt(ts_zshards *z, int L, int64_t cy, int64_t cx, ts_error *err);
+/* A checkpoint, after the chunks are durable: the shards being filled write their sidecars. */
+ts_status ts_zshards_sync(ts_zshards *z, ts_error *err);
+/* The end: every shard gets its index (keep: a stopped run's, sidecars kept). */
+ts_status ts_zshards_finish(ts_zshards *z, int keep, ts_error *err);
+void ts_zshards_free(ts_zshards *z);
 
 /* CRC-32C (Castagnoli), as the shard index's crc32c codec. */
 uint32_t ts_crc32c(const void *p, size_t n);

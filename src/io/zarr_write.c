@@ -9,9 +9,9 @@
  * and each array, chunks at L/c/[0/]CY/CX. With --shard N a file holds
  * N x N chunks (the sharding_indexed codec): rank 0 appends each chunk to
  * its shard as it is stored and writes the shard's index (offset, size
- * per chunk, then its CRC-32C) when the last one is in. A shard is
- * assembled by rank 0 alone, so sharded stores take no --io direct writes
- * and are not resumed.
+ * per chunk, then its CRC-32C) when the last one is in (zarr_shard.c,
+ * which also keeps them resumable). A shard is assembled by rank 0
+ * alone, so sharded stores take no --io direct writes.
  *
  * A chunk is an output tile (the level's size when smaller), padded to
  * full size at the image's edge as Zarr requires, channels as planes
@@ -227,14 +227,6 @@ static int zarr_puts(const ts_encoder_state *e) { return e->dirfd >= 0; }
 
 /* ---- the store (rank 0) ---- */
 
-/* A shard being filled: its file, where the next chunk goes, and its index. */
-typedef struct zshard {
-  int fd;
-  uint64_t end;
-  int64_t want, got; /* its chunks inside the level, and those stored */
-  uint64_t index[];  /* offset, size per chunk, row-major; ~0 ~0: absent */
-} zshard;
-
 typedef struct zarr_writer {
   ts_writer_options o;
   zgrid g;
@@ -242,9 +234,8 @@ typedef struct zarr_writer {
   char *dir;
   int dirfd;
   uint64_t *sizes; /* per chunk number: its bytes (0: not stored) */
-  /* --shard N */
-  int64_t N, sgx[TS_MAX_LEVELS], sgy[TS_MAX_LEVELS], sbase[TS_MAX_LEVELS + 1];
-  zshard **shards; /* per shard number: NULL, not begun or complete */
+  int64_t N;          /* --shard N (0: none) */
+  ts_zshards *shards;
 } zarr_writer;
 
 static ts_status make_dir(int dirfd, const char *name, const char *store, ts_error *err) {
@@ -356,7 +347,7 @@ static ts_status write_meta(zarr_writer *w, const char *final, ts_error *err) {
     st = make_dir(w->dirfd, d, w->dir, err);
     if (st == TS_OK && w->g.v3) snprintf(d, sizeof d, "%d/c", L), st = make_dir(w->dirfd, d, w->dir, err);
     if (st == TS_OK && C > 1) snprintf(d, sizeof d, "%d/%s0", L, c), st = make_dir(w->dirfd, d, w->dir, err);
-    const int64_t rows = w->N > 1 ? w->sgy[L] : w->g.gy[L];
+    const int64_t rows = w->N ? ts_zshards_rows(w->shards, L) : w->g.gy[L];
     for (int64_t y = 0; st == TS_OK && y < rows; y++) {
       snprintf(d, sizeof d, "%d/%s%s%lld", L, c, C > 1 ? "0/" : "", (long long)y);
       st = make_dir(w->dirfd, d, w->dir, err);
@@ -369,59 +360,8 @@ static ts_status write_meta(zarr_writer *w, const char *final, ts_error *err) {
   return st;
 }
 
-/* Write shard s's index (absent chunks: ~0 ~0) and its CRC-32C at its end. */
-static ts_status close_shard(zarr_writer *w, int64_t s, ts_error *err) {
-  zshard *z = w->shards[s];
-  const size_t n = (size_t)(w->N * w->N) * 16;
-  unsigned char *b = malloc(n + 4);
-  ts_status st = b ? TS_OK : ts_fail(err, TS_ERR_NOMEM, "out of memory");
-  for (size_t i = 0; b && i < n / 8; i++)
-    for (int k = 0; k < 8; k++) b[i * 8 + k] = (unsigned char)(z->index[i] >> (8 * k));
-  if (b) {
-    const uint32_t c = ts_crc32c(b, n);
-    for (int k = 0; k < 4; k++) b[n + k] = (unsigned char)(c >> (8 * k));
-    if (pwrite(z->fd, b, n + 4, (off_t)z->end) != (ssize_t)(n + 4))
-      st = ts_fail(err, TS_ERR_IO, "%s: cannot write a shard's index: %s", w->dir, strerror(errno));
-  }
-  if (close(z->fd) != 0 && st == TS_OK) st = ts_fail(err, TS_ERR_IO, "%s: cannot close a shard: %s", w->dir, strerror(errno));
-  free(b);
-  free(z);
-  w->shards[s] = NULL;
-  return st;
-}
-
-/* Append chunk n of level L (chunk row cy, column cx) to its shard. */
-static ts_status shard_put(zarr_writer *w, int L, int64_t cy, int64_t cx, const void *data, size_t size, ts_error *err) {
-  const int64_t N = w->N, sy = cy / N, sx = cx / N, s = w->sbase[L] + sy * w->sgx[L] + sx;
-  zshard *z = w->shards[s];
-  if (!z) {
-    const int64_t ny = w->g.gy[L] - sy * N < N ? w->g.gy[L] - sy * N : N, nx = w->g.gx[L] - sx * N < N ? w->g.gx[L] - sx * N : N;
-    if (!(z = malloc(sizeof *z + (size_t)(N * N) * 2 * sizeof(uint64_t)))) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
-    memset(z->index, 0xff, (size_t)(N * N) * 2 * sizeof(uint64_t));
-    z->end = 0;
-    z->got = 0;
-    z->want = ny * nx;
-    char name[96];
-    key_name(&w->g, L, sy, sx, name, sizeof name);
-    if ((z->fd = openat(w->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666)) < 0) {
-      free(z);
-      return ts_fail(err, TS_ERR_IO, "%s/%s: cannot create a shard: %s", w->dir, name, strerror(errno));
-    }
-    w->shards[s] = z;
-  }
-  const int64_t i = (cy % N) * N + cx % N;
-  if (pwrite(z->fd, data, size, (off_t)z->end) != (ssize_t)size)
-    return ts_fail(err, TS_ERR_IO, "%s: cannot write a shard: %s", w->dir, strerror(errno));
-  z->index[2 * i] = z->end;
-  z->index[2 * i + 1] = size;
-  z->end += size;
-  return ++z->got == z->want ? close_shard(w, s, err) : TS_OK;
-}
-
 static void zarr_close(zarr_writer *w) {
-  for (int64_t s = 0; w->shards && s < w->sbase[w->g.levels]; s++)
-    if (w->shards[s]) close(w->shards[s]->fd), free(w->shards[s]);
-  free(w->shards);
+  ts_zshards_free(w->shards);
   if (w->dirfd >= 0) close(w->dirfd);
   free(w->dir);
   free(w->sizes);
@@ -437,17 +377,17 @@ static ts_status zarr_wopen(const char *spec, const ts_writer_options *o, void *
   w->o = *o;
   grid_of(o, &w->g);
   w->N = o->shard > 1 ? o->shard : 0;
-  for (int L = 0; w->N && L < w->g.levels; L++) {
-    w->sgx[L] = (w->g.gx[L] + w->N - 1) / w->N;
-    w->sgy[L] = (w->g.gy[L] + w->N - 1) / w->N;
-    w->sbase[L + 1] = w->sbase[L] + w->sgx[L] * w->sgy[L];
-  }
   ts_status st = check(spec, o, &w->codec, err);
-  if (st == TS_OK && (!(w->dir = strdup(spec)) || !(w->sizes = calloc((size_t)w->g.base[w->g.levels], sizeof *w->sizes)) ||
-                      (w->N && !(w->shards = calloc((size_t)w->sbase[w->g.levels], sizeof *w->shards)))))
+  if (st == TS_OK && (!(w->dir = strdup(spec)) || !(w->sizes = calloc((size_t)w->g.base[w->g.levels], sizeof *w->sizes))))
     st = ts_fail(err, TS_ERR_NOMEM, "out of memory for %lld chunks", (long long)w->g.base[w->g.levels]);
   if (st == TS_OK && (w->dirfd = open(spec, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
     st = ts_fail(err, TS_ERR_IO, "%s: cannot open the store: %s", spec, strerror(errno));
+  if (st == TS_OK && w->N) {
+    ts_zshard_grid sg = {.levels = w->g.levels, .channels = o->channels, .N = w->N};
+    memcpy(sg.gx, w->g.gx, sizeof sg.gx);
+    memcpy(sg.gy, w->g.gy, sizeof sg.gy);
+    st = ts_zshards_open(&w->shards, &sg, w->dirfd, w->dir, o->reopen, err);
+  }
   if (st == TS_OK) {
     char *final = strdup(spec);
     char *p = final ? strstr(final, ".partial") : NULL;
@@ -468,7 +408,7 @@ static ts_status zarr_write_encoded(void *ctx, int L, ts_rect r, const void *dat
   const int64_t n = chunk_number(&w->g, L, r);
   ts_status st;
   if (w->N) {
-    st = shard_put(w, L, r.y / w->g.ch[L], r.x / w->g.cw[L], data, size, err);
+    st = ts_zshards_put(w->shards, L, r.y / w->g.ch[L], r.x / w->g.cw[L], data, size, err);
   } else {
     char name[96];
     chunk_name(&w->g, n, name, sizeof name);
@@ -481,7 +421,7 @@ static ts_status zarr_write_encoded(void *ctx, int L, ts_rect r, const void *dat
 static ts_status zarr_adopt(void *ctx, int L, ts_rect r, uint64_t size, ts_error *err) {
   zarr_writer *w = ctx;
   w->sizes[chunk_number(&w->g, L, r)] = size;
-  return TS_OK;
+  return w->N ? ts_zshards_adopt(w->shards, L, r.y / w->g.ch[L], r.x / w->g.cw[L], err) : TS_OK;
 }
 
 static ts_status zarr_locate(void *ctx, int L, ts_rect r, uint64_t *offset, uint64_t *size, ts_error *err) {
@@ -499,7 +439,13 @@ static ts_status zarr_locate(void *ctx, int L, ts_rect r, uint64_t *offset, uint
  * another size, or not a chunk of this store. */
 static int zarr_read_back(void *ctx, uint64_t offset, uint64_t size, void *dst) {
   zarr_writer *w = ctx;
-  if (offset >= (uint64_t)w->g.base[w->g.levels] || w->N) return -1;
+  if (offset >= (uint64_t)w->g.base[w->g.levels]) return -1;
+  if (w->N) {
+    const int64_t n = (int64_t)offset;
+    const int L = level_of(&w->g, n);
+    const int64_t k = n - w->g.base[L];
+    return ts_zshards_read(w->shards, L, k / w->g.gx[L], k % w->g.gx[L], size, dst);
+  }
   char name[96];
   chunk_name(&w->g, (int64_t)offset, name, sizeof name);
   int fd = openat(w->dirfd, name, O_RDONLY | O_CLOEXEC);
@@ -510,24 +456,26 @@ static int zarr_read_back(void *ctx, uint64_t offset, uint64_t size, void *dst) 
   return ok ? 0 : -1;
 }
 
-static int zarr_resumable(const void *ctx) { return !((const zarr_writer *)ctx)->N; }
-
-/* Durable: every file of the store's filesystem, in one call. */
+/* Durable: every file of the store's filesystem, in one call; then the
+ * shards being filled say where their chunks are (made durable too). */
 static ts_status zarr_sync(void *ctx, ts_error *err) {
   zarr_writer *w = ctx;
-  return syncfs(w->dirfd) == 0 ? TS_OK : ts_fail(err, TS_ERR_IO, "%s: cannot sync: %s", w->dir, strerror(errno));
+  ts_status st = syncfs(w->dirfd) == 0 ? TS_OK : ts_fail(err, TS_ERR_IO, "%s: cannot sync: %s", w->dir, strerror(errno));
+  if (st == TS_OK && w->N && (st = ts_zshards_sync(w->shards, err)) == TS_OK && syncfs(w->dirfd) != 0)
+    st = ts_fail(err, TS_ERR_IO, "%s: cannot sync: %s", w->dir, strerror(errno));
+  return st;
 }
 
-/* Complete: shards still open (a stopped run's) get the index of what they hold. */
-static ts_status zarr_finish(void *ctx, ts_error *err) {
-  zarr_writer *w = ctx;
-  ts_status st = TS_OK;
-  for (int64_t s = 0; w->shards && s < w->sbase[w->g.levels]; s++)
-    if (w->shards[s] && st == TS_OK) st = close_shard(w, s, err);
-  if (st == TS_OK) st = zarr_sync(w, err);
+/* Complete (keep: a stopped run's store, readable, shards' sidecars kept). */
+static ts_status finish(zarr_writer *w, int keep, ts_error *err) {
+  ts_status st = w->N ? ts_zshards_finish(w->shards, keep, err) : TS_OK;
+  if (st == TS_OK) st = syncfs(w->dirfd) == 0 ? TS_OK : ts_fail(err, TS_ERR_IO, "%s: cannot sync: %s", w->dir, strerror(errno));
   zarr_close(w);
   return st;
 }
+
+static ts_status zarr_finish(void *ctx, ts_error *err) { return finish(ctx, 0, err); }
+static ts_status zarr_keep(void *ctx, ts_error *err) { return finish(ctx, 1, err); }
 
 static void zarr_abort(void *ctx) { zarr_close(ctx); }
 
@@ -542,9 +490,9 @@ const ts_writer_ops ts_zarr_writer_ops = {
     .write_encoded = zarr_write_encoded,
     .adopt = zarr_adopt,
     .finish = zarr_finish,
+    .keep = zarr_keep,
     .abort = zarr_abort,
     .locate = zarr_locate,
-    .resumable = zarr_resumable,
     .read_back = zarr_read_back,
     .sync = zarr_sync,
 };

@@ -546,3 +546,61 @@ def test_zarr_stop_keeps_a_readable_store_and_resume_checks_chunks(tmp_path, zar
     s = resume(tmp_path, out, SLOW, *args[:2])
     assert s["resumed"] == (len(lines) if damage == "none" else k)
     assert store_files(out) == zarr_refs["flat"]
+
+
+SHARD = ["--zarr-format", 3, "--shard", 4, "--compression", "zstd"]
+
+
+@pytest.fixture(scope="module")
+def shard_ref(tmp_path_factory):
+    out = {}
+    for name, extra in [("pyramid", PYR), ("flat", [])]:
+        d = tmp_path_factory.mktemp("shardref")
+        run(*args_for(d / "out.zarr", SLOW, *SHARD, *extra))
+        out[name] = store_files(d / "out.zarr")
+    return out
+
+
+@pytest.mark.parametrize("np_", [0, 3])
+def test_sharded_store_sigkill_then_resume(tmp_path, shard_ref, np_):
+    """A shard's chunks are placed only in rank 0's memory until its index is
+    written: each checkpoint writes them beside it (KEY.idx). Killed midway,
+    the resume adopts what the journal lists, cuts each shard back to its
+    checkpoint (or rebuilds it from the adopted chunks) and fills on: the
+    same files as an uninterrupted run."""
+    out, journal = tmp_path / "out.zarr", tmp_path / "out.zarr.journal"
+    extra = [*SHARD, *PYR, "--threads", 1 if np_ else 2]
+    p = launch(np_, args_for(out, SLOW, *extra, "--checkpoint-tasks", EVERY), tmp_path)
+    wait_until(lambda: journal_tasks(journal) >= TASKS // 2, p)
+    kill_all(p, str(out))
+    part = tmp_path / "out.zarr.partial"
+    assert any(f.name.endswith(".idx") for f in part.rglob("*"))  # shards being filled left their places
+    journaled = journal_tasks(journal)
+    r = launch(np_, args_for(out, SLOW, *extra, "--resume", "--stats", tmp_path / "s.json"), tmp_path)
+    _, err = r.communicate(timeout=300)
+    assert r.returncode == 0, err
+    assert store_files(out) == shard_ref["pyramid"]
+    assert json.loads((tmp_path / "s.json").read_text())["resumed"] == journaled
+
+
+def test_sharded_store_damaged_chunk_is_rebuilt(tmp_path, shard_ref):
+    """SIGUSR1, then a byte flipped inside a completed shard: the replay stops
+    at the task of that chunk, and the shards holding chunks of later tasks
+    are written anew from the chunks adopted before it: the same files."""
+    out, journal = tmp_path / "out.zarr", tmp_path / "out.zarr.journal"
+    p = launch(0, args_for(out, SLOW, *SHARD, "--checkpoint-tasks", EVERY), tmp_path)
+    wait_until(lambda: journal_tasks(journal) >= TASKS // 2, p)
+    p.send_signal(signal.SIGUSR1)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 75, err
+    journaled = journal_tasks(journal)
+    part = tmp_path / "out.zarr.partial"
+    shard = part / "0" / "c" / "0" / "0"  # the first shard: complete by now
+    assert shard.exists() and not (part / "0" / "c" / "0" / "0.idx").exists()
+    b = bytearray(shard.read_bytes())
+    b[len(b) // 3] ^= 0xFF
+    shard.write_bytes(bytes(b))
+    s = resume(tmp_path, out, SLOW, *SHARD)
+    assert 0 < s["resumed"] < journaled  # trusted up to the damaged chunk's task
+    assert store_files(out) == shard_ref["flat"]
+    assert not [k for k in store_files(out) if k.endswith((".idx", ".tmp"))]
