@@ -9,8 +9,10 @@
 - the dask pipeline people write today: the TIFF opened lazily through
   tifffile's zarr view, `map_overlap(scipy.ndimage.gaussian_filter)`
   (sigma 2, truncate 4: the same 8-pixel halo and support as tessera),
-  each level a `coarsen` mean of the one below, every level written by one
-  `da.store` compute (so the blur runs once) into zarr-python's
+  each level a `coarsen` mean of the one below, every level stored by one
+  `da.store` (so the blur runs once; `da.to_zarr(..., compute=False)` per
+  level computed together measured 37.6 s against 22.4 s, so dask gets
+  the faster) into zarr-python's
   DirectoryStore with the same Blosc-zstd (tessera's default clevel,
   byte shuffle) and chunks, on dask's threaded scheduler with one thread
   per core. scipy filters u8 in u8 (each pass truncated), so its pixels
@@ -53,7 +55,7 @@ g = zarr.open_group(zarr.DirectoryStore(out, dimension_separator="/"), mode="w")
 comp = numcodecs.Blosc("zstd", clevel, numcodecs.Blosc.SHUFFLE)
 targets = [g.create_dataset(str(L), shape=a.shape, chunks=(tile, tile), dtype="u1", compressor=comp)
            for L, a in enumerate(levels)]
-da.store(levels, targets, lock=False)
+da.store(levels, targets, lock=False)  # one graph: the blur runs once for every level
 g.attrs["multiscales"] = [{"version": "0.4", "axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
                            "datasets": [{"path": str(L), "coordinateTransformations": [{"type": "scale",
                                          "scale": [2.0 ** L, 2.0 ** L]}]} for L in range(len(levels))]}]
