@@ -12,7 +12,9 @@
 
 /* The output file name of input `name` in a directory: the name with its
  * extension replaced. */
-static void dir_name(const ts_list_out *o, const char *name, char *buf, size_t cap) {
+static void dir_name(const ts_list_out *o, const char *raw, char *buf, size_t cap) {
+  char name[4096];
+  ts_list_safe_name(raw, name, sizeof name);
   const char *slash = strrchr(name, '/'), *dot = strrchr(name, '.');
   int cut = dot && (!slash || dot > slash) ? (int)(dot - name) : (int)strlen(name);
   snprintf(buf, cap, "%s%s%.*s.%s", o->path, o->path[strlen(o->path) - 1] == '/' ? "" : "/", cut, name,

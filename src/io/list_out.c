@@ -2,6 +2,7 @@
  * sink that stores them (list_sink.h): an HDF5 file (list_hdf5.c), a Zarr
  * store (list_zarr.c) or a directory of image files (list_dir.c), the first that claims the
  * output. Adding a sink is a file with its table and one line below. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,6 +15,21 @@ int ts_list_out_is_dir(const char *path) {
   size_t n = strlen(path);
   if (n > 5 && !strcmp(path + n - 5, ".zarr")) return 0; /* a store, even when it exists */
   return (n && path[n - 1] == '/') || (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode));
+}
+
+void ts_list_safe_name(const char *name, char *buf, size_t cap) {
+  size_t n = 0;
+  buf[0] = '\0';
+  for (const char *p = name; *p && n + 1 < cap;) {
+    const char *end = strchr(p, '/');
+    const size_t len = end ? (size_t)(end - p) : strlen(p);
+    const int dots = len == 2 && p[0] == '.' && p[1] == '.';
+    if (len && !(len == 1 && p[0] == '.')) { /* empty and "." parts vanish, ".." becomes "__" */
+      n += (size_t)snprintf(buf + n, cap - n, "%s%.*s", n ? "/" : "", (int)len, dots ? "__" : p);
+      if (n >= cap) n = cap - 1;
+    }
+    p += len + (end ? 1 : 0);
+  }
 }
 
 const ts_list_sink *ts_list_sink_for(const ts_list_out_options *o) {

@@ -38,6 +38,11 @@ struct ts_list_sink {
   void (*close)(ts_list_out *o);
 };
 
+/* An input's name as a path inside an output (directory files, Zarr
+ * arrays): relative, no "." or empty parts, ".." as "__", so no name
+ * (an @list line "../x.png" or "/abs/x.png") reaches outside it. */
+void ts_list_safe_name(const char *name, char *buf, size_t cap);
+
 extern const ts_list_sink ts_list_sink_hdf5, ts_list_sink_dir, ts_list_sink_zarr;
 
 #endif

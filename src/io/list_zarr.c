@@ -258,8 +258,9 @@ static ts_status images(ts_list_out *o, const int64_t *done, int64_t ndone, ts_e
     const int64_t shape[3] = {it->h, it->w, it->channels};
     ts_zarr_codec c = z->codec;
     c.typesize = (int)ts_dtype_size((ts_dtype)it->dtype);
-    char rel[4096];
-    snprintf(rel, sizeof rel, "images/%s", o->in->items[done[k]].name);
+    char rel[4096], safe[4000];
+    ts_list_safe_name(o->in->items[done[k]].name, safe, sizeof safe);
+    snprintf(rel, sizeof rel, "images/%s", safe);
     char *slash = strrchr(rel, '/');
     if (slash > rel + 6) { /* a name in subdirectories: groups down to it */
       *slash = '\0';

@@ -203,3 +203,20 @@ def test_a_png_with_a_bad_crc_fails_as_libpng_says(tmp_path):
     assert p.returncode == 3, p.stderr
     assert "bad.png" in p.stderr and "CRC" in p.stderr, p.stderr
     assert os.path.exists(tmp_path / "out" / "good.png") and not os.path.exists(tmp_path / "out" / "bad.png")
+
+
+def test_list_names_never_reach_outside_the_output(tmp_path):
+    """An @list line "../b.png" (or "/abs/c.png") names an input, not a place
+    to write: its output lands inside the output, its ".." as "__"."""
+    import cv2
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "in" / "sub" / "a.png"), np.full((20, 30), 5, np.uint8))
+    cv2.imwrite(str(tmp_path / "b.png"), np.full((40, 30), 9, np.uint8))
+    before = (tmp_path / "b.png").read_bytes()
+    (tmp_path / "in" / "list.txt").write_text(f"sub/a.png\n../b.png\n{tmp_path}/b.png\n")
+    out = tmp_path / "out"
+    run("run", "-i", f"@{tmp_path}/in/list.txt", "-o", f"{out}/", "--format", "png", "-p", "invert", "--quiet")
+    assert (tmp_path / "b.png").read_bytes() == before  # the input, untouched
+    got = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
+    assert got == ["__/b.png", "sub/a.png", str(tmp_path / "b.png")[1:]], got
+    assert (cv2.imread(str(out / "__" / "b.png"), cv2.IMREAD_UNCHANGED) == 255 - 9).all()

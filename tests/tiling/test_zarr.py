@@ -583,3 +583,12 @@ def test_list_mode_zarr_output_resumes(tmp_path, list_dir):
     r = subprocess.run(args[:-2] + ["--resume"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert tree(out) == tree(tmp_path / "ref" / "out.zarr")
+
+
+@pytest.mark.parametrize("dtype", [">u2", ">f4", "<f4"])
+def test_either_byte_order_is_read(tmp_path, dtype):
+    a = make_image(120, 150, "f32" if "f" in dtype else "u16", 1, seed=2).astype(dtype)
+    p = zp_store(tmp_path / "in.zarr", a, (50, 64), numcodecs.Zlib(1), "/")
+    out = tmp_path / "o.tif"
+    run("run", "-i", p, "-o", out, "-p", "", "--quiet")
+    np.testing.assert_array_equal(tifffile.imread(out), a.astype(a.dtype.newbyteorder("=")))
