@@ -27,6 +27,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -368,6 +369,15 @@ static void zarr_close(zarr_writer *w) {
   free(w);
 }
 
+/* A killed run's temporary files (a chunk a worker had not yet renamed
+ * into place, a shard being rebuilt, a sidecar being replaced): never
+ * data, and no name of the store's own holds ".tmp". */
+static int drop_tmp(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb;
+  if (flag == FTW_F && strstr(path + ftw->base, ".tmp")) unlink(path);
+  return 0;
+}
+
 /* spec: the store's partial directory, made by format.c (and kept from
  * the run a --resume finishes). */
 static ts_status zarr_wopen(const char *spec, const ts_writer_options *o, void **ctx, ts_error *err) {
@@ -382,6 +392,7 @@ static ts_status zarr_wopen(const char *spec, const ts_writer_options *o, void *
     st = ts_fail(err, TS_ERR_NOMEM, "out of memory for %lld chunks", (long long)w->g.base[w->g.levels]);
   if (st == TS_OK && (w->dirfd = open(spec, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
     st = ts_fail(err, TS_ERR_IO, "%s: cannot open the store: %s", spec, strerror(errno));
+  if (st == TS_OK && o->reopen) nftw(spec, drop_tmp, 16, FTW_PHYS);
   if (st == TS_OK && w->N) {
     ts_zshard_grid sg = {.levels = w->g.levels, .channels = o->channels, .N = w->N};
     memcpy(sg.gx, w->g.gx, sizeof sg.gx);
