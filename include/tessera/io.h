@@ -164,8 +164,6 @@ typedef struct ts_writer_ops {
    * durable (flush, fsync). */
   ts_status (*locate)(void *ctx, int level, ts_rect r, uint64_t *offset, uint64_t *size, ts_error *err);
   ts_status (*sync)(void *ctx, ts_error *err);
-  /* May this output be resumed (NULL: whenever locate and sync exist)? */
-  int (*resumable)(const void *ctx);
   /* A store resumed in place (NULL: a file, replayed from its previous
    * copy): the bytes of a tile locate placed at offset; 0, or -1 when
    * they are not there. */

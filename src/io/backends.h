@@ -77,8 +77,10 @@ void ts_zarr_stack_close(ts_zarr_stack *z);
 /* Give directory tmp the name path, replacing a directory there (set
  * aside first, as rename cannot replace one): 0, or -1 (errno). */
 int ts_install_dir(const char *tmp, const char *path);
-/* Does directory path hold a Zarr store (.zgroup, .zarray or zarr.json)? */
-int ts_is_zarr_store(const char *path);
+/* May a Zarr store be written at path: nothing there, or (with force) a
+ * directory holding a Zarr store (.zgroup, .zarray or zarr.json)? Never a
+ * file or another directory. */
+ts_status ts_store_replaceable(const char *path, int force, ts_error *err);
 
 /* The kept tags and pixel size of the TIFF directory at `diroff` of
  * `path`, read as stored (tiff_meta.c). Nothing found is no error. */

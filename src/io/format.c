@@ -162,6 +162,15 @@ static int is_store(const char *path) {
   return 0;
 }
 
+ts_status ts_store_replaceable(const char *path, int force, ts_error *err) {
+  struct stat sb;
+  if (stat(path, &sb) != 0) return TS_OK;
+  if (!S_ISDIR(sb.st_mode) || !is_store(path))
+    return ts_fail(err, TS_ERR_EXISTS, "%s: output is a %s that holds no Zarr store; not replaced", path,
+                   S_ISDIR(sb.st_mode) ? "directory" : "file");
+  return force ? TS_OK : ts_fail(err, TS_ERR_EXISTS, "%s: output exists; use --force to replace it", path);
+}
+
 int ts_output_in_place(const char *spec) {
   const ts_format *f = ts_format_named(spec, 1);
   return f && f->directory;
@@ -211,7 +220,8 @@ ts_status ts_writer_open(const char *path, const ts_writer_options *o, ts_writer
   if (o->compression == TS_COMPRESS_JPEG && (o->dtype != TS_U8 || (o->channels != 1 && o->channels != 3)))
     return ts_fail(err, TS_ERR_USAGE, "%s: jpeg compression takes u8 images with 1 or 3 channels; "
                    "this output is %s with %d channel(s)", path, ts_dtype_name(o->dtype), o->channels);
-  if (!ts_output_in_place(path) && (o->zarr_format || o->shard))
+  const int dir = ts_output_in_place(path);
+  if (!dir && (o->zarr_format || o->shard))
     return ts_fail(err, TS_ERR_USAGE, "%s: --zarr-format and --shard are for Zarr output (name it OUT.zarr)", path);
   char *file = NULL, *dset = NULL;
   if (!split_output(path, &file, &dset)) {
@@ -220,14 +230,10 @@ ts_status ts_writer_open(const char *path, const ts_writer_options *o, ts_writer
     return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   }
   struct stat st;
-  ts_status ex = TS_OK;
-  const int dir = ts_output_in_place(path);
-  if (stat(file, &st) == 0) {
-    if (S_ISDIR(st.st_mode) && (!dir || !is_store(file)))
-      ex = ts_fail(err, TS_ERR_EXISTS, "%s: output is a directory%s; not replaced", file,
-                   dir ? " that holds no Zarr store" : "");
+  ts_status ex = dir ? ts_store_replaceable(file, o->force, err) : TS_OK;
+  if (!dir && stat(file, &st) == 0) {
+    if (S_ISDIR(st.st_mode)) ex = ts_fail(err, TS_ERR_EXISTS, "%s: output is a directory; not replaced", file);
     else if (!o->force) ex = ts_fail(err, TS_ERR_EXISTS, "%s: output exists; use --force to replace it", file);
-    else if (dir && !S_ISDIR(st.st_mode)) ex = ts_fail(err, TS_ERR_EXISTS, "%s: output is a file, not a Zarr store; not replaced", file);
   }
   ts_writer *w = ex ? NULL : calloc(1, sizeof *w);
   if (!w) {
@@ -320,9 +326,7 @@ ts_status ts_writer_write_encoded(ts_writer *w, int level, ts_rect r, const void
   return w->ops->write_encoded(w->ctx, level, r, data, size, err);
 }
 
-int ts_writer_resumable(const ts_writer *w) {
-  return w->ops->locate && w->ops->sync && w->ctx && (!w->ops->resumable || w->ops->resumable(w->ctx));
-}
+int ts_writer_resumable(const ts_writer *w) { return w->ops->locate && w->ops->sync && w->ctx; }
 
 ts_status ts_writer_locate(ts_writer *w, int level, ts_rect r, uint64_t *offset, uint64_t *size, ts_error *err) {
   return w->ops->locate(w->ctx, level, r, offset, size, err);
@@ -337,7 +341,7 @@ ts_status ts_writer_adopt(ts_writer *w, int level, ts_rect r, uint64_t size, ts_
   return w->ops->adopt(w->ctx, level, r, size, err);
 }
 
-int ts_writer_in_place(const ts_writer *w) { return w->ops->read_back != NULL; }
+int ts_writer_in_place(const ts_writer *w) { return w->dir; }
 
 int ts_writer_read_back(ts_writer *w, uint64_t offset, uint64_t size, void *dst) {
   return w->ops->read_back(w->ctx, offset, size, dst);
@@ -356,8 +360,6 @@ int ts_install_dir(const char *tmp, const char *path) {
 }
 
 static int install(const ts_writer *w) { return w->dir ? ts_install_dir(w->tmp, w->path) : rename(w->tmp, w->path); }
-
-int ts_is_zarr_store(const char *path) { return is_store(path); }
 
 ts_status ts_writer_finish(ts_writer **wp, ts_error *err) {
   ts_writer *w = *wp;

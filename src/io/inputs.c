@@ -19,12 +19,17 @@ typedef struct h5in {
   ts_h5_chunks chunks; /* else: each chunk checked before H5Dread first reads it */
 } h5in;
 
+/* Does spec name a Zarr store or array (IN.zarr[/array])? */
+static int names_zarr(const char *spec) {
+  const ts_format *f = ts_format_named(spec, 0);
+  return f && f->directory;
+}
+
 int ts_inputs_is_list(const char *spec) {
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors become our messages, not HDF5's stack dumps */
   struct stat st;
   if (spec[0] == '@') return 1;
-  const ts_format *zf = ts_format_named(spec, 0);
-  if (zf && zf->directory) return ts_zarr_is_stack(spec); /* a Zarr array: one image, or a stack of them */
+  if (names_zarr(spec)) return ts_zarr_is_stack(spec); /* a Zarr array: one image, or a stack of them */
   if (stat(spec, &st) == 0 && S_ISDIR(st.st_mode)) return 1;
   char *file = NULL, *path = NULL;
   int list = 0;
@@ -315,7 +320,7 @@ ts_status ts_inputs_open(const char *spec, const char *glob, int recursive, int6
     st = open_strips(in, spec, strips, &cap, err);
   } else if (spec[0] == '@') {
     st = open_list(in, spec + 1, &cap, err);
-  } else if (ts_zarr_is_stack(spec)) {
+  } else if (names_zarr(spec) && ts_zarr_is_stack(spec)) {
     st = open_zarr_stack(in, spec, &cap, err);
   } else if (stat(spec, &sb) == 0 && S_ISDIR(sb.st_mode)) {
     char root[4096];

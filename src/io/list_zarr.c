@@ -41,6 +41,7 @@ typedef struct zout {
   ts_zarr_codec codec;
   item *items;            /* per input */
   char names[TS_MAX_EMITS][64]; /* the emits seen, in order */
+  int first_nv[TS_MAX_EMITS];   /* how many values each emits (-1: not seen yet) */
   int nnames;
 } zout;
 
@@ -69,13 +70,8 @@ static ts_status zarr_open(ts_list_out *o, ts_error *err) {
   if (!z) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   o->ctx = z;
   z->dirfd = -1;
-  struct stat sb;
-  if (stat(o->path, &sb) == 0) {
-    if (!S_ISDIR(sb.st_mode) || !ts_is_zarr_store(o->path))
-      return ts_fail(err, TS_ERR_EXISTS, "%s: exists and is no Zarr store; not replaced", o->path);
-    if (!o->o.force) return ts_fail(err, TS_ERR_EXISTS, "%s: output exists (use --force to replace it)", o->path);
-  }
-  ts_status st = ts_zarr_codec_for(o->o.compression, o->o.level, TS_U8, &z->codec, o->path, err);
+  ts_status st = ts_store_replaceable(o->path, o->o.force, err);
+  if (st == TS_OK) st = ts_zarr_codec_for(o->o.compression, o->o.level, TS_U8, &z->codec, o->path, err);
   if (st) return st;
   if (!(z->tmp = malloc(strlen(o->path) + 9)) || !(z->items = calloc((size_t)o->in->n + 1, sizeof *z->items)))
     return ts_fail(err, TS_ERR_NOMEM, "out of memory");
@@ -84,6 +80,7 @@ static ts_status zarr_open(ts_list_out *o, ts_error *err) {
   if (mkdir(z->tmp, 0777) != 0 || (z->dirfd = open(z->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
     return ts_fail(err, TS_ERR_IO, "%s: cannot create %s: %s", o->path, z->tmp, strerror(errno));
   for (int64_t i = 0; i < o->in->n; i++) z->items[i].dtype = -1;
+  for (int i = 0; i < TS_MAX_EMITS; i++) z->first_nv[i] = -1;
   return mkdirs(z, ".rows", z->tmp, err);
 }
 
@@ -140,6 +137,11 @@ static ts_status zarr_put(ts_list_out *o, int64_t index, const ts_result_image *
   for (int i = 0, at = 0; em && i < em->n; i++) {
     const int s = emit_slot(z, em->e[i].name);
     if (s < 0) return ts_fail(err, TS_ERR_USAGE, "%s: more than %d kinds of results", o->path, TS_MAX_EMITS);
+    if (z->first_nv[s] >= 0 && z->first_nv[s] != em->e[i].n) /* said now, not after every input has run */
+      return ts_fail(err, TS_ERR_USAGE, "%s: results/%s: %s emitted %lld values, another input %d; a Zarr output takes "
+                     "one length per kernel (an HDF5 output keeps one dataset per input)", o->path, em->e[i].name,
+                     o->in->items[index].name, (long long)em->e[i].n, z->first_nv[s]);
+    z->first_nv[s] = (int)em->e[i].n;
     it->nv[s] = (int)em->e[i].n;
     memcpy(it->v + at, em->v + em->e[i].at, (size_t)em->e[i].n * sizeof *it->v);
     at += (int)em->e[i].n;
@@ -215,11 +217,17 @@ static ts_status strings(zout *z, const char *rel, const char **v, int64_t n, ts
 }
 
 /* Move staged chunk `index` to rel (a chunk key inside the store). */
+/* Move staged chunk `index` to rel (a chunk key inside the store), its
+ * directories made first. */
 static ts_status place(zout *z, int64_t index, const char *rel, ts_error *err) {
-  char from[64];
+  char from[64], dir[4200];
   snprintf(from, sizeof from, ".rows/%lld", (long long)index);
-  if (renameat(z->dirfd, from, z->dirfd, rel) == 0) return TS_OK;
-  return ts_fail(err, TS_ERR_IO, "%s/%s: cannot move a chunk into place: %s", z->tmp, rel, strerror(errno));
+  snprintf(dir, sizeof dir, "%s", rel);
+  *strrchr(dir, '/') = '\0';
+  ts_status st = mkdirs(z, dir, z->tmp, err);
+  if (st == TS_OK && renameat(z->dirfd, from, z->dirfd, rel) != 0)
+    st = ts_fail(err, TS_ERR_IO, "%s/%s: cannot move a chunk into place: %s", z->tmp, rel, strerror(errno));
+  return st;
 }
 
 static ts_status images(ts_list_out *o, const int64_t *done, int64_t ndone, ts_error *err) {
@@ -243,11 +251,8 @@ static ts_status images(ts_list_out *o, const int64_t *done, int64_t ndone, ts_e
       st = put_json(z, "images", ".zarray", array_meta(shape, chunk, nd, ts_zarr_dtype_v2((ts_dtype)f->dtype),
                                                        ts_zarr_compressor_v2(&c), NULL), err);
     for (int64_t k = 0; st == TS_OK && k < ndone; k++) {
-      snprintf(rel, sizeof rel, "images/%lld/0", (long long)k);
-      st = mkdirs(z, rel, z->tmp, err);
-      if (st == TS_OK && nd == 4) snprintf(rel, sizeof rel, "images/%lld/0/0", (long long)k), st = mkdirs(z, rel, z->tmp, err);
       snprintf(rel, sizeof rel, "images/%lld/0/0%s", (long long)k, nd == 4 ? "/0" : "");
-      if (st == TS_OK) st = place(z, done[k], rel, err);
+      st = place(z, done[k], rel, err);
     }
     return st;
   }
@@ -272,9 +277,6 @@ static ts_status images(ts_list_out *o, const int64_t *done, int64_t ndone, ts_e
       st = put_json(z, rel, ".zarray", array_meta(shape, shape, nd, ts_zarr_dtype_v2((ts_dtype)it->dtype),
                                                   ts_zarr_compressor_v2(&c), NULL), err);
     char key[4200];
-    snprintf(key, sizeof key, "%s/0", rel);
-    if (st == TS_OK && nd == 3) st = mkdirs(z, key, z->tmp, err), snprintf(key, sizeof key, "%s/0/0", rel);
-    if (st == TS_OK) st = mkdirs(z, key, z->tmp, err);
     snprintf(key, sizeof key, "%s/0/0%s", rel, nd == 3 ? "/0" : "");
     if (st == TS_OK) st = place(z, done[k], key, err);
   }
@@ -292,9 +294,8 @@ static ts_status results(ts_list_out *o, const int64_t *done, int64_t ndone, ts_
       if (n < 0) n = m;
       same &= m == n && m >= 0;
     }
-    if (!same || n < 0) {
-      st = ts_fail(err, TS_ERR_USAGE, "%s: results/%s: inputs emitted different numbers of values (or none); a Zarr "
-                   "output takes one length per kernel (the HDF5 output does not)", o->path, z->names[s]);
+    if (!same || n < 0) { /* put refused other lengths; an input without this kernel's values cannot be */
+      st = ts_fail(err, TS_ERR_INTERNAL, "%s: results/%s: an input has no values", o->path, z->names[s]);
       break;
     }
     double *v = malloc((size_t)(ndone * n + 1) * sizeof *v);

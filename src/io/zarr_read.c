@@ -32,7 +32,7 @@ typedef struct zarr_reader {
   char *path;  /* the array's directory */
   char *name;  /* for messages: what the user named */
   int v3;
-  int nd;      /* 2 or 3 */
+  int nd;      /* 2, 3 (c, y, x), or 4 (a stack) */
   int64_t shape[4], chunk[4]; /* chunk: the inner chunk (a shard's); 4-D: a stack */
   int64_t shard[4];           /* v3 sharding: the shard's shape (0: none) */
   int64_t gx, gy;             /* chunks across and down */
@@ -44,7 +44,10 @@ typedef struct zarr_reader {
   ts_zarr_state zs;
   ts_image_info info;
   double fill;
-  size_t es, chunk_bytes;
+  size_t es, chunk_bytes; /* a decoded chunk file */
+  int64_t groups;         /* (c, y, x) with channels in several chunks: the chunk files per block */
+  size_t block_bytes;     /* a cached block: every channel of one (cy, cx) */
+  unsigned char *group;   /* one chunk file decoded, when it is not a block (groups > 1, or more planes than channels) */
   zblock *cache;
   int64_t cap;
   uint64_t clock;
@@ -59,6 +62,7 @@ static void zr_close(void *ctx) {
   for (int64_t i = 0; r->cache && i < r->cap; i++) free(r->cache[i].data);
   free(r->cache);
   ts_zarr_state_free(&r->zs);
+  free(r->group);
   ts_blob_free(&r->raw);
   ts_blob_free(&r->shard_index);
   free(r->path);
@@ -266,22 +270,32 @@ static ts_status open_image(zarr_reader *r, ts_error *err) {
   if (st) return st;
   const int nd = r->nd;
   if (nd == 4 || (nd == 3 && r->shape[0] > TS_MAX_CHANNELS))
-    return ts_fail(err, TS_ERR_USAGE, "%s: a stack of %lld images; list mode reads it (it is, with any --output)", r->name,
+    return ts_fail(err, TS_ERR_USAGE, "%s: a stack of %lld images, which list mode reads one image per task", r->name,
                    (long long)r->shape[0]);
   r->info.channels = nd == 3 ? (int)r->shape[0] : 1;
-  if (nd == 3 && (r->shape[0] < 1 || r->shape[0] > TS_MAX_CHANNELS || r->chunk[0] != r->shape[0]))
-    return ts_fail(err, TS_ERR_FORMAT, "%s: a 3-D array of shape %lld x %lld x %lld is not (c, y, x) with 1 to %d "
-                   "channels in one chunk (a stack of images? list mode reads it)", r->name, (long long)r->shape[0],
-                   (long long)r->shape[1], (long long)r->shape[2], TS_MAX_CHANNELS);
+  /* (c, y, x): the channels in one chunk, or in several (one a chunk, as
+   * many NGFF writers store them): a block is every channel's chunk */
+  const int64_t cc = nd == 3 ? r->chunk[0] : 1;
+  if (nd == 3 && (r->shape[0] < 1 || cc < 1))
+    return ts_fail(err, TS_ERR_FORMAT, "%s: a (c, y, x) array of %lld channels in chunks of %lld", r->name,
+                   (long long)r->shape[0], (long long)cc);
+  r->groups = nd == 3 ? (r->shape[0] + cc - 1) / cc : 1;
+  if (r->groups > 1 && r->shard[0])
+    return ts_fail(err, TS_ERR_FORMAT, "%s: a sharded array with its channels in several chunks; tessera reads "
+                   "sharded (c, y, x) arrays with every channel in one chunk", r->name);
   const int64_t h = r->shape[nd - 2], w = r->shape[nd - 1], ch = r->chunk[nd - 2], cw = r->chunk[nd - 1];
-  if (ch <= 0 || cw <= 0 || (double)ch * (double)cw * (double)r->es * r->info.channels > (double)MAX_CHUNK_BYTES)
+  if (ch <= 0 || cw <= 0 || (double)ch * (double)cw * (double)r->es * (double)(cc > r->info.channels ? cc : r->info.channels) >
+                                (double)MAX_CHUNK_BYTES)
     return ts_fail(err, TS_ERR_FORMAT, "%s: chunks of %lld x %lld; each must hold 1 to %zu bytes", r->name,
                    (long long)ch, (long long)cw, MAX_CHUNK_BYTES);
   r->info.w = w;
   r->info.h = h;
   r->info.block_w = cw;
   r->info.block_h = ch;
-  r->chunk_bytes = (size_t)(ch * cw) * r->es * (size_t)r->info.channels;
+  r->chunk_bytes = (size_t)(ch * cw) * r->es * (size_t)cc;
+  r->block_bytes = (size_t)(ch * cw) * r->es * (size_t)r->info.channels;
+  if (r->chunk_bytes != r->block_bytes && !(r->group = malloc(r->chunk_bytes)))
+    return ts_fail(err, TS_ERR_NOMEM, "out of memory for a chunk");
   r->gx = (w + cw - 1) / cw;
   r->gy = (h + ch - 1) / ch;
   snprintf(r->info.format, sizeof r->info.format, "zarr v%d", r->v3 ? 3 : 2);
@@ -371,9 +385,9 @@ static void key_at(const zarr_reader *r, const int64_t *g, char *k, size_t cap) 
     n += (size_t)snprintf(k + n, cap - n, "%s%lld", i ? (char[]){s, 0} : "", (long long)g[i]);
 }
 
-/* ... of chunk (cy, cx) of an image (a 3-D array's one channel chunk: 0). */
-static void key_of(const zarr_reader *r, int64_t cy, int64_t cx, char *k, size_t cap) {
-  const int64_t g[3] = {r->nd == 3 ? 0 : cy, r->nd == 3 ? cy : cx, cx};
+/* ... of chunk (cy, cx) of an image, channel chunk cz of a 3-D one. */
+static void key_of(const zarr_reader *r, int64_t cz, int64_t cy, int64_t cx, char *k, size_t cap) {
+  const int64_t g[3] = {r->nd == 3 ? cz : cy, r->nd == 3 ? cy : cx, cx};
   key_at(r, g, k, cap);
 }
 
@@ -412,17 +426,18 @@ static uint64_t le64(const unsigned char *p) {
   return v;
 }
 
-/* The raw bytes of chunk (cy, cx): a file, or a piece of its shard. */
-static ts_status fetch_raw(zarr_reader *r, int64_t cy, int64_t cx, int *absent, ts_error *err) {
+/* The raw bytes of chunk (cz, cy, cx): a file, or a piece of its shard
+ * (whose arrays hold every channel in one chunk: cz 0). */
+static ts_status fetch_raw(zarr_reader *r, int64_t cz, int64_t cy, int64_t cx, int *absent, ts_error *err) {
   char key[256];
   const int nd = r->nd;
   if (!r->shard[0]) {
-    key_of(r, cy, cx, key, sizeof key);
+    key_of(r, cz, cy, cx, key, sizeof key);
     return read_key(r, key, 0, 0, 1, absent, err);
   }
   const int64_t sh = r->shard[nd - 2] / r->chunk[nd - 2], sw = r->shard[nd - 1] / r->chunk[nd - 1];
   const int64_t sy = cy / sh, sx = cx / sw, n = sh * sw, sgx = (r->info.w + r->shard[nd - 1] - 1) / r->shard[nd - 1];
-  key_of(r, sy, sx, key, sizeof key);
+  key_of(r, 0, sy, sx, key, sizeof key);
   const size_t ibytes = (size_t)n * 16 + (r->index_crc ? 4 : 0);
   if ((size_t)n * 16 > MAX_CHUNK_BYTES) return ts_fail(err, TS_ERR_FORMAT, "%s: shards of %lld chunks", r->name, (long long)n);
   if (r->index_of != sy * sgx + sx) { /* the shard's index: at its end (or start) */
@@ -450,10 +465,11 @@ static ts_status fetch_raw(zarr_reader *r, int64_t cy, int64_t cx, int *absent, 
   return read_key(r, key, off, len, 0, absent, err);
 }
 
-static void fill_block(zarr_reader *r, unsigned char *d) {
-  const size_t n = r->chunk_bytes / r->es;
+/* n bytes of the fill value at d. */
+static void fill_block(const zarr_reader *r, unsigned char *d, size_t bytes) {
+  const size_t n = bytes / r->es;
   if (r->fill == 0) {
-    memset(d, 0, r->chunk_bytes);
+    memset(d, 0, bytes);
     return;
   }
   for (size_t i = 0; i < n; i++) {
@@ -484,17 +500,26 @@ static ts_status get_block(zarr_reader *r, int64_t cy, int64_t cx, const unsigne
     }
     if (b->index < 0 || b->used < victim->used) victim = b;
   }
-  if (!victim->data && !(victim->data = malloc(r->chunk_bytes))) return ts_fail(err, TS_ERR_NOMEM, "out of memory for a chunk");
+  if (!victim->data && !(victim->data = malloc(r->block_bytes))) return ts_fail(err, TS_ERR_NOMEM, "out of memory for a chunk");
   victim->index = -1;
-  int absent;
-  ts_status st = fetch_raw(r, cy, cx, &absent, err);
-  if (st) return st;
-  if (absent) fill_block(r, victim->data);
-  else if (ts_zarr_decode(&r->codec, &r->zs, r->raw.p, r->raw.size, victim->data, r->chunk_bytes))
-    return ts_fail(err, TS_ERR_FORMAT, "%s: chunk (%lld, %lld) is corrupt or does not decode to %zu bytes", r->path,
-                   (long long)cy, (long long)cx, r->chunk_bytes);
-  else if (r->big && r->es > 1)
-    swap_bytes(victim->data, r->chunk_bytes, r->es);
+  /* one chunk file, or one per channel group, each at its planes */
+  const size_t plane = r->chunk_bytes / (size_t)(r->nd == 3 ? r->chunk[0] : 1);
+  for (int64_t cz = 0; cz < r->groups; cz++) {
+    unsigned char *to = r->group ? r->group : victim->data;
+    int absent;
+    ts_status st = fetch_raw(r, cz, cy, cx, &absent, err);
+    if (st) return st;
+    if (absent) fill_block(r, to, r->chunk_bytes);
+    else if (ts_zarr_decode(&r->codec, &r->zs, r->raw.p, r->raw.size, to, r->chunk_bytes))
+      return ts_fail(err, TS_ERR_FORMAT, "%s: chunk (%lld, %lld) is corrupt or does not decode to %zu bytes", r->path,
+                     (long long)cy, (long long)cx, r->chunk_bytes);
+    else if (r->big && r->es > 1)
+      swap_bytes(to, r->chunk_bytes, r->es);
+    if (r->group) { /* its planes that lie inside the array */
+      const size_t at = (size_t)(cz * r->chunk[0]) * plane;
+      memcpy(victim->data + at, to, at + r->chunk_bytes <= r->block_bytes ? r->chunk_bytes : r->block_bytes - at);
+    }
+  }
   victim->index = index;
   victim->used = ++r->clock;
   *out = victim->data;
@@ -619,7 +644,7 @@ ts_status ts_zarr_stack_read(ts_zarr_stack *z, int64_t i, void *dst, ts_error *e
         z->last_at = -1;
         ts_status st = read_key(r, key, 0, 0, 1, &absent, err);
         if (st) return st;
-        if (absent) fill_block(r, z->last);
+        if (absent) fill_block(r, z->last, z->chunk_bytes);
         else if (ts_zarr_decode(&r->codec, &r->zs, r->raw.p, r->raw.size, z->last, z->chunk_bytes))
           return ts_fail(err, TS_ERR_FORMAT, "%s: chunk %s is corrupt or does not decode to %zu bytes", r->path, key,
                          z->chunk_bytes);

@@ -52,9 +52,14 @@ struct ts_zshards {
   zshard **s;         /* per shard number: NULL until touched */
 };
 
-static void key(const ts_zshards *z, int64_t s, const char *suffix, char *name, size_t cap) {
+static int level_of(const ts_zshards *z, int64_t s) {
   int L = 0;
   while (L + 1 < z->g.levels && s >= z->base[L + 1]) L++;
+  return L;
+}
+
+static void key(const ts_zshards *z, int64_t s, const char *suffix, char *name, size_t cap) {
+  const int L = level_of(z, s);
   s -= z->base[L];
   snprintf(name, cap, "%d/c/%s%lld/%lld%s", L, z->g.channels > 1 ? "0/" : "", (long long)(s / z->sgx[L]),
            (long long)(s % z->sgx[L]), suffix);
@@ -65,12 +70,6 @@ static int64_t locate(const ts_zshards *z, int L, int64_t cy, int64_t cx, int64_
   const int64_t N = z->g.N;
   *i = (cy % N) * N + cx % N;
   return z->base[L] + (cy / N) * z->sgx[L] + cx / N;
-}
-
-static int level_of(const ts_zshards *z, int64_t s) {
-  int L = 0;
-  while (L + 1 < z->g.levels && s >= z->base[L + 1]) L++;
-  return L;
 }
 
 static zshard *state(ts_zshards *z, int64_t s) {

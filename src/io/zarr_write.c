@@ -89,7 +89,7 @@ static char *partial_of(const char *path) {
   return s;
 }
 
-/* Write a whole file at dirfd/name; with tmp, under "name.tmp.PID" first,
+/* Write a whole file at dirfd/name; with tmp, under "name.tmpPID" first,
  * then renamed into place (a reader never sees it half-written). */
 static ts_status put_file(int dirfd, const char *name, const void *data, size_t n, int tmp, const char *store,
                           ts_error *err) {
@@ -259,7 +259,7 @@ static json_t *array_meta(const zarr_writer *w, int L) {
                      ts_zarr_dtype_v2(w->o.dtype), "fill_value", 0, "filters", "order", "C", "shape", shape,
                      "zarr_format", 2);
   json_t *codecs = ts_zarr_codecs_v3(&w->codec), *grid = chunks;
-  if (w->N > 1) { /* the grid is of shards; the codec holds the chunks */
+  if (w->N) { /* the grid is of shards; the codec holds the chunks */
     grid = dims(w, C, w->g.ch[L] * w->N, w->g.cw[L] * w->N);
     json_t *index = json_pack("[{s:s, s:{s:s}}, {s:s}]", "name", "bytes", "configuration", "endian", "little", "name",
                               "crc32c");
@@ -399,10 +399,10 @@ static ts_status zarr_wopen(const char *spec, const ts_writer_options *o, void *
     memcpy(sg.gy, w->g.gy, sizeof sg.gy);
     st = ts_zshards_open(&w->shards, &sg, w->dirfd, w->dir, o->reopen, err);
   }
-  if (st == TS_OK) {
+  if (st == TS_OK) { /* the final name, which the metadata names the image after */
     char *final = strdup(spec);
-    char *p = final ? strstr(final, ".partial") : NULL;
-    if (p) *p = '\0';
+    const size_t n = final ? strlen(final) : 0;
+    if (n > 8 && !strcmp(final + n - 8, ".partial")) final[n - 8] = '\0';
     st = final ? write_meta(w, final, err) : ts_fail(err, TS_ERR_NOMEM, "out of memory");
     free(final);
   }
@@ -467,20 +467,24 @@ static int zarr_read_back(void *ctx, uint64_t offset, uint64_t size, void *dst) 
   return ok ? 0 : -1;
 }
 
-/* Durable: every file of the store's filesystem, in one call; then the
- * shards being filled say where their chunks are (made durable too). */
+/* Every file of the store's filesystem durable, in one call. */
+static ts_status sync_all(const zarr_writer *w, ts_error *err) {
+  return syncfs(w->dirfd) == 0 ? TS_OK : ts_fail(err, TS_ERR_IO, "%s: cannot sync: %s", w->dir, strerror(errno));
+}
+
+/* A checkpoint: the chunks durable; then the shards being filled say
+ * where their chunks are (made durable too). */
 static ts_status zarr_sync(void *ctx, ts_error *err) {
   zarr_writer *w = ctx;
-  ts_status st = syncfs(w->dirfd) == 0 ? TS_OK : ts_fail(err, TS_ERR_IO, "%s: cannot sync: %s", w->dir, strerror(errno));
-  if (st == TS_OK && w->N && (st = ts_zshards_sync(w->shards, err)) == TS_OK && syncfs(w->dirfd) != 0)
-    st = ts_fail(err, TS_ERR_IO, "%s: cannot sync: %s", w->dir, strerror(errno));
+  ts_status st = sync_all(w, err);
+  if (st == TS_OK && w->N && (st = ts_zshards_sync(w->shards, err)) == TS_OK) st = sync_all(w, err);
   return st;
 }
 
 /* Complete (keep: a stopped run's store, readable, shards' sidecars kept). */
 static ts_status finish(zarr_writer *w, int keep, ts_error *err) {
   ts_status st = w->N ? ts_zshards_finish(w->shards, keep, err) : TS_OK;
-  if (st == TS_OK) st = syncfs(w->dirfd) == 0 ? TS_OK : ts_fail(err, TS_ERR_IO, "%s: cannot sync: %s", w->dir, strerror(errno));
+  if (st == TS_OK) st = sync_all(w, err);
   zarr_close(w);
   return st;
 }

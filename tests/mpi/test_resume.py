@@ -604,3 +604,18 @@ def test_sharded_store_damaged_chunk_is_rebuilt(tmp_path, shard_ref):
     assert 0 < s["resumed"] < journaled  # trusted up to the damaged chunk's task
     assert store_files(out) == shard_ref["flat"]
     assert not [k for k in store_files(out) if k.endswith((".idx", ".tmp"))]
+
+
+def test_sharded_store_resume_with_other_shards_is_refused(tmp_path):
+    """--shard is part of the job: a resume with another is refused, the leftovers untouched."""
+    out, journal = tmp_path / "out.zarr", tmp_path / "out.zarr.journal"
+    p = launch(0, args_for(out, SLOW, *SHARD, "--checkpoint-tasks", EVERY), tmp_path)
+    wait_until(lambda: journal_tasks(journal) >= TASKS // 4, p)
+    p.send_signal(signal.SIGUSR1)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 75, err
+    before = store_files(tmp_path / "out.zarr.partial")
+    other = [a if a != 4 else 2 for a in SHARD]
+    r = run(*args_for(out, SLOW, *other, "--resume"), check=False)
+    assert r.returncode == 2 and "shard" in r.stderr, r.stderr
+    assert store_files(tmp_path / "out.zarr.partial") == before and journal.exists()

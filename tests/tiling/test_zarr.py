@@ -247,6 +247,18 @@ def test_rgb_planes_and_missing_chunks(tmp_path):
     np.testing.assert_array_equal(tifffile.imread(out), 255 - want)
 
 
+@pytest.mark.parametrize("chunks", [(1, 64, 64), (2, 64, 100), (4, 64, 64)], ids=["c1", "c2", "c4"])
+def test_channels_in_several_chunks_are_read(tmp_path, chunks):
+    """(c, y, x) with one chunk per channel (as many NGFF writers store it),
+    two, or a chunk deeper than the channels."""
+    a = make_image(200, 300, "u16", 3, seed=8)
+    cyx = np.ascontiguousarray(np.moveaxis(a, -1, 0))
+    p = zp_store(tmp_path / "in.zarr", cyx, chunks, numcodecs.Zlib(1), "/")
+    out = tmp_path / "o.tif"
+    run("run", "-i", p, "-o", out, "-p", "invert", "--tile", 128, "--quiet")
+    np.testing.assert_array_equal(tifffile.imread(out), 65535 - a)
+
+
 def test_multiscales_group_levels_are_read(tmp_path, src):
     """A multiscales group written by tessera and one by zarr-python alike:
     --input-level N reads dataset N."""
@@ -592,3 +604,15 @@ def test_either_byte_order_is_read(tmp_path, dtype):
     out = tmp_path / "o.tif"
     run("run", "-i", p, "-o", out, "-p", "", "--quiet")
     np.testing.assert_array_equal(tifffile.imread(out), a.astype(a.dtype.newbyteorder("=")))
+
+
+def test_list_mode_values_of_different_lengths_are_refused(tmp_path):
+    """hog's vector grows with the image: a Zarr output says so as soon as
+    the second length arrives, names the input, and leaves nothing."""
+    import cv2
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(str(tmp_path / "in" / "a.png"), np.full((64, 64), 5, np.uint8))
+    cv2.imwrite(str(tmp_path / "in" / "b.png"), np.full((128, 96), 9, np.uint8))
+    p = run("run", "-i", tmp_path / "in", "-o", tmp_path / "o.zarr", "-p", "hog", "--threads", 1, check=False)
+    assert p.returncode == 2 and "results/hog" in p.stderr and ".png emitted" in p.stderr, p.stderr
+    assert not (tmp_path / "o.zarr").exists() and not (tmp_path / "o.zarr.partial").exists()
