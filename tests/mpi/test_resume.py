@@ -72,6 +72,18 @@ def wait_until(cond, proc, timeout=60):
         time.sleep(0.005)
 
 
+def stop_after(tmp_path, out, tasks, *extra):
+    """One process writing out with `extra`, stopped by SIGUSR1 once `tasks`
+    tasks are journaled: status 75, leftovers kept."""
+    journal = tmp_path / (out.name + ".journal")
+    p = launch(0, args_for(out, SLOW, *extra, "--checkpoint-tasks", EVERY), tmp_path)
+    wait_until(lambda: journal_tasks(journal) >= tasks, p)
+    p.send_signal(signal.SIGUSR1)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 75, err
+    return journal
+
+
 @pytest.fixture(scope="module")
 def refs(tmp_path_factory):
     d = tmp_path_factory.mktemp("ref")
@@ -523,13 +535,8 @@ def test_zarr_stop_keeps_a_readable_store_and_resume_checks_chunks(tmp_path, zar
     not yet written read as the fill value); a damaged journaled chunk is
     found by its CRC and everything from its task on is computed again."""
     import zarr
-    out, journal = tmp_path / "out.zarr", tmp_path / "out.zarr.journal"
-    args = ["--compression", "blosc-zstd", "--checkpoint-tasks", EVERY]
-    p = launch(0, args_for(out, SLOW, *args), tmp_path)
-    wait_until(lambda: journal_tasks(journal) >= TASKS // 3, p)
-    p.send_signal(signal.SIGUSR1)
-    _, err = p.communicate(timeout=60)
-    assert p.returncode == 75, err
+    out = tmp_path / "out.zarr"
+    journal = stop_after(tmp_path, out, TASKS // 3, "--compression", "blosc-zstd")
     part = tmp_path / "out.zarr.partial"
     a = zarr.open_group(str(part), mode="r")["0"][:]
     assert a.shape == (8192, 8192) and a[:TILE, :TILE].any() and not a[-TILE:, -TILE:].any()
@@ -543,7 +550,7 @@ def test_zarr_stop_keeps_a_readable_store_and_resume_checks_chunks(tmp_path, zar
         chunk.write_bytes(bytes(b))
     elif damage == "missing":
         chunk.unlink()
-    s = resume(tmp_path, out, SLOW, *args[:2])
+    s = resume(tmp_path, out, SLOW, "--compression", "blosc-zstd")
     assert s["resumed"] == (len(lines) if damage == "none" else k)
     assert store_files(out) == zarr_refs["flat"]
 
@@ -587,12 +594,8 @@ def test_sharded_store_damaged_chunk_is_rebuilt(tmp_path, shard_ref):
     """SIGUSR1, then a byte flipped inside a completed shard: the replay stops
     at the task of that chunk, and the shards holding chunks of later tasks
     are written anew from the chunks adopted before it: the same files."""
-    out, journal = tmp_path / "out.zarr", tmp_path / "out.zarr.journal"
-    p = launch(0, args_for(out, SLOW, *SHARD, "--checkpoint-tasks", EVERY), tmp_path)
-    wait_until(lambda: journal_tasks(journal) >= TASKS // 2, p)
-    p.send_signal(signal.SIGUSR1)
-    _, err = p.communicate(timeout=60)
-    assert p.returncode == 75, err
+    out = tmp_path / "out.zarr"
+    journal = stop_after(tmp_path, out, TASKS // 2, *SHARD)
     journaled = journal_tasks(journal)
     part = tmp_path / "out.zarr.partial"
     shard = part / "0" / "c" / "0" / "0"  # the first shard: complete by now
@@ -608,12 +611,8 @@ def test_sharded_store_damaged_chunk_is_rebuilt(tmp_path, shard_ref):
 
 def test_sharded_store_resume_with_other_shards_is_refused(tmp_path):
     """--shard is part of the job: a resume with another is refused, the leftovers untouched."""
-    out, journal = tmp_path / "out.zarr", tmp_path / "out.zarr.journal"
-    p = launch(0, args_for(out, SLOW, *SHARD, "--checkpoint-tasks", EVERY), tmp_path)
-    wait_until(lambda: journal_tasks(journal) >= TASKS // 4, p)
-    p.send_signal(signal.SIGUSR1)
-    _, err = p.communicate(timeout=60)
-    assert p.returncode == 75, err
+    out = tmp_path / "out.zarr"
+    journal = stop_after(tmp_path, out, TASKS // 4, *SHARD)
     before = store_files(tmp_path / "out.zarr.partial")
     other = [a if a != 4 else 2 for a in SHARD]
     r = run(*args_for(out, SLOW, *other, "--resume"), check=False)
