@@ -10,4 +10,4 @@ scripts/setup.sh
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTS_SANITIZE=address,undefined >/dev/null
 cmake --build build-asan -j"$(nproc)" >/dev/null
 cd build-asan
-ctest --output-on-failure -j"$(nproc)" -L '^(unit|reference|tiling|list|cli|mpi)$' "$@"
+ctest --output-on-failure -j"$(nproc)" -L '^(unit|reference|tiling|list|cli|mpi|plugin)$' "$@"

@@ -12,6 +12,9 @@ PKGS=(
   libjpeg62-turbo-dev libinih-dev libisal-dev libzstd-dev
   # Zarr: Blosc chunks and the JSON metadata
   libblosc-dev libjansson-dev
+  # your own kernels: Python functions (CPython embedded) and the
+  # patch_replace plugin's BLAS; scikit-learn is its reference and peer
+  libpython3-dev libopenblas-dev python3-sklearn
   # tests: independent references and readers
   python3 python3-numpy python3-scipy python3-skimage python3-opencv
   python3-tifffile python3-h5py python3-pytest python3-joblib libtiff-tools hdf5-tools procps

@@ -225,4 +225,12 @@ TS_API ts_status ts_writer_keep(ts_writer **w, char **kept, ts_error *err);
 /* Drop the partial file. Frees *w. Safe on NULL. */
 TS_API void ts_writer_abort(ts_writer **w);
 
+/* Every image of a list-mode input (a directory of image files, @LIST.txt,
+ * FILE.h5:/stack or a Zarr stack), decoded, in the list's order: fn gets
+ * each one's name and pixels (valid during the call). An image that
+ * cannot be read, or above max_pixels (0: no limit), is the error, naming
+ * it. For kernels that load data once per rank (patch_replace's db=). */
+typedef ts_status (*ts_image_fn)(void *ctx, const char *name, const ts_image *im, ts_error *err);
+TS_API ts_status ts_images_each(const char *spec, int64_t max_pixels, ts_image_fn fn, void *ctx, ts_error *err);
+
 #endif

@@ -52,9 +52,12 @@ typedef struct ts_kernel ts_kernel;
 
 /* Kernel flags. */
 enum {
-  TS_KERNEL_WHOLE = 1u << 0 /* needs the whole image (list mode only): its
-                               output size may depend on the input and its
-                               pixels, or it emits values */
+  TS_KERNEL_WHOLE = 1u << 0, /* needs the whole image (list mode only): its
+                                output size may depend on the input and its
+                                pixels, or it emits values */
+  TS_KERNEL_KWARGS = 1u << 1 /* takes key=value words beyond its parameters
+                                (Python kernels: keyword arguments), kept as
+                                text in ts_kernel.kwargs */
 };
 
 typedef struct ts_kernel_def {
@@ -95,6 +98,14 @@ typedef struct ts_kernel_def {
    * Kernel-private scratch slots are 0..7 (as for apply) and 15. */
   ts_status (*apply_image)(const ts_kernel *k, const ts_image *in, ts_image *out, int out_slot,
                            ts_emits *em, ts_scratch *scratch, ts_error *err);
+  /* Per-rank set-up (may be NULL): load what every task needs (a database,
+   * a model) once. Called after prepare, once per rank for each distinct
+   * kernel text (normalized parameters) and input dtype and channels; the
+   * state it makes is shared by every instance with that key on the rank
+   * (k->state) and by all its threads, so apply only reads it. teardown
+   * frees it when the rank ends. A failure is the pipeline's error. */
+  ts_status (*setup)(const ts_kernel *k, void **state, ts_error *err);
+  void (*teardown)(void *state);
 } ts_kernel_def;
 
 /* A kernel instance: a def, its parameter values and prepared state. */
@@ -110,6 +121,11 @@ struct ts_kernel {
   double g[4];    /* global kernels: values resolved from the statistics */
   char resolved[128]; /* global kernels: "value=123" once resolved, for the summary */
   const ts_image *aux; /* a second input image (blend's with=), set by the engine */
+  void *state;         /* what def->setup made (shared, read-only in apply) */
+  int64_t align;       /* prepare may set: tiles and bands start at multiples
+                          of this many pixels from the image's origin (blocks:
+                          patch_replace's size=); 0 or 1: any */
+  char *kwargs;        /* TS_KERNEL_KWARGS: "key=value ..." beyond the params (owned) */
 };
 
 /* Global-kernel stages of k (0 for an ordinary kernel). */
@@ -119,7 +135,8 @@ static inline int ts_kernel_stages(const ts_kernel *k) {
 
 /* The registry: NULL-terminated array of every kernel, sorted by name. */
 TS_API const ts_kernel_def *const *ts_kernel_registry(void);
-/* Look a kernel up by name; NULL if unknown. */
+/* Look a kernel up by name (built-ins, then loaded plugins, then
+ * py:MODULE.FUNCTION); NULL if unknown. */
 TS_API const ts_kernel_def *ts_kernel_find(const char *name);
 /* Index of a parameter by name in def, or -1. */
 TS_API int ts_kernel_param_index(const ts_kernel_def *def, const char *name);

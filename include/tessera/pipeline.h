@@ -17,6 +17,7 @@ typedef struct ts_pipeline {
   int n;
   ts_kernel k[TS_MAX_KERNELS];
   int64_t halo;       /* sum of kernel halos */
+  int64_t align;      /* tiles and bands start at multiples of this (1: anywhere) */
   ts_dtype in_dtype;  /* what the pipeline was prepared for */
   int in_channels;
   ts_dtype out_dtype; /* what it produces */
@@ -31,6 +32,10 @@ typedef struct ts_pipeline {
 TS_API ts_status ts_pipeline_parse(const char *text, ts_dtype dtype, int channels,
                                    ts_pipeline **out, ts_error *err);
 TS_API void ts_pipeline_free(ts_pipeline **p);
+/* "kernel=HASH ..." for each stage of `text` whose kernel a plugin defines
+ * (the plugin's content hash), "" when none does: for the resume
+ * fingerprint, so that a changed plugin is a changed job. */
+TS_API void ts_pipeline_plugins(const char *text, char *buf, size_t cap);
 /* Tell the kernels which MPI rank runs them (only the `delay` diagnostic
  * kernel looks). */
 TS_API void ts_pipeline_set_rank(ts_pipeline *p, int rank);

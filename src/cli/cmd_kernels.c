@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 #include "cli/cli.h"
+#include "cli/job_opts.h"
+#include "tessera/plugin.h"
 
 static const char *type_name(ts_param_type t) {
   static const char *const n[] = {"int", "float", "bool", "choice", "list", "text"};
@@ -33,12 +35,33 @@ static void md_cell(const char *s) {
   }
 }
 
+static const char help[] =
+    "usage: tessera kernels [--markdown] [--plugin PATH.so ...]\n\nList every kernel: parameters with type, default\n"
+    "and range, the dtypes it takes, and its halo; with the kernels of the plugins\n"
+    "given and of TESSERA_PLUGIN_PATH (files or directories of *.so, ':' between).\n"
+    "Python functions run as py:MODULE.FUNCTION [halo=N] [out_dtype=D] [key=value ...].\n";
+
 int ts_cmd_kernels(int argc, char **argv) {
-  int md = argc > 1 && !strcmp(argv[1], "--markdown");
-  if (argc > 1 && !md) {
-    fputs("usage: tessera kernels [--markdown]\n\nList every kernel: parameters with type, default\n"
-          "and range, the dtypes it takes, and its halo.\n", strcmp(argv[1], "--help") ? stderr : stdout);
-    return strcmp(argv[1], "--help") ? TS_EXIT_USAGE : TS_EXIT_OK;
+  int md = 0;
+  if (ts_cli_env_plugins()) return TS_EXIT_USAGE;
+  for (int i = 1; i < argc; i++) {
+    ts_error e = {0};
+    if (!strcmp(argv[i], "--markdown")) {
+      md = 1;
+    } else if (!strcmp(argv[i], "--plugin") && i + 1 < argc) {
+      if (ts_plugin_load(argv[++i], &e)) {
+        ts_cli_error("%s", e.msg);
+        return TS_EXIT_USAGE;
+      }
+    } else if (!strncmp(argv[i], "--plugin=", 9)) {
+      if (ts_plugin_load(argv[i] + 9, &e)) {
+        ts_cli_error("%s", e.msg);
+        return TS_EXIT_USAGE;
+      }
+    } else {
+      fputs(help, strcmp(argv[i], "--help") ? stderr : stdout);
+      return strcmp(argv[i], "--help") ? TS_EXIT_USAGE : TS_EXIT_OK;
+    }
   }
   const ts_kernel_def *const *reg = ts_kernel_registry();
   char dt[32], rg[64];
@@ -61,7 +84,9 @@ int ts_cmd_kernels(int argc, char **argv) {
       printf("%s | %s | %s | %s |\n", k->nparams ? "" : "none", dt, k->halo_doc, k->summary);
       continue;
     }
+    ts_plugin_desc pd;
     printf("%-10s %s\n", k->name, k->summary);
+    if (ts_plugin_get(ts_plugin_of(k), &pd) == 0) printf("           from plugin %s (%s)\n", pd.name, pd.path);
     printf("           dtypes: %s; halo: %s\n", dt, k->halo_doc);
     for (int j = 0; j < k->nparams; j++) {
       const ts_param_def *p = &k->params[j];
@@ -70,5 +95,13 @@ int ts_cmd_kernels(int argc, char **argv) {
              p->def ? p->def : (p->flags & TS_PARAM_OPTIONAL) ? "(optional)" : "(required)", p->summary);
     }
   }
+  if (!md)
+    puts("\npy:MODULE.FUNCTION  a Python function (CPython embedded, one interpreter per rank) called\n"
+         "           on each tile with its halo as a read-only numpy array; returns the tile (or its\n"
+         "           core). Calls hold the GIL, one at a time per rank: run Python kernels with\n"
+         "           ranks (mpirun -np N --threads 1), not threads.\n"
+         "           halo       int    [0, 65536]             default 0         pixels of context on each side\n"
+         "           out_dtype  choice same|u8|u16|f32      default same      the output dtype (rounded, clipped)\n"
+         "           key=value  any other word: a keyword argument (ints and floats parsed, else text)");
   return TS_EXIT_OK;
 }

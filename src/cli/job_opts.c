@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "cli/job_opts.h"
 #include "core/params.h"
+#include "tessera/plugin.h"
 
 typedef struct spec {
   const char *name;
@@ -27,6 +28,22 @@ static int bad(const char *where, const char *what, const char *v, const char *e
 static int set_input(ts_cli_opts *o, const char *v, const char *w) { o->job.input = v; return 0; }
 static int set_output(ts_cli_opts *o, const char *v, const char *w) { o->job.output = v; return 0; }
 static int set_pipeline(ts_cli_opts *o, const char *v, const char *w) { o->job.pipeline = v; return 0; }
+/* --plugin PATH: loaded at once, so the pipeline can name its kernels */
+static int set_plugin(ts_cli_opts *o, const char *v, const char *w) {
+  ts_error e = {0};
+  if (ts_plugin_load(v, &e) == TS_OK) return 0;
+  ts_cli_error("%s%s", w, e.msg);
+  return -1;
+}
+/* plugins = A.so B.so (a job file's [pipeline]; spaces or commas between) */
+static int set_plugins(ts_cli_opts *o, const char *v, const char *w) {
+  char *copy = strdup(v), *save = NULL;
+  int bad = !copy;
+  for (char *p = copy ? strtok_r(copy, " ,\t", &save) : NULL; p && !bad; p = strtok_r(NULL, " ,\t", &save))
+    bad = set_plugin(o, p, w);
+  free(copy);
+  return bad ? -1 : 0;
+}
 static int set_glob(ts_cli_opts *o, const char *v, const char *w) { o->job.glob = v; return 0; }
 static int set_format(ts_cli_opts *o, const char *v, const char *w) { o->job.format = v; return 0; }
 static int set_stats(ts_cli_opts *o, const char *v, const char *w) { o->stats = v; return 0; }
@@ -194,6 +211,8 @@ static const spec specs[] = {
     {"downsample", 0, "output", 0, 0, R, set_downsample},
     {"layout", 0, "output", 0, 0, R, set_layout},
     {"pipeline", 'p', "pipeline", 0, 0, R, set_pipeline},
+    {"plugin", 0, "pipeline", 0, 1, R, set_plugin},
+    {"plugins", 0, "pipeline", 0, 0, R, set_plugins},
     {"boundary", 0, "pipeline", 0, 0, R, set_boundary},
     {"cval", 0, "pipeline", 0, 0, R, set_cval},
     {"tile", 0, "partition", 0, 0, R | G, set_tile},
@@ -230,18 +249,23 @@ void ts_cli_opts_free(ts_cli_opts *o) {
   o->nowned = o->capowned = 0;
 }
 
-/* A pipeline line with its relative with=PATH made relative to the job
- * file's directory; NULL when there is none to change. */
+/* A pipeline line with its relative with=PATH and db=PATH (blend's image,
+ * patch_replace's database) made relative to the job file's directory;
+ * NULL when there is none to change. */
+static int path_word(const char *p) {
+  return !strncmp(p, "with=", 5) ? 5 : !strncmp(p, "db=", 3) ? 3 : 0;
+}
+
 static char *with_paths(const char *value, const char *dir) {
-  if (!strstr(value, "with=")) return NULL;
+  if (!strstr(value, "with=") && !strstr(value, "db=")) return NULL;
   size_t cap = strlen(value) * 2 + 8 * strlen(dir) + 16, n = 0;
   char *out = malloc(cap);
   if (!out) return NULL;
   for (const char *p = value; *p;) {
-    int start = (p == value || p[-1] == ' ' || p[-1] == '\t');
-    if (start && !strncmp(p, "with=", 5) && p[5] && p[5] != '/' && n + strlen(dir) + 8 < cap) {
-      n += (size_t)snprintf(out + n, cap - n, "with=%s/", dir);
-      p += 5;
+    int start = (p == value || p[-1] == ' ' || p[-1] == '\t'), k = start ? path_word(p) : 0;
+    if (k && p[k] && p[k] != '/' && p[k] != '@' && n + strlen(dir) + 8 < cap) {
+      n += (size_t)snprintf(out + n, cap - n, "%.*s%s/", k, p, dir);
+      p += k;
       continue;
     }
     if (n + 1 < cap) out[n++] = *p;
@@ -314,7 +338,16 @@ static int on_ini(void *user, const char *section, const char *key, const char *
     c->failed = 1;
     return 0;
   }
-  if (!strcmp(s->name, "pipeline") && c->pipeline_lines++) { /* continuation line */
+  if (!strcmp(s->name, "plugins")) { /* several paths, each relative to the job file */
+    v = own(c->o, malloc(strlen(value) * 2 + 64 + 16 * strlen(c->dir)));
+    char *copy = strdup(value), *save = NULL;
+    if (v && copy) {
+      v[0] = '\0';
+      for (char *p = strtok_r(copy, " ,\t", &save); p; p = strtok_r(NULL, " ,\t", &save))
+        sprintf(v + strlen(v), "%s%s%s%s", v[0] ? " " : "", p[0] == '/' ? "" : c->dir, p[0] == '/' ? "" : "/", p);
+    }
+    free(copy);
+  } else if (!strcmp(s->name, "pipeline") && c->pipeline_lines++) { /* continuation line */
     size_t n = strlen(c->o->job.pipeline) + strlen(value) + 2;
     v = own(c->o, malloc(n));
     if (v) snprintf(v, n, "%s %s", c->o->job.pipeline, value);
@@ -350,6 +383,14 @@ static int load_ini(const char *path, unsigned cmd, ts_cli_opts *o) {
   return 0;
 }
 
+int ts_cli_env_plugins(void) {
+  const char *env = getenv("TESSERA_PLUGIN_PATH");
+  ts_error e = {0};
+  if (!env || !*env || ts_plugin_load_path_list(env, &e) == TS_OK) return 0;
+  ts_cli_error("TESSERA_PLUGIN_PATH: %s", e.msg);
+  return -1;
+}
+
 int ts_cli_parse(int argc, char **argv, int cmd, const char *help, ts_cli_opts *o) {
   struct option longopts[NSPECS + 2];
   char shorts[64] = "";
@@ -381,6 +422,7 @@ int ts_cli_parse(int argc, char **argv, int cmd, const char *help, ts_cli_opts *
     given[ngiven].s = s;
     given[ngiven++].v = s->flag ? "true" : optarg;
   }
+  if (cmd == TS_CMD_RUN && ts_cli_env_plugins()) return TS_EXIT_USAGE;
   if (optind < argc && cmd == TS_CMD_RUN && optind + 1 == argc) {
     if (load_ini(argv[optind], (unsigned)cmd, o)) return TS_EXIT_USAGE;
   } else if (optind < argc) {

@@ -29,4 +29,8 @@ void ts_cli_opts_free(ts_cli_opts *o);
  * the exit status (help printed, or an error reported). */
 int ts_cli_parse(int argc, char **argv, int cmd, const char *help, ts_cli_opts *o);
 
+/* Load the plugins TESSERA_PLUGIN_PATH names (files, or directories of
+ * *.so); 0, or -1 with the error printed. */
+int ts_cli_env_plugins(void);
+
 #endif

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "cli/cli.h"
+#include "tessera/plugin.h"
 
 /* Under an MPI launcher, idle OpenMP threads sleep instead of spinning,
  * unless the user chose a wait policy: ranks that share a node's cores
@@ -51,9 +52,14 @@ int main(int argc, char **argv) {
     printf("tessera %s\n", ts_version());
     return TS_EXIT_OK;
   }
-  if (!strcmp(cmd, "run")) return ts_cmd_run(argc - 1, argv + 1);
+  int code = -1;
+  if (!strcmp(cmd, "run")) code = ts_cmd_run(argc - 1, argv + 1);
+  if (!strcmp(cmd, "kernels")) code = ts_cmd_kernels(argc - 1, argv + 1);
+  if (code >= 0) {
+    ts_plugins_unload(); /* the kernels' set-up states, then the plugins */
+    return code;
+  }
   if (!strcmp(cmd, "info")) return ts_cmd_info(argc - 1, argv + 1);
-  if (!strcmp(cmd, "kernels")) return ts_cmd_kernels(argc - 1, argv + 1);
   if (!strcmp(cmd, "generate")) return ts_cmd_generate(argc - 1, argv + 1);
   ts_cli_error("unknown command '%s'; commands: run, info, kernels, generate", cmd);
   return TS_EXIT_USAGE;

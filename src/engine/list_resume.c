@@ -32,18 +32,19 @@ static char *journal_name(const char *out) {
 
 static char *fingerprint(const ts_job *job, const ts_inputs *in, const ts_list_out_options *oo) {
   ts_blob b = {0};
-  char line[4200], pipe[4096];
+  char line[4200], pipe[4096], plugins[1024];
   uint32_t names = 0;
   for (int64_t i = 0; i < in->n; i++) {
     names = ts_crc32_update(names, in->items[i].name, strlen(in->items[i].name) + 1);
     names = ts_crc32_update(names, &in->items[i].size, sizeof in->items[i].size);
   }
   ts_journal_pipeline(job->pipeline, pipe, sizeof pipe);
+  ts_pipeline_plugins(job->pipeline, plugins, sizeof plugins);
 #define ADD(...) (snprintf(line, sizeof line, __VA_ARGS__), ts_blob_append(&b, line, strlen(line)))
   int bad = ADD("mode=list\n") || ADD("input=%s\n", job->input) || ADD("glob=%s\n", job->glob ? job->glob : "") ||
             ADD("recursive=%d\n", job->recursive) || ADD("strips=%lld\n", (long long)job->strips) ||
             ADD("inputs=%lld\n", (long long)in->n) || ADD("input_names_and_sizes=%08x\n", names) ||
-            ADD("pipeline=%s\n", pipe) || ADD("boundary=%d\n", (int)job->boundary) || ADD("cval=%a\n", job->cval) ||
+            ADD("pipeline=%s\n", pipe) || (plugins[0] && ADD("plugins=%s\n", plugins)) || ADD("boundary=%d\n", (int)job->boundary) || ADD("cval=%a\n", job->cval) ||
             ADD("output=%s\n", job->output) || ADD("format=%d\n", (int)oo->format) ||
             ADD("compression=%s\n", ts_compression_name(oo->compression)) || ADD("quality=%d\n", oo->quality) ||
             (oo->level >= 0 && ADD("compression_level=%d\n", oo->level)) ||

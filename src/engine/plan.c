@@ -42,6 +42,16 @@ ts_status ts_plan_open(ts_plan *p, const ts_job *job, ts_error *err) {
                    job->input);
       goto fail;
     }
+  for (int i = 0; i < p->pipe->n; i++)
+    if (p->pipe->k[i].align > 1 && job->tile % p->pipe->k[i].align) {
+      int64_t m = p->pipe->align; /* the smallest step that is also a multiple of 16 */
+      while (m % 16) m += p->pipe->align;
+      st = ts_fail(err, TS_ERR_USAGE, "--tile %lld: %s works on %lld x %lld blocks aligned to the image, so the tile "
+                   "size must be a multiple of %lld (--tile %lld would do)", (long long)job->tile,
+                   p->pipe->k[i].def->name, (long long)p->pipe->k[i].align, (long long)p->pipe->k[i].align,
+                   (long long)p->pipe->k[i].align, (long long)((job->tile / m + 1) * m));
+      goto fail;
+    }
   /* tiled inputs walk in stripes of 4 tiles; strips span the width anyway */
   if ((st = ts_grid_init(&p->grid, info->w, info->h, job->tile, p->pipe->halo,
                          info->block_w >= info->w ? 0 : 4 * job->tile, err)))

@@ -47,9 +47,10 @@ static char *fingerprint(const ts_plan *p) {
       bad |= ADD("input_size=%lld\n", (long long)sb.st_size) ||
              ADD("input_mtime=%lld.%09ld\n", (long long)sb.st_mtim.tv_sec, (long)sb.st_mtim.tv_nsec);
   }
-  char pipe[4096];
+  char pipe[4096], plugins[1024];
   ts_journal_pipeline(job->pipeline, pipe, sizeof pipe);
-  bad |= ADD("pipeline=%s\n", pipe) || ADD("boundary=%d\n", (int)job->boundary) || ADD("cval=%a\n", job->cval) ||
+  ts_pipeline_plugins(job->pipeline, plugins, sizeof plugins);
+  bad |= ADD("pipeline=%s\n", pipe) || (plugins[0] && ADD("plugins=%s\n", plugins)) || ADD("boundary=%d\n", (int)job->boundary) || ADD("cval=%a\n", job->cval) ||
          ADD("tile=%lld\n", (long long)job->tile) || ADD("out_tile=%lld\n", (long long)p->out_tile) ||
          ADD("output=%s\n", job->output) || ADD("compression=%s\n", ts_compression_name(job->compression)) ||
          ADD("quality=%d\n", job->quality) || (job->page > 0 && ADD("page=%lld\n", (long long)job->page)) ||

@@ -346,9 +346,12 @@ static ts_status tile_compute(ts_kind *kk, int me, int nthreads, int64_t t, cons
     return st;
   }
   ts_image dst = ts_image_packed(k->outbuf[me], core.w, core.h, k->pipe->out_channels, k->pipe->out_dtype);
-  ts_status st = nthreads > 1 ? ts_pipeline_run_bands(k->pipe, &src, &dst, scratch, nthreads, err)
-                              : ts_pipeline_run(k->pipe, &src, &dst, *scratch, err);
-  if (st) return st;
+  ts_error e = {0};
+  ts_status st = nthreads > 1 ? ts_pipeline_run_bands(k->pipe, &src, &dst, scratch, nthreads, &e)
+                              : ts_pipeline_run(k->pipe, &src, &dst, *scratch, &e);
+  if (st) /* a kernel's own failure (a plugin's, a Python function's): say where */
+    return ts_fail(err, st, "tile %lld (x %lld, y %lld, %lld x %lld): %s", (long long)t, (long long)core.x,
+                   (long long)core.y, (long long)core.w, (long long)core.h, e.msg);
   /* the levels this task makes, halved from the core one after another,
    * then (a taller pyramid) the core at the first level it does not */
   ts_core_levels c;

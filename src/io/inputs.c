@@ -458,3 +458,25 @@ ts_status ts_payload_image(const char *name, const void *payload, size_t n, int6
   *im = ts_image_packed(px->p, ph.w, ph.h, ph.channels, (ts_dtype)ph.dtype);
   return TS_OK;
 }
+
+ts_status ts_images_each(const char *spec, int64_t max_pixels, ts_image_fn fn, void *ctx, ts_error *err) {
+  ts_inputs in;
+  ts_status st = ts_inputs_open(spec, NULL, 0, 0, &in, err);
+  if (st) return st;
+  ts_blob payload = {0}, px = {0}, work = {0};
+  ts_zstream z = {0};
+  if (in.n == 0) st = ts_fail(err, TS_ERR_FORMAT, "%s: holds no images", spec);
+  for (int64_t i = 0; st == TS_OK && i < in.n; i++) {
+    ts_image im;
+    payload.size = 0;
+    if ((st = ts_inputs_read(&in, i, &payload, err)) == TS_OK &&
+        (st = ts_payload_image(in.items[i].name, payload.p, payload.size, max_pixels, &px, &im, &z, &work, err)) == TS_OK)
+      st = fn(ctx, in.items[i].name, &im, err);
+  }
+  ts_blob_free(&payload);
+  ts_blob_free(&px);
+  ts_blob_free(&work);
+  ts_zstream_free(&z);
+  ts_inputs_free(&in);
+  return st;
+}

@@ -9,6 +9,7 @@
 #include "engine/kind.h"
 #include "mpi/threads.h"
 #include "mpi/wire.h"
+#include "tessera/plugin.h"
 #include "tessera/stop.h"
 
 static void bcast_bytes(void *p, int64_t n, MPI_Comm comm) {
@@ -16,6 +17,28 @@ static void bcast_bytes(void *p, int64_t n, MPI_Comm comm) {
     int64_t k = n - at < (1 << 30) ? n - at : (1 << 30);
     MPI_Bcast((char *)p + at, (int)k, MPI_BYTE, 0, comm);
   }
+}
+
+/* Rank 0's plugins to every worker, which loads them from memory (an
+ * anonymous file): workers need no copy of the files, and every rank runs
+ * the same bytes. A worker's failure is its readiness (agreed below). */
+static ts_status ship_plugins(int rank, MPI_Comm comm, ts_error *err) {
+  int32_t n = rank == 0 ? ts_plugin_count() : 0;
+  MPI_Bcast(&n, 1, MPI_INT32_T, 0, comm);
+  ts_status st = TS_OK;
+  for (int32_t i = 0; i < n; i++) {
+    ts_plugin_desc d = {0};
+    if (rank == 0) ts_plugin_get(i, &d);
+    int64_t len[2] = {d.path ? (int64_t)strlen(d.path) + 1 : 0, (int64_t)d.size};
+    MPI_Bcast(len, 2, MPI_INT64_T, 0, comm);
+    char *buf = rank == 0 ? NULL : malloc((size_t)(len[0] + len[1]) + 1);
+    if (rank != 0 && !buf) MPI_Abort(comm, 1); /* no rank could go on */
+    bcast_bytes(rank == 0 ? (void *)d.path : buf, len[0], comm);
+    bcast_bytes(rank == 0 ? (void *)d.bytes : buf + len[0], len[1], comm);
+    if (rank != 0 && st == TS_OK) st = ts_plugin_load_bytes(buf, buf + len[0], (size_t)len[1], err);
+    free(buf);
+  }
+  return st;
 }
 
 /* Rank 0: open the job's kind and pack the set-up. */
@@ -54,6 +77,8 @@ ts_status ts_run_mpi(const ts_job *job, MPI_Comm comm, ts_run_stats *stats, FILE
   omp_set_num_threads(threads);
   if (size == 1) return ts_run_local(job, stats, log, err);
 
+  ts_error mine = {0};
+  ts_status ready = ship_plugins(rank, comm, &mine);
   ts_kind *k = NULL;
   ts_wire_setup su;
   memset(&su, 0, sizeof su);
@@ -67,9 +92,7 @@ ts_status ts_run_mpi(const ts_job *job, MPI_Comm comm, ts_run_stats *stats, FILE
   MPI_Bcast(&su, (int)sizeof su, MPI_BYTE, 0, comm);
   if (rank != 0 && ts_blob_reserve(&setup, (size_t)su.len)) MPI_Abort(comm, 1); /* no rank could go on */
   bcast_bytes(setup.p, su.len, comm);
-  ts_error mine = {0};
-  ts_status ready = TS_OK;
-  if (rank != 0) {
+  if (rank != 0 && ready == TS_OK) {
     ready = ts_kind_at(su.kind)->open_worker(setup.p, (size_t)su.len, rank, su.io == TS_IO_DIRECT, &k, &mine);
     if (ready == TS_OK) ready = k->ops->prepare(k, threads, &mine);
   }

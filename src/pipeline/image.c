@@ -70,8 +70,10 @@ ts_status ts_pipeline_run_image(const ts_pipeline *p, const ts_image *in, ts_bou
   for (int i = 0; i < p->n; i++) {
     const ts_kernel *k = &p->k[i];
     ts_image next;
-    ts_status st = k->def->flags & TS_KERNEL_WHOLE ? k->def->apply_image(k, &cur, &next, slot, em, s, err)
-                                                   : run_pixels(k, &cur, &next, slot, b, cval, s, err);
+    /* apply_image, when a kernel has one, is its list-mode form (a tile
+     * kernel's may emit values: patch_replace's chosen patches) */
+    ts_status st = k->def->apply_image ? k->def->apply_image(k, &cur, &next, slot, em, s, err)
+                                       : run_pixels(k, &cur, &next, slot, b, cval, s, err);
     if (st) return st;
     if (next.data != cur.data) slot = slot == SLOT_A ? SLOT_B : SLOT_A; /* else: pixels passed through */
     cur = next;

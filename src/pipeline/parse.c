@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/params.h"
+#include "kernels/defs.h"
+#include "tessera/plugin.h"
 #include "tessera/pipeline.h"
 
 #define TS_MAX_HALO (1 << 20)
@@ -95,6 +97,15 @@ static ts_status parse_value(const ts_kernel_def *d, const ts_param_def *p, cons
   return TS_ERR_INTERNAL;
 }
 
+static int64_t lcm(int64_t a, int64_t b) {
+  int64_t x = a, y = b;
+  while (y) {
+    int64_t t = x % y;
+    x = y, y = t;
+  }
+  return a / x * b;
+}
+
 /* Parse one stage's tokens into k. */
 static ts_status parse_stage(char *stage, ts_kernel *k, ts_error *err) {
   char *save = NULL, *tok = strtok_r(stage, " \t\r\n", &save);
@@ -102,8 +113,11 @@ static ts_status parse_stage(char *stage, ts_kernel *k, ts_error *err) {
   if (!tok)
     return ts_fail(err, TS_ERR_PIPELINE, "empty stage in pipeline (two '|' in a row?)");
   const ts_kernel_def *d = ts_kernel_find(tok);
+  if (!d && !strncmp(tok, "py:", 3))
+    return ts_fail(err, TS_ERR_PIPELINE, "unknown kernel '%s': a Python kernel is py:MODULE.FUNCTION "
+                   "(py:scipy.ndimage.gaussian_filter)", tok);
   if (!d)
-    return ts_fail(err, TS_ERR_PIPELINE, "unknown kernel '%s'; valid kernels: %s", tok,
+    return ts_fail(err, TS_ERR_PIPELINE, "unknown kernel '%s'; valid kernels: %s (and py:MODULE.FUNCTION)", tok,
                    kernel_names(buf, sizeof buf));
   k->def = d;
   int seen[TS_MAX_PARAMS] = {0};
@@ -113,6 +127,14 @@ static ts_status parse_stage(char *stage, ts_kernel *k, ts_error *err) {
       return ts_fail(err, TS_ERR_PIPELINE, "%s: expected name=value, got '%s'", d->name, tok);
     *eq = '\0';
     int i = ts_kernel_param_index(d, tok);
+    if (i < 0 && (d->flags & TS_KERNEL_KWARGS)) { /* a keyword argument, kept as text */
+      size_t have = k->kwargs ? strlen(k->kwargs) : 0, add = strlen(tok) + strlen(eq + 1) + 3;
+      char *kw = realloc(k->kwargs, have + add);
+      if (!kw) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+      snprintf(kw + have, add, "%s%s=%s", have ? " " : "", tok, eq + 1);
+      k->kwargs = kw;
+      continue;
+    }
     if (i < 0) {
       if (d->nparams == 0)
         return ts_fail(err, TS_ERR_PIPELINE, "%s: unknown parameter '%s'; %s takes no parameters",
@@ -159,6 +181,7 @@ static void describe(const ts_kernel *k, char *text, size_t cap) {
     else
       n += (size_t)snprintf(text + n, cap - n, "%.9g", v->num);
   }
+  if (k->kwargs && n < cap) snprintf(text + n, cap - n, " %s", k->kwargs);
 }
 
 ts_status ts_pipeline_parse(const char *text, ts_dtype dtype, int channels, ts_pipeline **out,
@@ -174,6 +197,7 @@ ts_status ts_pipeline_parse(const char *text, ts_dtype dtype, int channels, ts_p
     goto done;
   }
   p->in_dtype = p->out_dtype = dtype;
+  p->align = 1;
   p->in_channels = p->out_channels = channels;
   if (strspn(copy, " \t\r\n") == strlen(copy)) goto done; /* identity */
   int count = 0;
@@ -203,6 +227,19 @@ ts_status ts_pipeline_parse(const char *text, ts_dtype dtype, int channels, ts_p
       goto done;
     }
     if (k->def->prepare && (st = k->def->prepare(k, err))) goto done;
+    { /* the per-rank set-up, keyed by this stage's normalized text */
+      char one[4096] = "";
+      describe(k, one, sizeof one);
+      if ((st = ts_kernel_setup(k, one, err))) goto done;
+    }
+    if (k->align > 1) p->align = p->align % k->align == 0 ? p->align : lcm(p->align, k->align);
+    for (int j = 0; j < p->n - 1 && k->halo > 0; j++)
+      if (p->k[j].align > 1) {
+        st = ts_fail(err, TS_ERR_PIPELINE, "%s works on blocks aligned to the image, so the kernels after it must "
+                     "need no halo (%s has %lld): put %s before it", p->k[j].def->name, k->def->name,
+                     (long long)k->halo, k->def->name);
+        goto done;
+      }
     p->halo += k->halo;
     if (p->halo > TS_MAX_HALO) {
       st = ts_fail(err, TS_ERR_PIPELINE, "pipeline halo %lld exceeds the limit %d",
@@ -234,6 +271,7 @@ void ts_pipeline_free(ts_pipeline **pp) {
       free(p->k[i].v[j].list);
       free(p->k[i].v[j].str);
     }
+    free(p->k[i].kwargs);
     free(p->k[i].weights);
   }
   free(p->text);
@@ -243,4 +281,18 @@ void ts_pipeline_free(ts_pipeline **pp) {
 
 void ts_pipeline_set_rank(ts_pipeline *p, int rank) {
   for (int i = 0; i < p->n; i++) p->k[i].rank = rank;
+}
+
+void ts_pipeline_plugins(const char *text, char *buf, size_t cap) {
+  size_t n = 0;
+  buf[0] = '\0';
+  char *copy = strdup(text ? text : ""), *save = NULL;
+  for (char *stage = copy ? strtok_r(copy, "|", &save) : NULL; stage; stage = strtok_r(NULL, "|", &save)) {
+    char name[128];
+    ts_plugin_desc d;
+    if (sscanf(stage, " %127s", name) == 1 && ts_plugin_get(ts_plugin_of(ts_kernel_find(name)), &d) == 0 &&
+        n < cap)
+      n += (size_t)snprintf(buf + n, cap - n, "%s%s=%016llx", n ? " " : "", name, (unsigned long long)d.hash);
+  }
+  free(copy);
 }

@@ -22,9 +22,11 @@ static ts_status apply(const ts_kernel *k, const ts_image *src, ts_image *dst, t
   ts_status st = TS_OK;
   const int64_t h = dst->h;
   const int nb = (int)(h < nthreads ? h : nthreads);
+  const int64_t a = k->align > 1 ? k->align : 1; /* bands start on its block grid */
 #pragma omp parallel for num_threads(nb) schedule(static, 1)
   for (int b = 0; b < nb; b++) {
-    int64_t y0 = h * b / nb, y1 = h * (b + 1) / nb;
+    int64_t y0 = h * b / nb / a * a, y1 = b + 1 == nb ? h : h * (b + 1) / nb / a * a;
+    if (y1 <= y0) continue;
     ts_image bin = ts_image_sub(src, (ts_rect){0, y0, src->w, y1 - y0 + 2 * k->halo});
     ts_image bout = ts_image_sub(dst, (ts_rect){0, y0, dst->w, y1 - y0});
     ts_error e = {0};
