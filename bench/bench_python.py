@@ -6,8 +6,10 @@ over a 16384 x 16384 u8 tiled TIFF, as
 - tessera tile mode under mpirun with 2 ranks, 1 thread each:
   `-p "py:scipy.ndimage.gaussian_filter sigma=2 halo=8"` (tiles of 1024,
   an uncompressed tiled BigTIFF out);
-- dask: the TIFF opened lazily through tifffile's zarr view (1024 x 1024
-  chunks), `map_overlap(gaussian_filter, depth=8, boundary="reflect")`,
+- dask: the same pixels as an uncompressed zarr-python DirectoryStore of
+  1024 x 1024 chunks (made once, untimed: tifffile's zarr view of the TIFF
+  cannot be pickled for the processes scheduler),
+  `map_overlap(gaussian_filter, depth=8, boundary="reflect")`,
   stored by `da.store` into an uncompressed zarr-python DirectoryStore of
   the same chunks, with the threaded scheduler (2 threads) and with the
   processes scheduler (2 processes).
@@ -30,13 +32,15 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 DASK = r'''
-import sys, dask, dask.array as da, scipy.ndimage as ndi, tifffile, zarr
-src, out, scheduler = sys.argv[1], sys.argv[2], sys.argv[3]
-x = da.from_zarr(tifffile.imread(src, aszarr=True)).rechunk((1024, 1024))
-y = x.map_overlap(ndi.gaussian_filter, depth=8, boundary="reflect", dtype=x.dtype, sigma=2)
-z = zarr.open(zarr.DirectoryStore(out), mode="w", shape=y.shape, chunks=(1024, 1024), dtype=y.dtype, compressor=None)
-with dask.config.set(scheduler=scheduler, num_workers=2):
-    da.store(y, z, lock=False)
+import sys, dask, dask.array as da, scipy.ndimage as ndi, zarr
+if __name__ == "__main__":  # the processes scheduler spawns this file again
+    src, out, scheduler = sys.argv[1], sys.argv[2], sys.argv[3]
+    x = da.from_zarr(zarr.open(zarr.DirectoryStore(src), mode="r"))
+    y = x.map_overlap(ndi.gaussian_filter, depth=8, boundary="reflect", dtype=x.dtype, sigma=2)
+    z = zarr.open(zarr.DirectoryStore(out), mode="w", shape=y.shape, chunks=(1024, 1024), dtype=y.dtype,
+                  compressor=None)
+    with dask.config.set(scheduler=scheduler, num_workers=2):
+        da.store(y, z, lock=False)
 '''
 
 
@@ -94,6 +98,14 @@ def main():
     src = f"{d}/in.tif"
     if not os.path.exists(src):
         subprocess.run([tessera, "generate", "--size", f"{a.size}x{a.size}", "-o", src, "--force", "--quiet"], check=True)
+    if not os.path.exists(f"{d}/in.zarr"):
+        import tifffile
+        import zarr
+        img = tifffile.imread(src)
+        z = zarr.open(zarr.DirectoryStore(f"{d}/in.zarr"), mode="w", shape=img.shape, chunks=(1024, 1024),
+                      dtype=img.dtype, compressor=None)
+        z[:] = img
+        del img, z
     with open(f"{d}/dask_job.py", "w") as f:
         f.write(DASK)
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
@@ -102,9 +114,9 @@ def main():
             ["mpirun", "--oversubscribe", "-np", "2", tessera, "run", "-i", src, "-o", f"{d}/tessera.tif", "-p",
              "py:scipy.ndimage.gaussian_filter sigma=2 halo=8", "--threads", "1", "--quiet", "--force"],
         "dask map_overlap, threaded scheduler (2 threads)":
-            ["/usr/bin/python3", f"{d}/dask_job.py", src, f"{d}/threads.zarr", "threads"],
+            ["/usr/bin/python3", f"{d}/dask_job.py", f"{d}/in.zarr", f"{d}/threads.zarr", "threads"],
         "dask map_overlap, processes scheduler (2 processes)":
-            ["/usr/bin/python3", f"{d}/dask_job.py", src, f"{d}/procs.zarr", "processes"],
+            ["/usr/bin/python3", f"{d}/dask_job.py", f"{d}/in.zarr", f"{d}/procs.zarr", "processes"],
     }
     res = {}
     for name, cmd in jobs.items():

@@ -10,6 +10,14 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Does the input hold the bytes of s anywhere? */
+static inline int fuzz_has(const uint8_t *data, size_t n, const char *s) {
+  const size_t k = strlen(s);
+  for (size_t i = 0; i + k <= n; i++)
+    if (!memcmp(data + i, s, k)) return 1;
+  return 0;
+}
+
 /* Write the input to a file of this process (suffix: ".tif", ".h5"...)
  * and return its path (static; overwritten by the next call). */
 static inline const char *fuzz_file(const uint8_t *data, size_t n, const char *suffix) {
