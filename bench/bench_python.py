@@ -58,11 +58,11 @@ def tree_rss(root):
             kids.setdefault(ppid, []).append(int(p))
         except (OSError, ValueError, IndexError):
             pass
-    total, todo = 0, [root]
-    while todo:
-        q = todo.pop()
+    total, stack = 0, [root]
+    while stack:
+        q = stack.pop()
         total += rss.get(q, 0)
-        todo += kids.get(q, [])
+        stack += kids.get(q, [])
     return total
 
 

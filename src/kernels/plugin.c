@@ -218,14 +218,17 @@ static ts_status load_dir(const char *dir, ts_error *err) {
   char *names[256];
   int n = 0;
   struct dirent *e;
-  while ((e = readdir(d)) && n < 256) {
+  ts_status st = TS_OK;
+  while (st == TS_OK && (e = readdir(d))) {
     size_t len = strlen(e->d_name);
-    if (len > 3 && !strcmp(e->d_name + len - 3, ".so") && (names[n] = malloc(strlen(dir) + len + 2)))
+    if (len <= 3 || strcmp(e->d_name + len - 3, ".so")) continue;
+    if (n == 256 || !(names[n] = malloc(strlen(dir) + len + 2)))
+      st = ts_fail(err, TS_ERR_USAGE, "TESSERA_PLUGIN_PATH: %s: more than 256 plugins (*.so)", dir);
+    else
       sprintf(names[n++], "%s/%s", dir, e->d_name);
   }
   closedir(d);
   qsort(names, (size_t)n, sizeof *names, by_name);
-  ts_status st = TS_OK;
   for (int i = 0; i < n; i++) {
     if (st == TS_OK) st = ts_plugin_load(names[i], err);
     free(names[i]);

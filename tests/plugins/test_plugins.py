@@ -287,7 +287,6 @@ def test_db_as_hdf5_stack_equals_directory(tmp_path, data):
 
 def test_rgb_and_u16_take_the_float64_path(tmp_path):
     """3 channels (D = 768) and u16 exceed float32's exact range: dgemm."""
-    rng = np.random.default_rng(5)
     for dtype, ch in (("u8", 3), ("u16", 1)):
         train = np.stack([make_image(64, 64, dtype, ch, seed=s) for s in range(3)])
         test = np.stack([make_image(50, 70, dtype, ch, seed=9 + s) for s in range(2)])
@@ -304,7 +303,6 @@ def test_rgb_and_u16_take_the_float64_path(tmp_path):
             want_idx, want = nearest(test[i], patches)
             assert np.array_equal(imgs[n], want), (dtype, ch, i)
             assert np.array_equal(np.asarray(idx[n]).ravel().astype(int), want_idx)
-    del rng
 
 
 def test_tile_mode_equals_list_mode(tmp_path, data):
