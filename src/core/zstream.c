@@ -55,7 +55,7 @@ static size_t zlib_level(int level, int gzip, const void *src, size_t n, void *d
 static size_t compress_as(ts_zstream *z, int level, int gzip, const void *src, size_t n, void *dst, size_t cap) {
   if (level >= 0 && level != 1) return zlib_level(level, gzip, src, n, dst, cap);
   if (!z->c) {
-    z->c = malloc(sizeof *z->c);
+    z->c = calloc(1, sizeof *z->c); /* ISA-L 2.30 reads a field its init leaves unset */
     z->level_buf = malloc(ISAL_DEF_LVL1_DEFAULT);
     if (!z->c || !z->level_buf) {
       ts_zstream_free(z);

@@ -51,6 +51,7 @@ typedef struct tiff_writer {
   int n; /* levels */
   level lv[TS_MAX_LEVELS];
   uint64_t end; /* where the next tile goes */
+  uint64_t unflushed; /* bytes written since writeback was last started (see start_writeback) */
   char *description;
   ts_image_meta meta; /* a copy */
 } tiff_writer;
@@ -134,26 +135,33 @@ static void tiff_encoder_free(ts_encoder_state *e) {
 }
 
 /* TIFF's predictors (TIFF 6 section 14; Adobe's technical note 3 for
- * floating point) on a staged tile of T x T pixels, in place, as libtiff
- * applies them before its codecs: horizontal differencing per sample, and
+ * floating point), as libtiff applies them before its codecs to the
+ * staged, zero-padded T x T tile: horizontal differencing per sample, and
  * for f32 the bytes of each row regrouped most significant first, then
- * differenced bytewise. */
-static void predict(void *tile, int64_t T, int ch, ts_dtype dt, unsigned char *row) {
+ * differenced bytewise.
+ *
+ * Integers are differenced while staged, from the source rows: a loop
+ * with no dependence between iterations, which the compiler vectorizes
+ * (differencing the staged tile in place, backwards, ran a byte per
+ * cycle: 15% of a deflate pyramid's time). A sample of the padding is 0
+ * minus the sample ch before it: the last real ones, then zeros. */
+#define TS_STAGE_PREDICTED(T)                                                                              \
+  static void stage_predicted_##T(T *restrict d, const T *restrict s, int64_t n, int64_t wc, int ch) {      \
+    for (int64_t i = 0; i < ch && i < n; i++) d[i] = s[i];                                                 \
+    for (int64_t i = ch; i < n; i++) d[i] = (T)(s[i] - s[i - ch]);                                         \
+    for (int64_t i = n; i < wc; i++) d[i] = (T)(i - ch < n ? -s[i - ch] : 0);                              \
+  }
+TS_STAGE_PREDICTED(uint8_t)
+TS_STAGE_PREDICTED(uint16_t)
+
+static void predict_f32(void *tile, int64_t T, int ch, unsigned char *row) {
   const int64_t wc = T * ch;
-  for (int64_t y = 0; y < T; y++) {
-    if (dt == TS_U8) {
-      unsigned char *p = (unsigned char *)tile + y * wc;
-      for (int64_t i = wc - 1; i >= ch; i--) p[i] = (unsigned char)(p[i] - p[i - ch]);
-    } else if (dt == TS_U16) {
-      uint16_t *p = (uint16_t *)tile + y * wc;
-      for (int64_t i = wc - 1; i >= ch; i--) p[i] = (uint16_t)(p[i] - p[i - ch]);
-    } else { /* f32, little-endian host: byte b of a sample is plane 3 - b */
-      unsigned char *p = (unsigned char *)tile + y * wc * 4;
-      memcpy(row, p, (size_t)wc * 4);
-      for (int64_t i = 0; i < wc; i++)
-        for (int b = 0; b < 4; b++) p[(3 - b) * wc + i] = row[4 * i + b];
-      for (int64_t i = 4 * wc - 1; i >= ch; i--) p[i] = (unsigned char)(p[i] - p[i - ch]);
-    }
+  for (int64_t y = 0; y < T; y++) { /* little-endian host: byte b of a sample is plane 3 - b */
+    unsigned char *p = (unsigned char *)tile + y * wc * 4;
+    memcpy(row, p, (size_t)wc * 4);
+    for (int64_t i = 0; i < wc; i++)
+      for (int b = 0; b < 4; b++) p[(3 - b) * wc + i] = row[4 * i + b];
+    for (int64_t i = 4 * wc - 1; i >= ch; i--) p[i] = (unsigned char)(p[i] - p[i - ch]);
   }
 }
 
@@ -172,7 +180,7 @@ static ts_status stream_tile(ts_encoder_state *e, ts_rect r, const void **data, 
     if (!(e->zbuf = malloc(need + row))) return ts_fail(err, TS_ERR_NOMEM, "out of memory for a tile encoder");
     e->zcap = need + row;
   }
-  predict(e->tile, e->o.tile, e->o.channels, e->o.dtype, e->zbuf + need);
+  if (e->o.dtype == TS_F32) predict_f32(e->tile, e->o.tile, e->o.channels, e->zbuf + need);
   if (zstd) {
     if (!e->zstd && !(e->zstd = ZSTD_createCCtx())) return ts_fail(err, TS_ERR_NOMEM, "out of memory for a tile encoder");
     const size_t n = ZSTD_compressCCtx(e->zstd, e->zbuf, need, e->tile, e->tile_bytes,
@@ -196,13 +204,27 @@ static ts_status tiff_encode(ts_encoder_state *e, int L, ts_rect r, const void *
     return ts_fail(err, TS_ERR_INTERNAL, "%s: tile of %lldx%lld at (%lld, %lld) is not on the "
                    "%lld-pixel tile grid", e->path, (long long)r.w, (long long)r.h, (long long)r.x,
                    (long long)r.y, (long long)T);
-  if (r.w < T || r.h < T) memset(e->tile, 0, e->tile_bytes);
-  for (int64_t y = 0; y < r.h; y++)
-    memcpy((char *)e->tile + y * T * (int64_t)e->px, (const char *)src + y * src_stride, (size_t)r.w * e->px);
+  const int streamed = e->comp == COMPRESSION_ADOBE_DEFLATE || e->comp == COMPRESSION_ZSTD;
+  const int64_t row = T * (int64_t)e->px, ch = e->o.channels;
+  if (streamed && e->o.dtype == TS_U8) { /* staged with the predictor applied */
+    for (int64_t y = 0; y < r.h; y++)
+      stage_predicted_uint8_t((uint8_t *)e->tile + y * row, (const uint8_t *)((const char *)src + y * src_stride),
+                              r.w * ch, T * ch, (int)ch);
+  } else if (streamed && e->o.dtype == TS_U16) {
+    for (int64_t y = 0; y < r.h; y++)
+      stage_predicted_uint16_t((uint16_t *)((char *)e->tile + y * row),
+                               (const uint16_t *)((const char *)src + y * src_stride), r.w * ch, T * ch, (int)ch);
+  } else {
+    for (int64_t y = 0; y < r.h; y++) {
+      memcpy((char *)e->tile + y * row, (const char *)src + y * src_stride, (size_t)r.w * e->px);
+      if (r.w < T) memset((char *)e->tile + y * row + r.w * (int64_t)e->px, 0, (size_t)(row - r.w * (int64_t)e->px));
+    }
+  }
+  if (r.h < T) memset((char *)e->tile + r.h * row, 0, (size_t)((T - r.h) * row));
   *data = e->tile;
   *size = e->tile_bytes;
   if (e->comp == COMPRESSION_NONE) return TS_OK;
-  if (e->comp == COMPRESSION_ADOBE_DEFLATE || e->comp == COMPRESSION_ZSTD) return stream_tile(e, r, data, size, err);
+  if (streamed) return stream_tile(e, r, data, size, err);
   e->msg[0] = '\0';
   if (!e->t) {
     e->m.size = e->m.pos = 0;
@@ -389,6 +411,25 @@ static ts_status tile_index(tiff_writer *w, int L, ts_rect r, int64_t *i, ts_err
   return TS_OK;
 }
 
+/* Every TS_WRITEBACK_BYTES written, ask the kernel to start writing the
+ * file's dirty pages to disk (sync_file_range, SYNC_FILE_RANGE_WRITE: it
+ * starts the I/O and does not wait for it). The disk then writes while
+ * the kernels compute, and the fsync that must come before the rename (and
+ * each checkpoint's) waits only for the last few megabytes: measured here,
+ * a 358 MB pyramid's final fsync took 0.13-0.18 s, a fifth of the run. A
+ * hint only: where the call is refused (not every filesystem has it)
+ * nothing changes. A compressed COG's data file is copied into the final
+ * file at the end and dropped, so it is not written back early. */
+#define TS_WRITEBACK_BYTES ((uint64_t)8 << 20)
+
+static void start_writeback(tiff_writer *w, size_t just_written) {
+  if (w->o.layout == TS_LAYOUT_COG && !w->lv[0].place) return;
+  w->unflushed += just_written;
+  if (w->unflushed < TS_WRITEBACK_BYTES) return;
+  w->unflushed = 0;
+  (void)sync_file_range(w->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
 static ts_status tiff_write_encoded(void *ctx, int L, ts_rect r, const void *data, size_t size, ts_error *err) {
   tiff_writer *w = ctx;
   int64_t i = 0;
@@ -403,6 +444,7 @@ static ts_status tiff_write_encoded(void *ctx, int L, ts_rect r, const void *dat
   w->lv[L].off[i] = at;
   w->lv[L].size[i] = size;
   if (!w->lv[L].place) w->end += size;
+  start_writeback(w, size);
   return TS_OK;
 }
 

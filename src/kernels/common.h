@@ -35,15 +35,16 @@ typedef void (*ts_point_op)(const ts_kernel *k, float *restrict f, int64_t n);
 ts_status ts_point_rows(const ts_kernel *k, const ts_image *in, ts_image *out, ts_point_op op, ts_scratch *s,
                         ts_error *err);
 
-/* Vertical pass: dst[i] = sum_k w[k] * in(row y + k)[i] for i < n samples,
- * k in 0..2r. `sym` says w is symmetric (w[k] == w[2r-k]), which halves the
- * multiplies. Zero weights are skipped. */
-void ts_vpass(const ts_image *in, int64_t y, const float *w, int r, int sym,
-              float *restrict dst, int64_t n);
-/* Horizontal pass on interleaved samples: dst[i] = sum_k w[k] src[i + k*C],
- * i < n. */
-void ts_hpass(const float *restrict src, int64_t n, int C, const float *w, int r, int sym,
-              float *restrict dst);
+/* The separable passes, for symmetric weights (w[k] == w[2r-k]; zero
+ * weights skipped). Vertical: dst[i] = sum_k w[k] * in(row y + k)[i] for
+ * i < n samples, k in 0..2r. Horizontal, on interleaved samples:
+ * dst[i] = sum_k w[k] src[i + k*C], i < n. `simd` picks the AVX2 loops
+ * (ts_separable_simd() says whether this CPU has them) or the portable
+ * ones; both give the same bits (separable.c says why). */
+void ts_vpass_with(int simd, const ts_image *in, int64_t y, const float *w, int r, float *restrict dst, int64_t n);
+void ts_hpass_with(int simd, const float *restrict src, int64_t n, int C, const float *w, int r,
+                   float *restrict dst);
+int ts_separable_simd(void);
 
 /* Full separable filter with the same weights on both axes, result as float
  * rows handed to `emit(k, in, y, row, out)` for each output row y.

@@ -3,6 +3,9 @@
  * any cut of a level into aligned pieces gives the same next level: tasks,
  * tiles and ranks never change the bytes. */
 #include <string.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 #include "core/params.h"
 #include "tessera/partition.h"
 
@@ -83,12 +86,41 @@ ROW(uint8_t, unsigned, (uint8_t)((s + (unsigned)n / 2) / (unsigned)n))
 ROW(uint16_t, unsigned, (uint16_t)((s + (unsigned)n / 2) / (unsigned)n))
 ROW(float, float, s / (float)n)
 
-/* The common case, kept simple enough for gcc to vectorize: u8 means of
- * whole 2x2 blocks (all but an odd last column). */
+#if defined(__x86_64__) && defined(__GNUC__)
+/* u8 means of whole blocks, one channel, 32 outputs at a time: each row's
+ * horizontal pairs summed by maddubs (a byte times 1 plus the next), the
+ * two rows added, + 2, >> 2: the scalar loop's values. gcc's own
+ * vectorization of the stride-2 loop spent 4% of a pyramid job. */
+__attribute__((target("avx2"))) static int64_t mean_u8_c1_avx2(const uint8_t *a, const uint8_t *b, uint8_t *o,
+                                                                int64_t full) {
+  const __m256i one = _mm256_set1_epi8(1), two = _mm256_set1_epi16(2);
+  int64_t x = 0;
+  for (; x + 32 <= full; x += 32) {
+    __m256i s[2];
+    for (int j = 0; j < 2; j++) {
+      const __m256i ra = _mm256_loadu_si256((const __m256i *)(a + 2 * x + 32 * j));
+      const __m256i rb = _mm256_loadu_si256((const __m256i *)(b + 2 * x + 32 * j));
+      s[j] = _mm256_add_epi16(_mm256_maddubs_epi16(ra, one), _mm256_maddubs_epi16(rb, one));
+      s[j] = _mm256_srli_epi16(_mm256_add_epi16(s[j], two), 2);
+    }
+    /* packus interleaves the 128-bit lanes: put them back in order */
+    _mm256_storeu_si256((__m256i *)(o + x), _mm256_permute4x64_epi64(_mm256_packus_epi16(s[0], s[1]), 0xD8));
+  }
+  return x;
+}
+static int64_t mean_u8_c1_simd(const uint8_t *a, const uint8_t *b, uint8_t *o, int64_t full) {
+  return __builtin_cpu_supports("avx2") ? mean_u8_c1_avx2(a, b, o, full) : 0;
+}
+#else
+static int64_t mean_u8_c1_simd(const uint8_t *a, const uint8_t *b, uint8_t *o, int64_t full) { return 0; }
+#endif
+
+/* The common case: u8 means of whole 2x2 blocks (all but an odd last
+ * column), kept simple enough for gcc to vectorize past the SIMD part. */
 static int64_t mean_u8(const uint8_t *a, const uint8_t *b, uint8_t *o, int64_t sw, int ch) {
   const int64_t full = sw / 2;
   if (ch == 1) {
-    for (int64_t x = 0; x < full; x++)
+    for (int64_t x = mean_u8_c1_simd(a, b, o, full); x < full; x++)
       o[x] = (uint8_t)(((unsigned)a[2 * x] + a[2 * x + 1] + b[2 * x] + b[2 * x + 1] + 2) >> 2);
   } else {
     for (int64_t x = 0; x < full; x++)
