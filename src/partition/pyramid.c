@@ -108,22 +108,55 @@ __attribute__((target("avx2"))) static int64_t mean_u8_c1_avx2(const uint8_t *a,
   }
   return x;
 }
-static int64_t mean_u8_c1_simd(const uint8_t *a, const uint8_t *b, uint8_t *o, int64_t full) {
-  return __builtin_cpu_supports("avx2") ? mean_u8_c1_avx2(a, b, o, full) : 0;
+/* Three channels (RGB), 4 output pixels (12 samples) at a time: a
+ * 128-bit lane holds 4 input pixels of a row; byte shuffles widen the
+ * left and the right pixel of each pair to 16 bits (the lane's 6 samples
+ * in 6 of its 8 words), the four are added, + 2, >> 2, and the two lanes'
+ * 6 bytes are packed together. Loads stay inside the 24 input bytes. */
+__attribute__((target("avx2"))) static int64_t mean_u8_c3_avx2(const uint8_t *a, const uint8_t *b, uint8_t *o,
+                                                                int64_t full) {
+  const int8_t z = -1; /* a shuffle index that makes a zero byte */
+  const __m256i left = _mm256_setr_epi8(0, z, 1, z, 2, z, 6, z, 7, z, 8, z, z, z, z, z, /* pixels 0 and 2 */
+                                        4, z, 5, z, 6, z, 10, z, 11, z, 12, z, z, z, z, z);
+  const __m256i right = _mm256_setr_epi8(3, z, 4, z, 5, z, 9, z, 10, z, 11, z, z, z, z, z, /* pixels 1 and 3 */
+                                         7, z, 8, z, 9, z, 13, z, 14, z, 15, z, z, z, z, z);
+  const __m128i gather = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13, z, z, z, z);
+  const __m256i two = _mm256_set1_epi16(2);
+  int64_t x = 0;
+  for (; x + 4 <= full; x += 4) {
+    /* lane 0: input bytes 0-15 (pixels 0-3 in bytes 0-11); lane 1: bytes 8-23 (pixels 4-7 in its bytes 4-15) */
+    const __m256i ra = _mm256_loadu2_m128i((const __m128i *)(a + 6 * x + 8), (const __m128i *)(a + 6 * x));
+    const __m256i rb = _mm256_loadu2_m128i((const __m128i *)(b + 6 * x + 8), (const __m128i *)(b + 6 * x));
+    __m256i s = _mm256_add_epi16(_mm256_shuffle_epi8(ra, left), _mm256_shuffle_epi8(ra, right));
+    s = _mm256_add_epi16(s, _mm256_add_epi16(_mm256_shuffle_epi8(rb, left), _mm256_shuffle_epi8(rb, right)));
+    s = _mm256_srli_epi16(_mm256_add_epi16(s, two), 2);
+    const __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi16(s, s), 0x08); /* each lane's 8 bytes, low half */
+    const __m128i q = _mm_shuffle_epi8(_mm256_castsi256_si128(p), gather);
+    _mm_storel_epi64((__m128i *)(o + 3 * x), q);
+    const int32_t last = _mm_extract_epi32(q, 2);
+    memcpy(o + 3 * x + 8, &last, 4);
+  }
+  return x;
+}
+
+static int64_t mean_u8_simd(const uint8_t *a, const uint8_t *b, uint8_t *o, int64_t full, int ch) {
+  if (!__builtin_cpu_supports("avx2")) return 0;
+  return ch == 1 ? mean_u8_c1_avx2(a, b, o, full) : ch == 3 ? mean_u8_c3_avx2(a, b, o, full) : 0;
 }
 #else
-static int64_t mean_u8_c1_simd(const uint8_t *a, const uint8_t *b, uint8_t *o, int64_t full) { return 0; }
+static int64_t mean_u8_simd(const uint8_t *a, const uint8_t *b, uint8_t *o, int64_t full, int ch) { return 0; }
 #endif
 
 /* The common case: u8 means of whole 2x2 blocks (all but an odd last
  * column), kept simple enough for gcc to vectorize past the SIMD part. */
 static int64_t mean_u8(const uint8_t *a, const uint8_t *b, uint8_t *o, int64_t sw, int ch) {
   const int64_t full = sw / 2;
+  const int64_t done = mean_u8_simd(a, b, o, full, ch);
   if (ch == 1) {
-    for (int64_t x = mean_u8_c1_simd(a, b, o, full); x < full; x++)
+    for (int64_t x = done; x < full; x++)
       o[x] = (uint8_t)(((unsigned)a[2 * x] + a[2 * x + 1] + b[2 * x] + b[2 * x + 1] + 2) >> 2);
   } else {
-    for (int64_t x = 0; x < full; x++)
+    for (int64_t x = done; x < full; x++)
       for (int c = 0; c < ch; c++) {
         const int64_t i = 2 * x * ch + c;
         o[x * ch + c] = (uint8_t)(((unsigned)a[i] + a[i + ch] + b[i] + b[i + ch] + 2) >> 2);
