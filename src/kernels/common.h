@@ -54,6 +54,22 @@ typedef void (*ts_row_emit)(const ts_kernel *k, const ts_image *in, int64_t y,
 ts_status ts_separable(const ts_kernel *k, const ts_image *in, ts_image *out,
                        const float *w, int r, ts_row_emit emit, ts_scratch *s,
                        ts_error *err);
+/* The u8 Gaussian in fixed point (separable_u8.c, which says how and how
+ * close): ts_fixed_weights turns symmetric float weights of radius r into
+ * 2r + 1 Q15 weights summing to 2^15 (0 when they cannot be: r above
+ * TS_FIXED_MAX_RADIUS, a weight outside 0..32767); ts_separable_u8_rows
+ * makes output row y (nout samples) with the AVX2 loops (simd) or the
+ * portable ones, the same bytes either way, tmp holding in->w * channels
+ * int16; ts_separable_u8 filters u8 into u8 so, and anything else (or
+ * weights it cannot take) with ts_separable and ts_emit_store. Uses
+ * scratch slot 0. */
+#define TS_FIXED_MAX_RADIUS 31
+int ts_fixed_weights(const float *w, int r, int16_t *W);
+void ts_separable_u8_rows(int simd, const ts_image *in, int64_t y, const int16_t *W, int r, int16_t *tmp,
+                          uint8_t *out_row, int64_t nout);
+ts_status ts_separable_u8(const ts_kernel *k, const ts_image *in, ts_image *out, const float *w, int r,
+                          ts_scratch *s, ts_error *err);
+
 /* The usual emit: store the float row into out's dtype. */
 void ts_emit_store(const ts_kernel *k, const ts_image *in, int64_t y, const float *row,
                    ts_image *out);

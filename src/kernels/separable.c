@@ -22,16 +22,39 @@ void ts_row_to_float(ts_dtype dt, const void *src, float *restrict dst, int64_t 
   }
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* The SSE2 store below, 32 at a time: the same operations, so the same
+ * bytes (packs and packus work per 128-bit lane; the permute puts the
+ * four groups of 8 back in order). Returns how many it stored. */
+__attribute__((target("avx2"))) static int64_t row_to_u8_avx2(const float *src, uint8_t *d, int64_t n) {
+  const __m256 lo = _mm256_setzero_ps(), hi = _mm256_set1_ps(255.f), half = _mm256_set1_ps(0.5f);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256i q[4];
+    for (int j = 0; j < 4; j++)
+      q[j] = _mm256_cvttps_epi32(
+          _mm256_add_ps(_mm256_min_ps(_mm256_max_ps(_mm256_loadu_ps(src + i + 8 * j), lo), hi), half));
+    const __m256i p = _mm256_packus_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    _mm256_storeu_si256((__m256i *)(d + i), _mm256_permutevar8x32_epi32(p, order));
+  }
+  return i;
+}
+#endif
+
 void ts_row_from_float(ts_dtype dt, const float *restrict src, void *dst, int64_t n) {
   if (dt == TS_U8) {
     uint8_t *restrict d = dst;
     int64_t i = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("avx2")) i = row_to_u8_avx2(src, d, n);
+#endif
 #ifdef __SSE2__
     /* 16 at a time: max with 0 first (MAXPS gives its second operand for
      * NaN, so NaN becomes 0), min 255, + 0.5, truncate, pack: the values
      * ts_sat_u8 gives, which gcc leaves scalar (its NaN test) */
     const __m128 lo = _mm_setzero_ps(), hi = _mm_set1_ps(255.f), half = _mm_set1_ps(0.5f);
-    for (const int64_t whole = n > 0 ? n - n % 16 : 0; i < whole; i += 16) {
+    for (const int64_t whole = n > 0 ? n - n % 16 : 0; i + 16 <= whole; i += 16) {
       __m128i q[4];
       for (int j = 0; j < 4; j++)
         q[j] = _mm_cvttps_epi32(_mm_add_ps(_mm_min_ps(_mm_max_ps(_mm_loadu_ps(src + i + 4 * j), lo), hi), half));

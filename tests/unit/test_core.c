@@ -4,8 +4,11 @@
  * input assembly (tile + halo from the synthetic reader equals a
  * per-pixel computation of the same mapping), the u8 table and the
  * float-to-u8 store (SIMD equals the scalar loop at every length), the
- * separable passes (the AVX2 loops give the portable loops' bits) and the zlib streams of HDF5 chunks
+ * separable passes (the AVX2 loops give the portable loops' bits; the
+ * fixed-point u8 Gaussian's too, within its error bound of the exact
+ * filter) and the zlib streams of HDF5 chunks
  * (ISA-L's, checked against zlib itself both ways, corruption caught). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,6 +239,65 @@ static void test_separable_paths(void) {
   CHECK(same);
 }
 
+/* The fixed-point u8 Gaussian: the AVX2 rows equal the portable ones byte
+ * for byte, and every output is within its stated bound of the exact
+ * filter (real weights, double sums): |out - exact| <= 1/2 + (2r + 1)/128
+ * (separable_u8.c). Random bytes, and rows of 0 and 255 (the extremes the
+ * bound is about), 1 and 3 channels, widths around the 16- and 32-sample
+ * steps, radii 1 to 31. */
+static void test_separable_u8(void) {
+  enum { MAXR = TS_FIXED_MAX_RADIUS, H = 2 * MAXR + 1, MAXW = 200 + 2 * MAXR };
+  static uint8_t data[H * MAXW * 3];
+  static int16_t tmp[MAXW * 3];
+  static uint8_t a[MAXW * 3], b[MAXW * 3];
+  const int radii[] = {1, 2, 4, 8, 13, 31};
+  const double sigmas[] = {0.4, 0.6, 1.0, 2.0, 3.3, 7.7};
+  const int64_t widths[] = {1, 15, 16, 17, 31, 32, 33, 47, 64, 100, 200};
+  const int simd = ts_separable_simd();
+  int same = 1, within = 1, took = 1;
+  double worst = 0;
+  srand(9);
+  for (int pattern = 0; pattern < 2; pattern++) {
+    for (size_t i = 0; i < sizeof data; i++) data[i] = pattern ? (uint8_t)(rand() % 2 ? 255 : 0) : (uint8_t)rand();
+    for (int C = 1; C <= 3; C += 2)
+      for (size_t ri = 0; ri < sizeof radii / sizeof *radii; ri++)
+        for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++) {
+          const int r = radii[ri];
+          float w[H];
+          int16_t W[H];
+          ts_gaussian_weights(sigmas[ri], r, w);
+          took &= ts_fixed_weights(w, r, W);
+          const int64_t wout = widths[wi], nout = wout * C;
+          ts_image im = ts_image_packed(data, wout + 2 * r, 2 * r + 1, C, TS_U8);
+          ts_separable_u8_rows(0, &im, 0, W, r, tmp, a, nout);
+          if (simd) {
+            ts_separable_u8_rows(1, &im, 0, W, r, tmp, b, nout);
+            same &= memcmp(a, b, (size_t)nout) == 0;
+          }
+          for (int64_t i = 0; i < nout; i++) {
+            double exact = 0;
+            for (int ky = 0; ky <= 2 * r; ky++)
+              for (int kx = 0; kx <= 2 * r; kx++)
+                exact += (double)w[ky] * w[kx] * ((const uint8_t *)TS_CROW(&im, ky))[i + (int64_t)kx * C];
+            const double d = fabs(a[i] - exact);
+            if (d > worst) worst = d;
+            within &= d <= 0.5 + (2 * r + 1) / 128.0;
+          }
+        }
+  }
+  printf("separable u8: worst |out - exact| %.4f\n", worst);
+  CHECK(took);
+  CHECK(same);
+  CHECK(within);
+  /* what the path refuses: too wide, asymmetric or negative weights */
+  float w[2 * MAXR + 3];
+  int16_t W[2 * MAXR + 3];
+  ts_gaussian_weights(9.0, MAXR + 1, w);
+  CHECK(!ts_fixed_weights(w, MAXR + 1, W));
+  float neg[3] = {-0.1f, 1.2f, -0.1f}, asym[3] = {0.2f, 0.5f, 0.3f};
+  CHECK(!ts_fixed_weights(neg, 1, W) && !ts_fixed_weights(asym, 1, W));
+}
+
 static void test_zstream(void) {
   ts_zstream z = {0};
   const size_t sizes[] = {1, 100, 16384, 65536, 200001};
@@ -274,6 +336,7 @@ int main(void) {
   test_lut();
   test_row_from_float();
   test_separable_paths();
+  test_separable_u8();
   test_zstream();
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
