@@ -137,11 +137,15 @@ typedef struct ts_writer_ops {
   /* Per-thread encoders: encode() may run in many threads at once, each
    * with its own state; it turns the pixels of tile rect r (x, y multiples
    * of the tile; w, h the tile or up to the image edge) into the bytes
-   * write_encoded() stores. */
+   * write_encoded() stores. When dst is not NULL and cap is at least
+   * bound(e), it writes them there (*data == dst), sparing the caller a
+   * copy; else *data is its own buffer. bound (NULL: no such hint) is the
+   * most bytes one tile can take. */
   ts_status (*encoder_new)(const char *path, const ts_writer_options *o, ts_encoder_state **e,
                            ts_error *err);
-  ts_status (*encode)(ts_encoder_state *e, int level, ts_rect r, const void *src, int64_t src_stride,
-                      const void **data, size_t *size, ts_error *err);
+  ts_status (*encode)(ts_encoder_state *e, int level, ts_rect r, const void *src, int64_t src_stride, void *dst,
+                      size_t cap, const void **data, size_t *size, ts_error *err);
+  size_t (*bound)(const ts_encoder_state *e);
   void (*encoder_free)(ts_encoder_state *e);
   /* An encoder that stores its own tiles (NULL: none does): puts says
    * whether this one does (o->put, where the format can); put stores an
@@ -188,9 +192,12 @@ TS_API ts_status ts_encoder_new(const char *path, const ts_writer_options *o, ts
                                 ts_error *err);
 TS_API void ts_encoder_free(ts_encoder **e);
 /* Encode the tile at r from src; *data and *size stay valid until the next
- * call on the same encoder. */
+ * call on the same encoder. With dst (cap >= ts_encoder_bound(e) > 0) the
+ * bytes are written there when the format can (*data == dst). */
 TS_API ts_status ts_encoder_encode(ts_encoder *e, int level, ts_rect r, const void *src, int64_t src_stride,
-                                   const void **data, size_t *size, ts_error *err);
+                                   void *dst, size_t cap, const void **data, size_t *size, ts_error *err);
+/* The most bytes one encoded tile takes (0: the encoder takes no dst). */
+TS_API size_t ts_encoder_bound(const ts_encoder *e);
 /* Does this encoder store its tiles itself (ts_encoder_put)? */
 TS_API int ts_encoder_puts(const ts_encoder *e);
 TS_API ts_status ts_encoder_put(ts_encoder *e, int level, ts_rect r, const void *data, size_t size, ts_error *err);

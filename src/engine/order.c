@@ -67,16 +67,29 @@ static int64_t level_tiles(const ts_core_levels *c, int64_t T) {
 
 ts_status ts_encode_tile(ts_encoder *enc, int L, ts_rect r, const void *src, int64_t stride, ts_blob *b,
                          ts_error *err) {
+  /* [u64 size][u64 crc][bytes]; the encoder writes the bytes in place
+   * when it can (no copy of every tile from its buffer into the result) */
+  uint64_t head[2];
+  const size_t at = b->size, bound = ts_encoder_bound(enc);
+  if (bound && ts_blob_reserve(b, at + sizeof head + bound))
+    return ts_fail(err, TS_ERR_NOMEM, "out of memory for encoded tiles");
+  unsigned char *dst = bound ? b->p + at + sizeof head : NULL;
   const void *data;
   size_t size;
-  ts_status st = ts_encoder_encode(enc, L, r, src, stride, &data, &size, err);
+  ts_status st = ts_encoder_encode(enc, L, r, src, stride, dst, bound, &data, &size, err);
   if (st) return st;
-  /* [u64 size][u64 crc][bytes]: the CRC the journal needs is computed
-   * here, in parallel where the tiles are encoded, not at the serial store */
-  uint64_t head[2] = {size, ts_crc32(data, size)};
+  /* the CRC the journal needs is computed here, in parallel where the
+   * tiles are encoded, not at the serial store */
+  head[0] = size;
+  head[1] = ts_crc32(data, size);
   const int put = ts_encoder_puts(enc);
   if (put && (st = ts_encoder_put(enc, L, r, data, size, err))) return st;
   if (put) head[0] |= TS_TILE_PUT;
+  if (data == dst && !put) { /* in place already: the head before it */
+    memcpy(b->p + at, head, sizeof head);
+    b->size = at + sizeof head + size;
+    return TS_OK;
+  }
   if (ts_blob_append(b, head, sizeof head) || (!put && ts_blob_append(b, data, size)))
     return ts_fail(err, TS_ERR_NOMEM, "out of memory for encoded tiles");
   return TS_OK;

@@ -310,10 +310,14 @@ void ts_encoder_free(ts_encoder **e) {
   *e = NULL;
 }
 
-ts_status ts_encoder_encode(ts_encoder *e, int level, ts_rect r, const void *src, int64_t src_stride,
-                            const void **data, size_t *size, ts_error *err) {
-  return e->ops->encode(e->state, level, r, src, src_stride, data, size, err);
+ts_status ts_encoder_encode(ts_encoder *e, int level, ts_rect r, const void *src, int64_t src_stride, void *dst,
+                            size_t cap, const void **data, size_t *size, ts_error *err) {
+  const size_t bound = ts_encoder_bound(e);
+  if (!dst || !bound || cap < bound) dst = NULL, cap = 0;
+  return e->ops->encode(e->state, level, r, src, src_stride, dst, cap, data, size, err);
 }
+
+size_t ts_encoder_bound(const ts_encoder *e) { return e->ops->bound ? e->ops->bound(e->state) : 0; }
 
 int ts_encoder_puts(const ts_encoder *e) { return e->ops->puts && e->ops->puts(e->state); }
 

@@ -333,21 +333,30 @@ static ts_status h5_encoder_new(const char *path, const ts_writer_options *o, ts
   return TS_OK;
 }
 
-static ts_status h5_encode(ts_encoder_state *e, int L, ts_rect r, const void *src, int64_t src_stride,
-                           const void **data, size_t *size, ts_error *err) {
+/* dst (h5_bound bytes): an uncompressed chunk is staged there, a
+ * deflate stream written there */
+static size_t h5_bound(const ts_encoder_state *e) {
+  return e->o.compression == TS_COMPRESS_NONE ? e->tile_bytes : e->z_cap;
+}
+
+static ts_status h5_encode(ts_encoder_state *e, int L, ts_rect r, const void *src, int64_t src_stride, void *dst,
+                           size_t cap, const void **data, size_t *size, ts_error *err) {
   const size_t px = ts_dtype_size(e->o.dtype) * (size_t)e->o.channels, row = (size_t)r.w * px,
                full = (size_t)chunk_w(&e->o, L) * px, bytes = chunk_bytes(&e->o, L);
   const int edge = r.w < chunk_w(&e->o, L) || r.h < chunk_h(&e->o, L);
-  if (edge) memset(e->tile, 0, bytes); /* the padding of edge chunks */
-  for (int64_t y = 0; y < r.h; y++) memcpy(e->tile + (size_t)y * full, (const char *)src + y * src_stride, row);
-  if (e->o.compression == TS_COMPRESS_NONE) {
-    *data = e->tile;
+  const int raw = e->o.compression == TS_COMPRESS_NONE;
+  unsigned char *tile = raw && dst ? dst : e->tile;
+  if (edge) memset(tile, 0, bytes); /* the padding of edge chunks */
+  for (int64_t y = 0; y < r.h; y++) memcpy(tile + (size_t)y * full, (const char *)src + y * src_stride, row);
+  if (raw) {
+    *data = tile;
     *size = bytes;
     return TS_OK;
   }
-  const size_t n = ts_zcompress(&e->zs, e->o.level, e->tile, bytes, e->z, e->z_cap);
+  unsigned char *out = dst ? dst : e->z;
+  const size_t n = ts_zcompress(&e->zs, e->o.level, tile, bytes, out, e->z_cap);
   if (!n) return ts_fail(err, TS_ERR_INTERNAL, "deflate of a %lldx%lld tile failed", (long long)r.w, (long long)r.h);
-  *data = e->z;
+  *data = out;
   *size = n;
   return TS_OK;
 }
@@ -423,6 +432,7 @@ const ts_writer_ops ts_hdf5_writer_ops = {
     .open = h5w_open,
     .encoder_new = h5_encoder_new,
     .encode = h5_encode,
+    .bound = h5_bound,
     .encoder_free = h5_encoder_free,
     .write_encoded = h5w_write_encoded,
     .finish = h5w_finish,

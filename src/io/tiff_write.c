@@ -170,10 +170,15 @@ static void predict_f32(void *tile, int64_t T, int ch, unsigned char *row) {
  * libtiff's codec runs zlib at level 6, ten times slower than the
  * kernels), or zstd's with a context kept for the thread (libtiff's codec
  * builds one per tile). */
-static ts_status stream_tile(ts_encoder_state *e, ts_rect r, const void **data, size_t *size, ts_error *err) {
+static size_t stream_bound(const ts_encoder_state *e) {
+  return e->comp == COMPRESSION_ZSTD ? ZSTD_compressBound(e->tile_bytes) : ts_zbound(e->tile_bytes);
+}
+
+/* Into dst when given (it holds stream_bound), else into the encoder's buffer. */
+static ts_status stream_tile(ts_encoder_state *e, ts_rect r, unsigned char *dst, const void **data, size_t *size,
+                             ts_error *err) {
   const int zstd = e->comp == COMPRESSION_ZSTD;
-  const size_t need = zstd ? ZSTD_compressBound(e->tile_bytes) : ts_zbound(e->tile_bytes),
-               row = (size_t)(e->o.tile * e->o.channels) * 4;
+  const size_t need = stream_bound(e), row = (size_t)(e->o.tile * e->o.channels) * 4;
   if (e->zcap < need + row) {
     free(e->zbuf);
     e->zcap = 0;
@@ -181,24 +186,32 @@ static ts_status stream_tile(ts_encoder_state *e, ts_rect r, const void **data, 
     e->zcap = need + row;
   }
   if (e->o.dtype == TS_F32) predict_f32(e->tile, e->o.tile, e->o.channels, e->zbuf + need);
+  unsigned char *out = dst ? dst : e->zbuf;
   if (zstd) {
     if (!e->zstd && !(e->zstd = ZSTD_createCCtx())) return ts_fail(err, TS_ERR_NOMEM, "out of memory for a tile encoder");
-    const size_t n = ZSTD_compressCCtx(e->zstd, e->zbuf, need, e->tile, e->tile_bytes,
+    const size_t n = ZSTD_compressCCtx(e->zstd, out, need, e->tile, e->tile_bytes,
                                        e->o.level >= 0 ? e->o.level : TS_TIFF_ZSTD_LEVEL);
     *size = ZSTD_isError(n) ? 0 : n;
   } else {
-    *size = ts_zcompress(&e->z, e->o.level, e->tile, e->tile_bytes, e->zbuf, need);
+    *size = ts_zcompress(&e->z, e->o.level, e->tile, e->tile_bytes, out, need);
   }
-  *data = e->zbuf;
+  *data = out;
   if (!*size)
     return ts_fail(err, TS_ERR_NOMEM, "%s: cannot compress tile at (%lld, %lld): out of memory", e->path,
                    (long long)r.x, (long long)r.y);
   return TS_OK;
 }
 
+/* dst: uncompressed tiles are staged there, deflate and zstd streams
+ * written there; LZW and JPEG go through libtiff and take none. */
+static size_t tiff_bound(const ts_encoder_state *e) {
+  if (e->comp == COMPRESSION_NONE) return e->tile_bytes;
+  return e->comp == COMPRESSION_ADOBE_DEFLATE || e->comp == COMPRESSION_ZSTD ? stream_bound(e) : 0;
+}
+
 /* Stage the tile (zero-padded at the level's edge) and compress it. */
-static ts_status tiff_encode(ts_encoder_state *e, int L, ts_rect r, const void *src, int64_t src_stride,
-                             const void **data, size_t *size, ts_error *err) {
+static ts_status tiff_encode(ts_encoder_state *e, int L, ts_rect r, const void *src, int64_t src_stride, void *dst,
+                             size_t cap, const void **data, size_t *size, ts_error *err) {
   const int64_t T = e->o.tile;
   if (r.x % T || r.y % T || r.w > T || r.h > T || r.w <= 0 || r.h <= 0)
     return ts_fail(err, TS_ERR_INTERNAL, "%s: tile of %lldx%lld at (%lld, %lld) is not on the "
@@ -206,25 +219,26 @@ static ts_status tiff_encode(ts_encoder_state *e, int L, ts_rect r, const void *
                    (long long)r.y, (long long)T);
   const int streamed = e->comp == COMPRESSION_ADOBE_DEFLATE || e->comp == COMPRESSION_ZSTD;
   const int64_t row = T * (int64_t)e->px, ch = e->o.channels;
+  char *tile = e->comp == COMPRESSION_NONE && dst ? dst : e->tile; /* an uncompressed tile is its staging */
   if (streamed && e->o.dtype == TS_U8) { /* staged with the predictor applied */
     for (int64_t y = 0; y < r.h; y++)
-      stage_predicted_uint8_t((uint8_t *)e->tile + y * row, (const uint8_t *)((const char *)src + y * src_stride),
+      stage_predicted_uint8_t((uint8_t *)tile + y * row, (const uint8_t *)((const char *)src + y * src_stride),
                               r.w * ch, T * ch, (int)ch);
   } else if (streamed && e->o.dtype == TS_U16) {
     for (int64_t y = 0; y < r.h; y++)
-      stage_predicted_uint16_t((uint16_t *)((char *)e->tile + y * row),
-                               (const uint16_t *)((const char *)src + y * src_stride), r.w * ch, T * ch, (int)ch);
+      stage_predicted_uint16_t((uint16_t *)(tile + y * row), (const uint16_t *)((const char *)src + y * src_stride),
+                               r.w * ch, T * ch, (int)ch);
   } else {
     for (int64_t y = 0; y < r.h; y++) {
-      memcpy((char *)e->tile + y * row, (const char *)src + y * src_stride, (size_t)r.w * e->px);
-      if (r.w < T) memset((char *)e->tile + y * row + r.w * (int64_t)e->px, 0, (size_t)(row - r.w * (int64_t)e->px));
+      memcpy(tile + y * row, (const char *)src + y * src_stride, (size_t)r.w * e->px);
+      if (r.w < T) memset(tile + y * row + r.w * (int64_t)e->px, 0, (size_t)(row - r.w * (int64_t)e->px));
     }
   }
-  if (r.h < T) memset((char *)e->tile + r.h * row, 0, (size_t)((T - r.h) * row));
-  *data = e->tile;
+  if (r.h < T) memset(tile + r.h * row, 0, (size_t)((T - r.h) * row));
+  *data = tile;
   *size = e->tile_bytes;
   if (e->comp == COMPRESSION_NONE) return TS_OK;
-  if (streamed) return stream_tile(e, r, data, size, err);
+  if (streamed) return stream_tile(e, r, dst, data, size, err);
   e->msg[0] = '\0';
   if (!e->t) {
     e->m.size = e->m.pos = 0;
@@ -758,6 +772,7 @@ const ts_writer_ops ts_tiff_writer_ops = {
     .open = tiff_wopen,
     .encoder_new = tiff_encoder_new,
     .encode = tiff_encode,
+    .bound = tiff_bound,
     .encoder_free = tiff_encoder_free,
     .write_encoded = tiff_write_encoded,
     .finish = tiff_finish,

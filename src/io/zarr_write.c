@@ -178,14 +178,14 @@ static ts_status zarr_encoder_new(const char *path, const ts_writer_options *o, 
 
 /* The chunk of tile r at level L: planes of the level's chunk size, the
  * edge padded with zeros (the fill value). */
-static size_t stage(ts_encoder_state *e, int L, ts_rect r, const void *src, int64_t stride) {
+static size_t stage(ts_encoder_state *e, int L, ts_rect r, const void *src, int64_t stride, unsigned char *chunk) {
   const int C = e->o.channels;
   const size_t es = ts_dtype_size(e->o.dtype), cw = (size_t)e->g.cw[L], ch = (size_t)e->g.ch[L];
   const size_t plane = cw * ch * es, bytes = plane * (size_t)C;
-  if (r.w < (int64_t)cw || r.h < (int64_t)ch) memset(e->chunk, 0, bytes);
+  if (r.w < (int64_t)cw || r.h < (int64_t)ch) memset(chunk, 0, bytes);
   for (int64_t y = 0; y < r.h; y++) {
     const unsigned char *row = (const unsigned char *)src + y * stride;
-    unsigned char *to = e->chunk + (size_t)y * cw * es;
+    unsigned char *to = chunk + (size_t)y * cw * es;
     if (C == 1) {
       memcpy(to, row, (size_t)r.w * es);
       continue;
@@ -201,19 +201,28 @@ static size_t stage(ts_encoder_state *e, int L, ts_rect r, const void *src, int6
   return bytes;
 }
 
-static ts_status zarr_encode(ts_encoder_state *e, int L, ts_rect r, const void *src, int64_t stride, const void **data,
-                             size_t *size, ts_error *err) {
-  const size_t n = stage(e, L, r, src, stride);
-  if (e->codec.kind == TS_ZC_NONE) {
-    *data = e->chunk;
+/* dst (zarr_bound bytes): an uncompressed chunk is staged there, a
+ * compressed one written there */
+static size_t zarr_bound(const ts_encoder_state *e) {
+  return e->codec.kind == TS_ZC_NONE ? e->chunk_cap : e->out_cap;
+}
+
+static ts_status zarr_encode(ts_encoder_state *e, int L, ts_rect r, const void *src, int64_t stride, void *dst,
+                             size_t cap, const void **data, size_t *size, ts_error *err) {
+  const int raw = e->codec.kind == TS_ZC_NONE;
+  unsigned char *chunk = raw && dst ? dst : e->chunk;
+  const size_t n = stage(e, L, r, src, stride, chunk);
+  if (raw) {
+    *data = chunk;
     *size = n;
     return TS_OK;
   }
-  const size_t k = ts_zarr_encode(&e->codec, &e->zs, e->chunk, n, e->out, e->out_cap);
+  unsigned char *out = dst ? dst : e->out;
+  const size_t k = ts_zarr_encode(&e->codec, &e->zs, e->chunk, n, out, e->out_cap);
   if (!k)
     return ts_fail(err, TS_ERR_INTERNAL, "compressing the chunk at (%lld, %lld) of level %d failed", (long long)r.x,
                    (long long)r.y, L);
-  *data = e->out;
+  *data = out;
   *size = k;
   return TS_OK;
 }
@@ -499,6 +508,7 @@ const ts_writer_ops ts_zarr_writer_ops = {
     .open = zarr_wopen,
     .encoder_new = zarr_encoder_new,
     .encode = zarr_encode,
+    .bound = zarr_bound,
     .encoder_free = zarr_encoder_free,
     .put = zarr_put,
     .puts = zarr_puts,
