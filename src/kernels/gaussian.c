@@ -12,8 +12,8 @@ static ts_status gaussian_prepare(ts_kernel *k, ts_error *err) {
   return TS_OK;
 }
 
-/* u8 into u8 in fixed point (within the same level of scipy, twice as
- * fast), everything else in float */
+/* u8 into u8 in fixed point (within the same level of scipy, 1.4 to 1.7
+ * times as fast), everything else in float */
 static ts_status gaussian_apply(const ts_kernel *k, const ts_image *in, ts_image *out,
                                 ts_scratch *s, ts_error *err) {
   return ts_separable_u8(k, in, out, k->weights, (int)k->halo, s, err);
