@@ -104,7 +104,8 @@ ts_status ts_point_rows(const ts_kernel *k, const ts_image *in, ts_image *out, t
  * The portable loops run k outer and samples inner (vectorized by the
  * compiler for SSE2, the partial sums kept in dst). The AVX2 ones hold 32
  * sums in four registers over every k: no store and reload of dst per tap,
- * and twice the width; the u8 Gaussian's passes take a fifth of the time. */
+ * and twice the width. Measured on a 16384^2 u8 Gaussian job (when u8
+ * still took these passes): 1.16 s of CPU before, 0.57 s after. */
 
 /* One template per input dtype: T is the sample type, A the type in which
  * two samples are added before conversion (exact for integers). Samples
@@ -246,9 +247,9 @@ TS_AVX2 static void hpass_avx2(const float *restrict src, int64_t n, int C, cons
   if (i < n) hpass_portable(src, i, n, C, w, r, dst);
 }
 
-static int have_avx2(void) { return __builtin_cpu_supports("avx2"); }
+int ts_separable_simd(void) { return __builtin_cpu_supports("avx2"); }
 #else
-static int have_avx2(void) { return 0; }
+int ts_separable_simd(void) { return 0; }
 #endif
 
 void ts_vpass_with(int simd, const ts_image *in, int64_t y, const float *w, int r, float *restrict dst, int64_t n) {
@@ -277,8 +278,6 @@ void ts_hpass_with(int simd, const float *restrict src, int64_t n, int C, const 
   hpass_portable(src, 0, n, C, w, r, dst);
 }
 
-int ts_separable_simd(void) { return have_avx2(); }
-
 ts_status ts_separable(const ts_kernel *k, const ts_image *in, ts_image *out,
                        const float *w, int r, ts_row_emit emit, ts_scratch *s,
                        ts_error *err) {
@@ -287,7 +286,7 @@ ts_status ts_separable(const ts_kernel *k, const ts_image *in, ts_image *out,
   float *tmp = ts_scratch_get(s, 0, (size_t)nin * sizeof(float));
   float *row = ts_scratch_get(s, 1, (size_t)nout * sizeof(float));
   if (!tmp || !row) return TS_SCRATCH_OOM(err, k);
-  const int simd = have_avx2();
+  const int simd = ts_separable_simd();
   for (int64_t y = 0; y < out->h; y++) {
     ts_vpass_with(simd, in, y, w, r, tmp, nin);
     ts_hpass_with(simd, tmp, nout, C, w, r, row);

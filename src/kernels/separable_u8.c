@@ -23,7 +23,6 @@
  * 7.75) with every weight in 0..32767; other weights go to the float
  * passes. */
 #include <stdint.h>
-#include <string.h>
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #endif
