@@ -217,7 +217,7 @@ def bengali_section(a, t, d, panels):
     cfloor = os.path.join(d, "chunk_floor")
     src = os.path.join(HERE, "..", "src")
     subprocess.run(["cc", "-O2", "-fopenmp", "-I", src, os.path.join(HERE, "chunk_floor.c"),
-                    os.path.join(src, "core", "zstream.c"), "-lisal", "-lz", "-o", cfloor], check=True)
+                    os.path.join(src, "core", "zstream.c"), "-lisal", "-ldeflate", "-lz", "-o", cfloor], check=True)
     rng = np.random.default_rng(7)
     out = f"{d}/out.h5"
     print(f"\n## Bengali preprocessing: {a.bengali} images of 137 x 236\n")

@@ -9,7 +9,7 @@ PKGS=(
   # libraries tessera links (MPI, HDF5 and inih are used by the scheduler,
   # list-mode and job-file layers)
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev libtiff-dev libpng-dev
-  libjpeg62-turbo-dev libinih-dev libisal-dev libzstd-dev
+  libjpeg62-turbo-dev libinih-dev libisal-dev libdeflate-dev libzstd-dev
   # Zarr: Blosc chunks and the JSON metadata
   libblosc-dev libjansson-dev
   # your own kernels: Python functions (CPython embedded) and the

@@ -56,7 +56,7 @@ static const char help[] =
     "                        1 or 3 channels); Zarr: none|zlib (= deflate)|zstd|\n"
     "                        blosc-lz4|blosc-zstd (Blosc with byte shuffle)\n"
     "  --jpeg-quality Q      1..100 (default 90)\n"
-    "  --compression-level N deflate 0..9 (default 1, ISA-L's fast deflate, for\n"
+    "  --compression-level N deflate 0..9 (default 1, libdeflate's fastest, for\n"
     "                        tiled TIFF, PNG files, HDF5; list mode's TIFF files:\n"
     "                        libtiff's 6), zstd 1..22 (default 3), blosc 0..9\n"
     "                        (default 5 for blosc-lz4, 3 for blosc-zstd)\n"

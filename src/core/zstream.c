@@ -1,10 +1,9 @@
-/* zlib streams through ISA-L; see zstream.h. */
+/* zlib streams: written by libdeflate, read by ISA-L; see zstream.h. */
 #include "core/zstream.h"
 #include <isa-l/crc.h>
 #include <isa-l/igzip_lib.h>
+#include <libdeflate.h>
 #include <stdlib.h>
-#include <string.h>
-#include <zlib.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
@@ -24,72 +23,31 @@ static void clean_upper(void) {}
 #endif
 
 size_t ts_zbound(size_t n) {
-  /* ISA-L falls back to stored blocks (5 bytes per at most 64 KiB; counted
-   * here per 16 KiB, to spare) when coding would expand; the zlib header
-   * and trailer are 6 bytes; a dynamic block header at most
-   * ISAL_DEF_MAX_HDR_SIZE */
-  return n + 5 * (n / 16384 + 1) + 6 + ISAL_DEF_MAX_HDR_SIZE;
+  /* libdeflate's worst case for any level (stored blocks), with the
+   * zlib wrapper's 6 bytes and 12 to spare (gzip's is 18) */
+  return libdeflate_zlib_compress_bound(NULL, n) + 12;
 }
 
 int ts_zlevel(int level) { return level < 0 ? TS_ZLEVEL : level; }
 
-/* zlib's own levels, into a zlib or a gzip stream */
-static size_t zlib_level(int level, int gzip, const void *src, size_t n, void *dst, size_t cap) {
-  if (!gzip) {
-    uLongf got = (uLongf)cap;
-    return compress2(dst, &got, src, (uLong)n, level) == Z_OK ? (size_t)got : 0;
-  }
-  z_stream zs = {0};
-  if (n > UINT32_MAX || cap > UINT32_MAX || deflateInit2(&zs, level, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-    return 0;
-  zs.next_in = (Bytef *)src;
-  zs.avail_in = (uInt)n;
-  zs.next_out = dst;
-  zs.avail_out = (uInt)cap;
-  const int r = deflate(&zs, Z_FINISH);
-  const size_t got = zs.total_out;
-  deflateEnd(&zs);
-  return r == Z_STREAM_END ? got : 0;
-}
-
-static size_t compress_as(ts_zstream *z, int level, int gzip, const void *src, size_t n, void *dst, size_t cap) {
-  if (level >= 0 && level != 1) return zlib_level(level, gzip, src, n, dst, cap);
-  if (!z->c) {
-    z->c = calloc(1, sizeof *z->c); /* ISA-L 2.30 reads a field its init leaves unset */
-    z->level_buf = malloc(ISAL_DEF_LVL1_DEFAULT);
-    if (!z->c || !z->level_buf) {
-      ts_zstream_free(z);
-      return 0;
-    }
-  }
-  if (n > UINT32_MAX || cap > UINT32_MAX) return 0;
-  struct isal_zstream *s = z->c;
-  isal_deflate_stateless_init(s);
-  s->level = TS_ZLEVEL;
-  s->level_buf = z->level_buf;
-  s->level_buf_size = ISAL_DEF_LVL1_DEFAULT;
-  s->gzip_flag = gzip ? IGZIP_GZIP_NO_HDR : IGZIP_ZLIB;
-  s->end_of_stream = 1;
-  s->flush = NO_FLUSH;
-  s->next_in = (uint8_t *)src;
-  s->avail_in = (uint32_t)n;
-  s->next_out = dst;
-  s->avail_out = (uint32_t)cap;
-  /* gzip: a fixed header (no name, no time), the same bytes every run */
-  static const unsigned char head[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff};
-  if (gzip && cap < sizeof head) return 0;
-  if (gzip) memcpy(dst, head, sizeof head), s->next_out += sizeof head, s->avail_out -= sizeof head;
-  const int r = isal_deflate_stateless(s);
-  clean_upper();
-  return r == COMP_OK ? (size_t)s->total_out + (gzip ? sizeof head : 0) : 0;
+/* The thread's compressor for `level` (libdeflate builds one per level; a
+ * job writes one level, so it is built once). */
+static struct libdeflate_compressor *compressor(ts_zstream *z, int level) {
+  if (z->lc && z->lc_level == level) return z->lc;
+  libdeflate_free_compressor(z->lc);
+  z->lc = libdeflate_alloc_compressor(level);
+  z->lc_level = level;
+  return z->lc;
 }
 
 size_t ts_zcompress(ts_zstream *z, int level, const void *src, size_t n, void *dst, size_t cap) {
-  return compress_as(z, level, 0, src, n, dst, cap);
+  struct libdeflate_compressor *c = compressor(z, ts_zlevel(level));
+  return c ? libdeflate_zlib_compress(c, src, n, dst, cap) : 0;
 }
 
 size_t ts_gzcompress(ts_zstream *z, int level, const void *src, size_t n, void *dst, size_t cap) {
-  return compress_as(z, level, 1, src, n, dst, cap);
+  struct libdeflate_compressor *c = compressor(z, ts_zlevel(level));
+  return c ? libdeflate_gzip_compress(c, src, n, dst, cap) : 0;
 }
 
 int ts_zdecompress(ts_zstream *z, const void *src, size_t size, void *dst, size_t n) {
@@ -108,11 +66,9 @@ int ts_zdecompress(ts_zstream *z, const void *src, size_t size, void *dst, size_
 }
 
 void ts_zstream_free(ts_zstream *z) {
-  free(z->c);
-  free(z->level_buf);
+  libdeflate_free_compressor(z->lc);
   free(z->d);
-  z->c = NULL;
-  z->level_buf = NULL;
+  z->lc = NULL;
   z->d = NULL;
 }
 

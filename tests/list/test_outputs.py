@@ -89,18 +89,21 @@ def test_compression_level_reaches_every_sink(tmp_path):
     (tmp_path / "in").mkdir()
     for i in range(3):
         cv2.imwrite(str(tmp_path / "in" / f"im{i}.png"), image("u8", 3, 96, 128, seed=i))
-    sizes = {}
+    sizes, files = {}, {}
     for level in (0, 1, 9):
         out = f"{tmp_path}/png{level}/"
         run("run", "--input", tmp_path / "in", "--output", out, "--format", "png", "--pipeline", "grayscale",
             "--compression-level", level, "--quiet")
         sizes[level] = sum(os.path.getsize(out + n) for n in os.listdir(out))
+        files[level] = [open(out + f"im{i}.png", "rb").read() for i in range(3)]
         got = [parse_png(out + f"im{i}.png")[0] for i in range(3)]
         if level:
             assert all(np.array_equal(g, ref) for g, ref in zip(got, first))
         else:
             first = got
-    assert sizes[0] > sizes[1] >= sizes[9], sizes
+    # 0 stores; 1 and 9 are other streams (on these noisy images libdeflate's
+    # 9 is not always the smaller: 25389 against 25384 bytes)
+    assert sizes[0] > max(sizes[1], sizes[9]) and files[1] != files[9], sizes
     # HDF5 images: the level is the datasets' deflate level, and any zlib reads them
     for level in (1, 9):
         run("run", "--input", tmp_path / "in", "--output", tmp_path / f"o{level}.h5", "--pipeline", "grayscale",

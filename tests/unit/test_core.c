@@ -305,7 +305,7 @@ static void test_zstream(void) {
     const size_t n = sizes[k], cap = ts_zbound(n);
     unsigned char *src = malloc(n), *dst = malloc(cap), *back = malloc(n + 1);
     for (int kind = 0; kind < 6; kind++) { /* random (stored blocks at worst), then an image-like ramp */
-      const int level = (int[]){-1, -1, 0, 0, 9, 9}[kind]; /* ISA-L's fast level, then zlib's stored and best */
+      const int level = (int[]){-1, -1, 0, 0, 9, 9}[kind]; /* the default (fast) level, stored, best */
       for (size_t i = 0; i < n; i++) src[i] = kind % 2 ? (unsigned char)(i / 64 + (i % 7 == 0)) : (unsigned char)rand();
       size_t got = ts_zcompress(&z, level, src, n, dst, cap);
       CHECK(got > 0 && got <= cap);
@@ -317,6 +317,15 @@ static void test_zstream(void) {
       CHECK(ts_zdecompress(&z, dst, got - 1, back, n) != 0); /* truncated */
       dst[got - 1] ^= 1;                                      /* the Adler-32 */
       CHECK(ts_zdecompress(&z, dst, got, back, n) != 0);
+      { /* the bytes are the input's and the level's alone: a fresh stream writes them too */
+        ts_zstream fresh = {0};
+        unsigned char *again = malloc(cap);
+        dst[got - 1] ^= 1;
+        CHECK(ts_zcompress(&fresh, level, src, n, again, cap) == got && memcmp(again, dst, got) == 0);
+        dst[got - 1] ^= 1;
+        ts_zstream_free(&fresh);
+        free(again);
+      }
       uLongf zc = (uLongf)cap; /* and it reads zlib's (h5py's gzip level 4) */
       CHECK(compress2(dst, &zc, src, (uLong)n, 4) == Z_OK);
       CHECK(ts_zdecompress(&z, dst, zc, back, n) == 0 && memcmp(back, src, n) == 0);
