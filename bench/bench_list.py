@@ -16,7 +16,8 @@ of --repeat):
    multiprocessing.Pool(2), writing the same N x 128 x 128 stack (one
    deflate chunk per image) with h5py; and the codec floor: inflating
    every input chunk and deflating every output image with tessera's
-   codec (ISA-L) on 2 threads, nothing else (bench/chunk_floor.c).
+   codec (ISA-L inflates, libdeflate deflates) on 2 threads, nothing else
+   (bench/chunk_floor.c).
 3. The same Otsu job with the images kept (an HDF5 stack beside the
    table), on --count RGB PNGs of 463 x 384: one process with 2 threads
    against `mpirun -np 2 --threads 1` and `mpirun -np 2` with no --threads
@@ -217,7 +218,7 @@ def bengali_section(a, t, d, panels):
     cfloor = os.path.join(d, "chunk_floor")
     src = os.path.join(HERE, "..", "src")
     subprocess.run(["cc", "-O2", "-fopenmp", "-I", src, os.path.join(HERE, "chunk_floor.c"),
-                    os.path.join(src, "core", "zstream.c"), "-lisal", "-ldeflate", "-lz", "-o", cfloor], check=True)
+                    os.path.join(src, "core", "zstream.c"), os.path.join(src, "core", "runs.c"), "-lisal", "-ldeflate", "-lzstd", "-lz", "-o", cfloor], check=True)
     rng = np.random.default_rng(7)
     out = f"{d}/out.h5"
     print(f"\n## Bengali preprocessing: {a.bengali} images of 137 x 236\n")

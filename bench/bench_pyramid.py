@@ -95,7 +95,7 @@ def main():
         inputs.append((f"{size}^2 {name}", src))
     o = lambda n: os.path.join(a.dir, n)
     mb = lambda n: os.path.getsize(o(n)) / 1e6
-    print("flat compressed output: tessera's defaults (deflate: ISA-L level 1; zstd 3), tessera at libtiff's\n"
+    print("flat compressed output: tessera's defaults (literals and runs: deflate, zstd's coder), tessera at libtiff's\n"
           "defaults (deflate 6, zstd 9), vips tiffsave (flat, same compression); seconds and MB")
     print(f"{'input':<12} {'codec':<8} {'none':>6} {'tessera':>8} {'MB':>7} {'lvl 6/9':>8} {'MB':>7} {'vips':>6} {'MB':>7}"
           f" {'vips/t':>7} {'t/none':>7}")

@@ -1,10 +1,10 @@
 /* The codec floor of an HDF5-stack-to-HDF5-stack list job: inflate every
  * input chunk and deflate every output image (zlib streams, through
- * tessera's own src/core/zstream.c: ISA-L, level 1), nothing else, on
- * OpenMP threads. bench/bench_list.py writes the two files of records and
- * runs it.
+ * tessera's own src/core/zstream.c: ISA-L inflates, libdeflate deflates
+ * at level 1), nothing else, on OpenMP threads. bench/bench_list.py writes
+ * the two files of records and runs it.
  *
- *   cc -O2 -fopenmp -Isrc bench/chunk_floor.c src/core/zstream.c -lisal -o chunk_floor
+ *   cc -O2 -fopenmp -Isrc bench/chunk_floor.c src/core/zstream.c src/core/runs.c -lisal -ldeflate -lzstd -lz -o chunk_floor
  *   chunk_floor CHUNKS RAW THREADS
  * CHUNKS: records [u32 stored size][u32 inflated size][stored bytes];
  * RAW: records [u32 size][pixels] (the output images, to deflate).

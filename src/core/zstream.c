@@ -1,9 +1,13 @@
-/* zlib streams: written by libdeflate, read by ISA-L; see zstream.h. */
+/* zlib streams: written by ts_deflate_runs or libdeflate, read by ISA-L; see zstream.h. */
 #include "core/zstream.h"
 #include <isa-l/crc.h>
 #include <isa-l/igzip_lib.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_compressSequences: in zstd 1.5 since 1.5.0, exported */
 #include <libdeflate.h>
 #include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+#include "core/runs.h"
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
@@ -23,15 +27,16 @@ static void clean_upper(void) {}
 #endif
 
 size_t ts_zbound(size_t n) {
-  /* libdeflate's worst case for any level (stored blocks), with the
-   * zlib wrapper's 6 bytes and 12 to spare (gzip's is 18) */
-  return libdeflate_zlib_compress_bound(NULL, n) + 12;
+  /* the larger writer's worst case (stored blocks), and gzip's wrapper
+   * (18 bytes; zlib's is 6) */
+  const size_t a = libdeflate_zlib_compress_bound(NULL, n), b = TS_RUNS_BOUND(n);
+  return (a > b ? a : b) + 18;
 }
 
 int ts_zlevel(int level) { return level < 0 ? TS_ZLEVEL : level; }
 
-/* The thread's compressor for `level` (libdeflate builds one per level; a
- * job writes one level, so it is built once). */
+/* The thread's libdeflate compressor for `level` (one per level; a job
+ * writes one level, so it is built once). */
 static struct libdeflate_compressor *compressor(ts_zstream *z, int level) {
   if (z->lc && z->lc_level == level) return z->lc;
   libdeflate_free_compressor(z->lc);
@@ -48,6 +53,56 @@ size_t ts_zcompress(ts_zstream *z, int level, const void *src, size_t n, void *d
 size_t ts_gzcompress(ts_zstream *z, int level, const void *src, size_t n, void *dst, size_t cap) {
   struct libdeflate_compressor *c = compressor(z, ts_zlevel(level));
   return c ? libdeflate_gzip_compress(c, src, n, dst, cap) : 0;
+}
+
+size_t ts_zcompress_filtered(ts_zstream *z, int level, const void *src, size_t n, void *dst, size_t cap) {
+  if (level >= 0) return ts_zcompress(z, level, src, n, dst, cap);
+  unsigned char *out = dst; /* CMF 0x78 (deflate, 32 KiB window), FLG 0x01 (fastest; a multiple of 31) */
+  if (cap < 6) return 0;
+  const size_t k = ts_deflate_runs(src, n, out + 2, cap - 6);
+  if (!k) return 0;
+  const uint32_t a = libdeflate_adler32(1, src, n);
+  out[0] = 0x78, out[1] = 0x01;
+  out[k + 2] = (unsigned char)(a >> 24), out[k + 3] = (unsigned char)(a >> 16);
+  out[k + 4] = (unsigned char)(a >> 8), out[k + 5] = (unsigned char)a;
+  return k + 6;
+}
+
+size_t ts_zstd_filtered(ts_zstd *z, int level, const void *src, size_t n, void *dst, size_t cap) {
+  if (!z->c && !(z->c = ZSTD_createCCtx())) return 0;
+  if (level >= 0 || n > UINT32_MAX) { /* zstd's own level (resetting any parameter set before) */
+    const size_t r = ZSTD_compressCCtx(z->c, dst, cap, src, n, level >= 0 ? level : ZSTD_CLEVEL_DEFAULT);
+    return ZSTD_isError(r) ? 0 : r;
+  }
+  /* the runs as sequences (a literal, then a match at distance 1); the
+   * runs are found into the back of the same buffer */
+  const size_t most = n / TS_RUN_MIN + 1, need = most * (sizeof(ZSTD_Sequence) + sizeof(ts_run));
+  if (z->cap < need) {
+    free(z->buf);
+    z->cap = 0;
+    if (!(z->buf = malloc(need))) return 0;
+    z->cap = need;
+  }
+  ZSTD_Sequence *seq = z->buf;
+  ts_run *runs = (ts_run *)(seq + most);
+  const size_t k = ts_find_runs(src, n, runs, most);
+  size_t at = 0;
+  for (size_t i = 0; i < k; i++) {
+    seq[i] = (ZSTD_Sequence){1, (unsigned)(runs[i].at + 1 - at), runs[i].len - 1, 0};
+    at = runs[i].at + runs[i].len;
+  }
+  ZSTD_CCtx_reset(z->c, ZSTD_reset_session_and_parameters);
+  if (ZSTD_isError(ZSTD_CCtx_setParameter(z->c, ZSTD_c_compressionLevel, 1)) ||
+      ZSTD_isError(ZSTD_CCtx_setParameter(z->c, ZSTD_c_blockDelimiters, ZSTD_sf_noBlockDelimiters)))
+    return 0;
+  const size_t r = ZSTD_compressSequences(z->c, dst, cap, seq, k, src, n);
+  return ZSTD_isError(r) ? 0 : r;
+}
+
+void ts_zstd_free(ts_zstd *z) {
+  ZSTD_freeCCtx(z->c);
+  free(z->buf);
+  memset(z, 0, sizeof *z);
 }
 
 int ts_zdecompress(ts_zstream *z, const void *src, size_t size, void *dst, size_t n) {

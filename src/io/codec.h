@@ -39,7 +39,8 @@ ts_status ts_codec_image(const char *name, int64_t w, int64_t h, int c, ts_dtype
                          ts_error *err);
 
 /* png.c: libpng's decoder; tessera's own encoder (Sub filter, the zlib
- * stream through ts_zcompress at `level`; -1: 1, as cv2.imwrite). `work`
+ * stream through ts_zcompress_filtered at `level`; -1: literals and runs,
+ * as cv2.imwrite's Z_RLE). `work`
  * holds the filtered rows, kept between images. */
 ts_status ts_png_decode(const char *name, const void *bytes, size_t n, int64_t max_pixels, ts_blob *px, ts_image *im,
                         ts_zstream *z, ts_blob *work, ts_error *err);

@@ -65,8 +65,8 @@ struct ts_encoder_state {
   ts_membuf m;
   void *tile; /* the staged (zero-padded) tile; predictors encode in place */
   char msg[512];
-  ts_zstream z; /* deflate tiles: ISA-L or zlib, not libtiff's codec */
-  ZSTD_CCtx *zstd; /* zstd tiles: one context, reused */
+  ts_zstream z; /* deflate tiles (core/zstream.h), not libtiff's codec */
+  ts_zstd zstd; /* zstd tiles: one context, reused */
   unsigned char *zbuf;
   size_t zcap;
 };
@@ -130,7 +130,7 @@ static void tiff_encoder_free(ts_encoder_state *e) {
   free(e->tile);
   free(e->zbuf);
   ts_zstream_free(&e->z);
-  ZSTD_freeCCtx(e->zstd);
+  ts_zstd_free(&e->zstd);
   free(e);
 }
 
@@ -165,11 +165,11 @@ static void predict_f32(void *tile, int64_t T, int ch, unsigned char *row) {
   }
 }
 
-/* Deflate and zstd tiles: the predictor, then one stream: zlib's through
- * core/zstream.c (ISA-L's fast level by default, zlib's for the others;
- * libtiff's codec runs zlib at level 6, ten times slower than the
- * kernels), or zstd's with a context kept for the thread (libtiff's codec
- * builds one per tile). */
+/* Deflate and zstd tiles: the predictor, then one stream through
+ * core/zstream.c, by default literals and runs (a deflate of them, or
+ * zstd's entropy coder over them), a level given libdeflate's or zstd's
+ * (libtiff's codecs run zlib at level 6, thirty times slower, and build
+ * a zstd context per tile). */
 static size_t stream_bound(const ts_encoder_state *e) {
   return e->comp == COMPRESSION_ZSTD ? ZSTD_compressBound(e->tile_bytes) : ts_zbound(e->tile_bytes);
 }
@@ -187,14 +187,8 @@ static ts_status stream_tile(ts_encoder_state *e, ts_rect r, unsigned char *dst,
   }
   if (e->o.dtype == TS_F32) predict_f32(e->tile, e->o.tile, e->o.channels, e->zbuf + need);
   unsigned char *out = dst ? dst : e->zbuf;
-  if (zstd) {
-    if (!e->zstd && !(e->zstd = ZSTD_createCCtx())) return ts_fail(err, TS_ERR_NOMEM, "out of memory for a tile encoder");
-    const size_t n = ZSTD_compressCCtx(e->zstd, out, need, e->tile, e->tile_bytes,
-                                       e->o.level >= 0 ? e->o.level : TS_TIFF_ZSTD_LEVEL);
-    *size = ZSTD_isError(n) ? 0 : n;
-  } else {
-    *size = ts_zcompress(&e->z, e->o.level, e->tile, e->tile_bytes, out, need);
-  }
+  *size = zstd ? ts_zstd_filtered(&e->zstd, e->o.level, e->tile, e->tile_bytes, out, need)
+               : ts_zcompress_filtered(&e->z, e->o.level, e->tile, e->tile_bytes, out, need);
   *data = out;
   if (!*size)
     return ts_fail(err, TS_ERR_NOMEM, "%s: cannot compress tile at (%lld, %lld): out of memory", e->path,

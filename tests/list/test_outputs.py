@@ -101,8 +101,7 @@ def test_compression_level_reaches_every_sink(tmp_path):
             assert all(np.array_equal(g, ref) for g, ref in zip(got, first))
         else:
             first = got
-    # 0 stores; 1 and 9 are other streams (on these noisy images libdeflate's
-    # 9 is not always the smaller: 25389 against 25384 bytes)
+    # 0 stores; 1 (literals and runs) and 9 (LZ77) are other streams
     assert sizes[0] > max(sizes[1], sizes[9]) and files[1] != files[9], sizes
     # HDF5 images: the level is the datasets' deflate level, and any zlib reads them
     for level in (1, 9):
@@ -144,7 +143,9 @@ def test_tile_mode_tiff_takes_the_level(tmp_path):
         run("run", "-i", "synth:512x512", "-o", out[level], "-p", "gaussian sigma=1", "--compression", "deflate",
             "--compression-level", level, "--quiet")
     a, b = tifffile.imread(out[1]), tifffile.imread(out[9])
-    assert np.array_equal(a, b) and os.path.getsize(out[9]) < os.path.getsize(out[1])
+    # the level reaches the tiles: 1 is literals and runs, 9 LZ77 (on a
+    # blurred image after the predictor 1 is the smaller: 95360 against 100712)
+    assert np.array_equal(a, b) and out[1].read_bytes() != out[9].read_bytes()
 
 
 def write_png(path, a, filters, idat_size=997, depth=8, spoil=None):

@@ -14,6 +14,8 @@
 #include <string.h>
 #include "tessera/tessera.h"
 #include <zlib.h>
+#include <zstd.h>
+#include "core/runs.h"
 #include "core/zstream.h"
 #include "kernels/common.h"
 #include "partition/assemble.h"
@@ -298,6 +300,84 @@ static void test_separable_u8(void) {
   CHECK(!ts_fixed_weights(neg, 1, W) && !ts_fixed_weights(asym, 1, W));
 }
 
+/* The literals-and-runs encoder against zlib's inflate: every length up
+ * to 300 and around the block size, data of every kind it treats apart
+ * (random: stored blocks; one value; runs long and short; few symbols;
+ * one symbol and none), the exact bound allocated (ASan sees the 8 bytes
+ * it may store past its last byte), too little room refused, and the
+ * zlib and gzip wrappers. */
+static int inflates_to(const unsigned char *z, size_t got, int wbits, const unsigned char *want, size_t n) {
+  unsigned char *back = malloc(n + 1);
+  z_stream s = {0};
+  int ok = inflateInit2(&s, wbits) == Z_OK;
+  s.next_in = (unsigned char *)z, s.avail_in = (uInt)got, s.next_out = back, s.avail_out = (uInt)n + 1;
+  ok = ok && inflate(&s, Z_FINISH) == Z_STREAM_END && s.total_out == n && memcmp(back, want, n) == 0 && s.avail_in == 0;
+  inflateEnd(&s);
+  free(back);
+  return ok;
+}
+
+static void fill_kind(unsigned char *b, size_t n, int kind, unsigned *seed) {
+  for (size_t i = 0; i < n; i++)
+    b[i] = kind == 0   ? (unsigned char)rand_r(seed)
+           : kind == 1 ? 0
+           : kind == 2 ? (unsigned char)(i / 1000)                                                  /* runs of 1000 */
+           : kind == 3 ? (unsigned char)(rand_r(seed) % 50 == 0 ? rand_r(seed) : (i ? b[i - 1] : 0)) /* runs ~50 */
+           : kind == 4 ? (unsigned char)(i % 17 < 9 ? 3 : rand_r(seed) % 4)                          /* runs of 9 */
+           : kind == 5 ? (unsigned char)(rand_r(seed) % 2)
+                       : (unsigned char)(rand_r(seed) % 3 ? 7 : rand_r(seed));
+}
+
+static void test_deflate_runs(void) {
+  unsigned seed = 7;
+  const size_t big[] = {8, 15, 16, 17, 65535, 65536, 65537, 131072, 200001};
+  for (size_t k = 0; k < 300 + sizeof big / sizeof *big; k++) {
+    const size_t n = k < 300 ? k : big[k - 300];
+    for (int kind = 0; kind < 7; kind++) {
+      if (k < 300 && kind != 6 && kind != 1) continue;
+      unsigned char *src = malloc(n + 1), *dst = malloc(TS_RUNS_BOUND(n)), *again = malloc(TS_RUNS_BOUND(n));
+      fill_kind(src, n, kind, &seed);
+      const size_t got = ts_deflate_runs(src, n, dst, TS_RUNS_BOUND(n));
+      CHECK(got > 0 && inflates_to(dst, got, -15, src, n));
+      CHECK(ts_deflate_runs(src, n, again, TS_RUNS_BOUND(n)) == got && memcmp(again, dst, got) == 0);
+      CHECK(ts_deflate_runs(src, n, again, got - 1) == 0); /* too little room: refused */
+      if (kind == 1 && n >= 4096) CHECK(got < n / 100);     /* runs cost next to nothing */
+      if (kind == 0 && n >= 4096) CHECK(got <= n + 10 * (n / 65536 + 1)); /* stored */
+      free(src), free(dst), free(again);
+    }
+  }
+  ts_zstream z = {0};
+  const size_t n = 100000, cap = ts_zbound(n);
+  unsigned char *src = malloc(n), *dst = malloc(cap), *back = malloc(n);
+  fill_kind(src, n, 3, &seed);
+  size_t got = ts_zcompress_filtered(&z, -1, src, n, dst, cap); /* the zlib wrapper, Adler-32 */
+  CHECK(got > 0 && inflates_to(dst, got, 15, src, n) && ts_zdecompress(&z, dst, got, back, n) == 0);
+  CHECK(got < n / 10); /* the runs (about 50 long) */
+  got = ts_gzcompress(&z, -1, src, n, dst, cap); /* gzip's, CRC-32 and size */
+  CHECK(got > 0 && inflates_to(dst, got, 16 + 15, src, n));
+  ts_zstream_free(&z);
+  /* zstd: the runs as sequences through zstd's entropy coder, a level given zstd's own;
+   * every kind round-trips, the frame holds its size, a fresh context writes the same */
+  const size_t zcap = ZSTD_compressBound(n);
+  unsigned char *zdst = malloc(zcap), *zagain = malloc(zcap);
+  for (int kind = 0; kind < 7; kind++) {
+    fill_kind(src, n, kind, &seed);
+    for (int level = -1; level <= 3; level += 4) {
+      ts_zstd a = {0}, b = {0};
+      const size_t k = ts_zstd_filtered(&a, level, src, n, zdst, zcap);
+      CHECK(k > 0 && ZSTD_getFrameContentSize(zdst, k) == n);
+      CHECK(ZSTD_decompress(back, n, zdst, k) == n && memcmp(back, src, n) == 0);
+      ts_zstd_filtered(&a, level, src + 1, n - 1, zagain, zcap); /* the context reused */
+      CHECK(ts_zstd_filtered(&a, level, src, n, zagain, zcap) == k && memcmp(zagain, zdst, k) == 0);
+      CHECK(ts_zstd_filtered(&b, level, src, n, zagain, zcap) == k && memcmp(zagain, zdst, k) == 0);
+      if (kind == 1) CHECK(k < n / 100);
+      ts_zstd_free(&a), ts_zstd_free(&b);
+    }
+  }
+  free(zdst), free(zagain);
+  free(src), free(dst), free(back);
+}
+
 static void test_zstream(void) {
   ts_zstream z = {0};
   const size_t sizes[] = {1, 100, 16384, 65536, 200001};
@@ -347,6 +427,7 @@ int main(void) {
   test_separable_paths();
   test_separable_u8();
   test_zstream();
+  test_deflate_runs();
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }
