@@ -448,6 +448,17 @@ def crc32c(b):
     return c ^ 0xFFFFFFFF
 
 
+# ---- the literals-and-runs coders: inputs to round-trip ------------------
+def runs(target):
+    put(target, "empty", b"")
+    put(target, "noise", rng.integers(0, 256, 70000, dtype=np.uint8).tobytes())
+    ramp = np.repeat(np.arange(256, dtype=np.uint8), 300)  # runs of 300
+    put(target, "ramp", ramp.tobytes())
+    d = np.diff(img(256, 256, 1, np.uint8).astype(np.int16), axis=1).astype(np.uint8)  # a predictor's output
+    put(target, "diffs", d.tobytes())
+    put(target, "repeat", bytes([20]) + rng.integers(0, 4, 3000, dtype=np.uint8).tobytes())
+
+
 def main(out):
     global OUT
     OUT = out
@@ -458,6 +469,7 @@ def main(out):
     hdf5s("hdf5_image", "hdf5_stack", "regress/hdf5_stack")
     texts("pipeline", "jobfile", "journal", "regress/pipeline")
     zarrs("zarr", "regress/zarr")
+    runs("runs")
 
 
 if __name__ == "__main__":
