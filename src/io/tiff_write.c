@@ -4,9 +4,9 @@
  * the order they are stored (any level, as the engine finishes them),
  * then the IFDs, written at the end when every tile's offset and size is
  * known. Tiles are compressed by per-thread encoders (libtiff's codecs on
- * a one-tile in-memory TIFF with the output's tags; deflate through
- * ISA-L), so the writer itself only appends bytes and the file depends
- * only on the pixels and the order of the calls.
+ * a one-tile in-memory TIFF with the output's tags; deflate and zstd
+ * through core/zstream.c), so the writer itself only appends bytes and
+ * the file depends only on the pixels and the order of the calls.
  *
  * Layouts (ts_layout):
  * - plain: the full resolution in the first IFD, reduced levels as its

@@ -1,6 +1,6 @@
 /* Zarr chunks' compressors and the metadata's words for them and for
  * element types (zarr.h). zlib chunks go through tessera's zlib streams
- * (ISA-L's fast level by default), zstd through one context per thread,
+ * (libdeflate's level 1 by default), zstd through one context per thread,
  * Blosc through c-blosc's context calls (no global state, one internal
  * thread: tessera's own threads run in parallel). */
 #include <blosc.h>
@@ -27,7 +27,7 @@ ts_status ts_zarr_codec_for(ts_compression c, int level, ts_dtype dtype, ts_zarr
   z->typesize = (int)ts_dtype_size(dtype);
   switch (c) {
   case TS_COMPRESS_NONE: z->kind = TS_ZC_NONE; return TS_OK;
-  case TS_COMPRESS_DEFLATE: z->kind = TS_ZC_ZLIB; z->level = level; return TS_OK; /* -1: ISA-L's fast level */
+  case TS_COMPRESS_DEFLATE: z->kind = TS_ZC_ZLIB; z->level = level; return TS_OK; /* -1: TS_ZLEVEL */
   case TS_COMPRESS_ZSTD: z->kind = TS_ZC_ZSTD; z->level = level < 0 ? ZSTD_DEFAULT : level; return TS_OK;
   case TS_COMPRESS_BLOSC_LZ4:
   case TS_COMPRESS_BLOSC_ZSTD:

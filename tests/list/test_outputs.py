@@ -1,6 +1,6 @@
-"""List mode's image sinks: tessera's own PNG encoder (Sub filter, ISA-L
-deflate) writes files that cv2 and a chunk-by-chunk reading of the PNG
-specification decode to the pipeline's exact pixels, for every kind of
+"""List mode's image sinks: tessera's own PNG encoder (Sub filter, a
+deflate of literals and runs) writes files that cv2 and a chunk-by-chunk
+reading of the PNG specification decode to the pipeline's exact pixels, for every kind of
 image PNG holds; --compression-level reaches PNG, TIFF and HDF5 outputs
 and a level a format cannot take is refused before any work."""
 import os

@@ -6,8 +6,10 @@
  * float-to-u8 store (SIMD equals the scalar loop at every length), the
  * separable passes (the AVX2 loops give the portable loops' bits; the
  * fixed-point u8 Gaussian's too, within its error bound of the exact
- * filter) and the zlib streams of HDF5 chunks
- * (ISA-L's, checked against zlib itself both ways, corruption caught). */
+ * filter), the zlib streams (written by libdeflate or as literals and
+ * runs, read by ISA-L; checked against zlib itself both ways, corruption
+ * caught, the same bytes from a fresh compressor) and the zstd frames of
+ * runs. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
