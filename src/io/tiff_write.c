@@ -15,9 +15,14 @@
  * - cog: Cloud-Optimized GeoTIFF (GDAL's COG driver's layout): IFDs first
  *   (full resolution, then overviews in a chain), then the tile data from
  *   the smallest overview to the full resolution, each level row-major.
- *   Tile sizes are known only once compressed, so finish assembles the
- *   final file from the data file written so far (copy_file_range), and
- *   renames it over the temporary name.
+ *   Uncompressed, every tile's place is known at open (place_tiles).
+ *   Compressed, a tile's size is known only once it is made: each row of
+ *   tiles gets a region of the file as large as its tiles can be, in the
+ *   final order, 4 KiB-aligned (place_rows); a row's tiles are written
+ *   one after another at its start, and finish cuts the unused end of
+ *   every region out of the file (fallocate's COLLAPSE_RANGE, a change of
+ *   the file's extents: no byte is copied). Where the filesystem cannot,
+ *   finish copies the tiles into a new file laid out the same.
  * Metadata carried from the input (GeoTIFF, GDAL, resolution, ICC) is
  * written as the input stored it; README "Metadata" says what is kept,
  * rewritten and dropped. */
@@ -40,6 +45,8 @@ typedef struct level {
   int64_t w, h, across, down;
   uint64_t *off, *size; /* per tile, row-major; size 0: not written */
   uint64_t *place;      /* an uncompressed COG: where each tile goes (NULL: appended) */
+  uint64_t *row_at, *row_end; /* a compressed COG: each row's region, where its next tile goes (NULL: appended) */
+  int64_t *row_next;    /* ... and that tile's column */
 } level;
 
 typedef struct tiff_writer {
@@ -50,7 +57,9 @@ typedef struct tiff_writer {
   uint16_t comp;
   int n; /* levels */
   level lv[TS_MAX_LEVELS];
-  uint64_t end; /* where the next tile goes */
+  uint64_t end; /* where the next tile goes (appended) */
+  uint64_t tile_bound; /* a compressed COG with row regions: the most a tile's stream takes */
+  int unordered;       /* ... but a tile came out of its row's order: appended, and finish copies */
   uint64_t unflushed; /* bytes written since writeback was last started (see start_writeback) */
   char *description;
   ts_image_meta meta; /* a copy */
@@ -170,9 +179,10 @@ static void predict_f32(void *tile, int64_t T, int ch, unsigned char *row) {
  * zstd's entropy coder over them), a level given libdeflate's or zstd's
  * (libtiff's codecs run zlib at level 6, thirty times slower, and build
  * a zstd context per tile). */
-static size_t stream_bound(const ts_encoder_state *e) {
-  return e->comp == COMPRESSION_ZSTD ? ZSTD_compressBound(e->tile_bytes) : ts_zbound(e->tile_bytes);
+static size_t stream_bound_of(uint16_t comp, size_t tile_bytes) {
+  return comp == COMPRESSION_ZSTD ? ZSTD_compressBound(tile_bytes) : ts_zbound(tile_bytes);
 }
+static size_t stream_bound(const ts_encoder_state *e) { return stream_bound_of(e->comp, e->tile_bytes); }
 
 /* Into dst when given (it holds stream_bound), else into the encoder's buffer. */
 static ts_status stream_tile(ts_encoder_state *e, ts_rect r, unsigned char *dst, const void **data, size_t *size,
@@ -267,7 +277,10 @@ static ts_status tiff_encode(ts_encoder_state *e, int L, ts_rect r, const void *
 /* ---- the file ---- */
 
 static void writer_free(tiff_writer *w) {
-  for (int L = 0; L < w->n; L++) free(w->lv[L].off), free(w->lv[L].size), free(w->lv[L].place);
+  for (int L = 0; L < w->n; L++) {
+    level *l = &w->lv[L];
+    free(l->off), free(l->size), free(l->place), free(l->row_at), free(l->row_end), free(l->row_next);
+  }
   ts_image_meta_free(&w->meta);
   free(w->description);
   free(w->path);
@@ -337,6 +350,7 @@ static char *ome_xml(const tiff_writer *w) {
 }
 
 static ts_status place_tiles(tiff_writer *w, ts_error *err);
+static ts_status place_rows(tiff_writer *w, ts_error *err);
 
 static ts_status tiff_wopen(const char *path, const ts_writer_options *o, void **ctx, ts_error *err) {
   const uint16_t comp = tiff_compression(o->compression);
@@ -399,8 +413,9 @@ static ts_status tiff_wopen(const char *path, const ts_writer_options *o, void *
     return st;
   }
   w->end = sizeof header;
-  if (o->layout == TS_LAYOUT_COG && comp == COMPRESSION_NONE) { /* every tile's size is known: no copy at the end */
-    ts_status st = place_tiles(w, err);
+  if (o->layout == TS_LAYOUT_COG && (comp == COMPRESSION_NONE || comp == COMPRESSION_ADOBE_DEFLATE ||
+                                     comp == COMPRESSION_ZSTD)) { /* no copy at the end */
+    ts_status st = comp == COMPRESSION_NONE ? place_tiles(w, err) : place_rows(w, err);
     if (st) {
       tiff_abort(w);
       return st;
@@ -426,12 +441,13 @@ static ts_status tile_index(tiff_writer *w, int L, ts_rect r, int64_t *i, ts_err
  * each checkpoint's) waits only for the last few megabytes: measured here,
  * a 358 MB pyramid's final fsync took 0.13-0.18 s, a fifth of the run. A
  * hint only: where the call is refused (not every filesystem has it)
- * nothing changes. A compressed COG's data file is copied into the final
- * file at the end and dropped, so it is not written back early. */
+ * nothing changes. A compressed COG written without row regions (LZW,
+ * JPEG) is copied into the final file at the end and dropped, so it is
+ * not written back early. */
 #define TS_WRITEBACK_BYTES ((uint64_t)8 << 20)
 
 static void start_writeback(tiff_writer *w, size_t just_written) {
-  if (w->o.layout == TS_LAYOUT_COG && !w->lv[0].place) return;
+  if (w->o.layout == TS_LAYOUT_COG && !w->lv[0].place && !w->lv[0].row_at) return;
   w->unflushed += just_written;
   if (w->unflushed < TS_WRITEBACK_BYTES) return;
   w->unflushed = 0;
@@ -443,15 +459,22 @@ static ts_status tiff_write_encoded(void *ctx, int L, ts_rect r, const void *dat
   int64_t i = 0;
   ts_status st = tile_index(w, L, r, &i, err);
   if (st) return st;
-  const uint64_t at = w->lv[L].place ? w->lv[L].place[i] : w->end;
-  if (w->lv[L].place && size != w->tile_bytes)
+  level *l = &w->lv[L];
+  const int64_t row = i / l->across, col = i % l->across;
+  /* in its row's region if it is the row's next tile (they come in order:
+   * tasks and upper tiles are stored row-major), else appended */
+  const int in_row = l->row_at && !w->unordered && col == l->row_next[row] && size <= w->tile_bound;
+  if (l->row_at && !in_row) w->unordered = 1;
+  const uint64_t at = l->place ? l->place[i] : in_row ? l->row_end[row] : w->end;
+  if (l->place && size != w->tile_bytes)
     return ts_fail(err, TS_ERR_INTERNAL, "%s: an uncompressed tile of %zu bytes", w->path, size);
   if (write_all(w->fd, data, size, at))
     return ts_fail(err, TS_ERR_IO, "%s: cannot write tile at (%lld, %lld): %s", w->path, (long long)r.x,
                    (long long)r.y, strerror(errno));
-  w->lv[L].off[i] = at;
-  w->lv[L].size[i] = size;
-  if (!w->lv[L].place) w->end += size;
+  l->off[i] = at;
+  l->size[i] = size;
+  if (in_row) l->row_end[row] += size, l->row_next[row]++;
+  else if (!l->place) w->end += size;
   start_writeback(w, size);
   return TS_OK;
 }
@@ -641,41 +664,134 @@ static ts_status finish_in_place(tiff_writer *w, ts_error *err) {
   return st;
 }
 
+/* A compressed COG's rows of tiles start on multiples of this: the
+ * filesystem block fallocate moves whole (a fixed figure, not the
+ * filesystem's, so that the file is the same on every one). */
+#define TS_COG_ALIGN ((uint64_t)4096)
+
+static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+/* Where the IFDs, chained from byte 16, end: their size does not depend
+ * on the offsets they hold. */
+static ts_status ifds_end(tiff_writer *w, uint64_t *end, ts_error *err) {
+  layout probe = {0};
+  ts_status st = build(w, 1, 16, &probe, err);
+  *end = st == TS_OK ? probe.at[w->n - 1] + probe.size[w->n - 1] : 0;
+  layout_free(&probe, w->n);
+  return st;
+}
+
+/* An uncompressed COG: every tile is tile_bytes, so each tile's place in
+ * the final order is known before any is written. */
+static ts_status place_tiles(tiff_writer *w, ts_error *err) {
+  uint64_t pos;
+  ts_status st = ifds_end(w, &pos, err);
+  for (int L = w->n - 1; st == TS_OK && L >= 0; L--) {
+    const int64_t nt = w->lv[L].across * w->lv[L].down;
+    if (!(w->lv[L].place = malloc((size_t)nt * sizeof *w->lv[L].place))) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < nt; i++, pos += w->tile_bytes) w->lv[L].place[i] = pos;
+  }
+  return st;
+}
+
+/* A row's region: room for all its tiles at their largest. */
+static uint64_t row_room(const tiff_writer *w, int L) {
+  return align_up((uint64_t)w->lv[L].across * w->tile_bound, TS_COG_ALIGN);
+}
+
+/* A compressed COG: each row of tiles gets a region in the final order,
+ * after the IFDs, from the smallest level to the full one. The file is
+ * sparse until finish cuts the regions' unused ends out. */
+static ts_status place_rows(tiff_writer *w, ts_error *err) {
+  uint64_t pos;
+  ts_status st = ifds_end(w, &pos, err);
+  w->tile_bound = stream_bound_of(w->comp, w->tile_bytes);
+  pos = align_up(pos, TS_COG_ALIGN);
+  for (int L = w->n - 1; st == TS_OK && L >= 0; L--) {
+    level *l = &w->lv[L];
+    l->row_at = malloc((size_t)l->down * sizeof *l->row_at);
+    l->row_end = malloc((size_t)l->down * sizeof *l->row_end);
+    l->row_next = calloc((size_t)l->down, sizeof *l->row_next);
+    if (!l->row_at || !l->row_end || !l->row_next) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+    for (int64_t y = 0; y < l->down; y++, pos += row_room(w, L)) l->row_at[y] = l->row_end[y] = pos;
+  }
+  w->end = pos; /* a tile out of its row's order goes after the regions */
+  return st;
+}
+
+/* Where each tile of a compressed COG goes in the final file: after the
+ * IFDs, from the smallest level to the full one, row-major, each row
+ * starting on TS_COG_ALIGN (zeros before it) and the last one ending the
+ * file. moved[L] gets one offset per tile. */
+static ts_status cog_order(tiff_writer *w, uint64_t **moved, ts_error *err) {
+  uint64_t pos;
+  ts_status st = ifds_end(w, &pos, err);
+  for (int L = w->n - 1; st == TS_OK && L >= 0; L--) {
+    const level *l = &w->lv[L];
+    if (!(moved[L] = calloc((size_t)(l->across * l->down) + 1, 8))) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < l->across * l->down; i++) {
+      if (i % l->across == 0) pos = align_up(pos, TS_COG_ALIGN);
+      moved[L][i] = pos, pos += l->size[i];
+    }
+  }
+  return st;
+}
+
+/* Cut each row region's unused end out of the file (the last region's
+ * is past the end already), from the last region to the first so that
+ * the ones before keep their place; every tile after a cut moves down
+ * with the file. 0 when the filesystem cannot (then nothing of the file
+ * is lost: off[] says where the tiles are). */
+static int collapse_rows(tiff_writer *w) {
+  for (int L = 0; L < w->n; L++)
+    for (int64_t y = w->lv[L].down - 1; y >= 0; y--) {
+      if (L == 0 && y == w->lv[L].down - 1) continue;
+      const uint64_t from = align_up(w->lv[L].row_end[y], TS_COG_ALIGN), to = w->lv[L].row_at[y] + row_room(w, L);
+      if (to <= from) continue;
+      if (fallocate(w->fd, FALLOC_FL_COLLAPSE_RANGE, (off_t)from, (off_t)(to - from)) != 0) return 0;
+      for (int M = 0; M < w->n; M++)
+        for (int64_t i = 0; i < w->lv[M].across * w->lv[M].down; i++)
+          if (w->lv[M].size[i] && w->lv[M].off[i] >= to) w->lv[M].off[i] -= to - from;
+    }
+  return 1;
+}
+
 /* COG: IFDs (chained) from byte 16, then each level's tiles from the
- * smallest level to the full one, copied from the data file in order.
- * GDAL's COG driver also leaves ghost areas (a structural-metadata block,
- * tile leaders); its validator does not require them. */
-static ts_status finish_cog(tiff_writer *w, ts_error *err) {
-  layout probe = {0}, y = {0};
+ * smallest level to the full one (cog_order). Written in row regions, the
+ * file becomes that by cutting the regions' unused ends out; else (LZW,
+ * JPEG, a tile out of order, a filesystem that cannot cut) the tiles are
+ * copied into OUT.cog in that order, which then replaces the data file
+ * (*copied). GDAL's COG driver also leaves ghost areas (a
+ * structural-metadata block, tile leaders); its validator does not
+ * require them. */
+static ts_status finish_cog(tiff_writer *w, int *copied, ts_error *err) {
+  layout y = {0};
   uint64_t *moved[TS_MAX_LEVELS] = {0}, *written[TS_MAX_LEVELS];
   char *tmp = NULL;
   int out = -1;
-  /* the IFDs' sizes do not depend on the offsets they hold: place the
-   * data after them, smallest level first, then build them for real */
-  ts_status st = build(w, 1, 16, &probe, err);
-  uint64_t pos = st == TS_OK ? probe.at[w->n - 1] + probe.size[w->n - 1] : 0;
-  layout_free(&probe, w->n);
-  for (int L = w->n - 1; st == TS_OK && L >= 0; L--) {
-    const int64_t nt = w->lv[L].across * w->lv[L].down;
-    if (!(moved[L] = calloc((size_t)nt + 1, 8))) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
-    for (int64_t i = 0; st == TS_OK && i < nt; i++)
-      if (w->lv[L].size[i]) moved[L][i] = pos, pos += w->lv[L].size[i];
-  }
+  ts_status st = cog_order(w, moved, err);
+  *copied = !(st == TS_OK && w->lv[0].row_at && !w->unordered && collapse_rows(w));
+  for (int L = 0; st == TS_OK && !*copied && L < w->n; L++)
+    for (int64_t i = 0; st == TS_OK && i < w->lv[L].across * w->lv[L].down; i++)
+      if (w->lv[L].off[i] != moved[L][i])
+        st = ts_fail(err, TS_ERR_INTERNAL, "%s: level %d's tile %lld lies at %llu after the cuts, not %llu", w->path,
+                     L, (long long)i, (unsigned long long)w->lv[L].off[i], (unsigned long long)moved[L][i]);
   if (st == TS_OK) {
     for (int L = 0; L < w->n; L++) written[L] = w->lv[L].off, w->lv[L].off = moved[L];
     st = build(w, 1, 16, &y, err);
     for (int L = 0; L < w->n; L++) w->lv[L].off = written[L];
   }
-  if (st == TS_OK && !(tmp = malloc(strlen(w->path) + 8))) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
-  if (st == TS_OK) {
+  if (st == TS_OK && !*copied) st = write_ifds(w, w->fd, 1, &y, err);
+  if (st == TS_OK && *copied && !(tmp = malloc(strlen(w->path) + 8))) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  if (st == TS_OK && *copied) {
     sprintf(tmp, "%s.cog", w->path);
     static const unsigned char header[16] = {'I', 'I', 43, 0, 8, 0, 0, 0};
     out = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (out < 0 || write_all(out, header, sizeof header, 0))
       st = ts_fail(err, TS_ERR_IO, "%s: cannot create %s: %s", w->path, tmp, strerror(errno));
+    if (st == TS_OK) st = write_ifds(w, out, 1, &y, err);
   }
-  if (st == TS_OK) st = write_ifds(w, out, 1, &y, err);
-  for (int L = w->n - 1; st == TS_OK && L >= 0; L--)
+  for (int L = w->n - 1; st == TS_OK && out >= 0 && L >= 0; L--)
     for (int64_t i = 0; st == TS_OK && i < w->lv[L].across * w->lv[L].down; i++) {
       loff_t from = (loff_t)w->lv[L].off[i], to = (loff_t)moved[L][i];
       size_t left = w->lv[L].size[i];
@@ -690,29 +806,12 @@ static ts_status finish_cog(tiff_writer *w, ts_error *err) {
     }
   for (int L = 0; L < w->n; L++) free(moved[L]);
   layout_free(&y, w->n);
-  if (st == TS_OK && fsync(out) != 0) st = ts_fail(err, TS_ERR_IO, "%s: cannot sync the output to disk", tmp);
+  if (st == TS_OK && out >= 0 && fsync(out) != 0) st = ts_fail(err, TS_ERR_IO, "%s: cannot sync the output to disk", tmp);
   if (out >= 0) close(out);
-  if (st == TS_OK && rename(tmp, w->path) != 0)
+  if (st == TS_OK && out >= 0 && rename(tmp, w->path) != 0)
     st = ts_fail(err, TS_ERR_IO, "%s: cannot rename %s to it: %s", w->path, tmp, strerror(errno));
   if (st && tmp) unlink(tmp);
   free(tmp);
-  return st;
-}
-
-/* An uncompressed COG: its IFDs' size does not depend on the offsets they
- * hold, and every tile is tile_bytes, so each tile's place in the final
- * order is known before any is written (the same bytes finish_cog's copy
- * makes). */
-static ts_status place_tiles(tiff_writer *w, ts_error *err) {
-  layout probe = {0};
-  ts_status st = build(w, 1, 16, &probe, err);
-  uint64_t pos = st == TS_OK ? probe.at[w->n - 1] + probe.size[w->n - 1] : 0;
-  layout_free(&probe, w->n);
-  for (int L = w->n - 1; st == TS_OK && L >= 0; L--) {
-    const int64_t nt = w->lv[L].across * w->lv[L].down;
-    if (!(w->lv[L].place = malloc((size_t)nt * sizeof *w->lv[L].place))) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
-    for (int64_t i = 0; i < nt; i++, pos += w->tile_bytes) w->lv[L].place[i] = pos;
-  }
   return st;
 }
 
@@ -726,8 +825,10 @@ static ts_status finish_placed(tiff_writer *w, ts_error *err) {
 }
 
 static ts_status close_writer(tiff_writer *w, int keep, ts_error *err) {
-  const int copy = !keep && w->o.layout == TS_LAYOUT_COG && !w->lv[0].place;
-  ts_status st = w->lv[0].place ? finish_placed(w, err) : copy ? finish_cog(w, err) : finish_in_place(w, err);
+  int copy = 0;
+  ts_status st = w->lv[0].place                              ? finish_placed(w, err)
+                 : keep || w->o.layout != TS_LAYOUT_COG ? finish_in_place(w, err)
+                                                        : finish_cog(w, &copy, err);
   /* the data must be on disk before the rename makes it the output */
   if (st == TS_OK && !copy && fsync(w->fd) != 0)
     st = ts_fail(err, TS_ERR_IO, "%s: cannot sync the output to disk", w->path);

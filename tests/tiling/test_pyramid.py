@@ -175,6 +175,48 @@ def test_cog_validates_and_keeps_georeferencing(tmp_path, geo, comp):
     assert "EPSG:32633" in info and "nodata:    7" in info and "level 3:   188 x 138" in info
 
 
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="a tmpfs at /dev/shm")
+@pytest.mark.parametrize("comp", ["deflate", "zstd", "lzw"])
+def test_compressed_cog_is_the_same_file_cut_or_copied(tmp_path, src, comp):
+    """A compressed COG's rows of tiles are written into regions of the file
+    in the final order, and finish cuts their unused ends out (fallocate's
+    COLLAPSE_RANGE: ext4, XFS). tmpfs cannot, and there the tiles are copied
+    into a new file laid out the same (as LZW's always are). The same bytes
+    either way: every row of tiles starts on 4 KiB, its tiles back to back,
+    the last tile ends the file, and GDAL's validator passes it."""
+    from osgeo_utils.samples import validate_cloud_optimized_geotiff as v
+    import tempfile
+    shm = tempfile.mkdtemp(dir="/dev/shm")
+    try:
+        outs = [tmp_path / "disk.tif", os.path.join(shm, "shm.tif")]
+        for out in outs:
+            run("run", "-i", src[("u8", 3)], "-o", out, "-p", "gaussian sigma=1", "--layout", "cog", "--compression",
+                comp, "--threads", 2, "--quiet")
+        data = [open(o, "rb").read() for o in outs]
+    finally:
+        shutil.rmtree(shm)
+    assert data[0] == data[1]
+    warnings, errors, _ = v.validate(str(outs[0]), full_check=True)
+    assert errors == [] and warnings == [], (errors, warnings)
+    with tifffile.TiffFile(outs[0]) as t:
+        pages = list(t.pages)
+        assert len(pages) == 4 and pages[-1].shape[:2] == ((H + 7) // 8, (W + 7) // 8)
+        end = None
+        for pg in reversed(pages):  # the smallest level's tiles first, after the IFDs
+            across = -(-pg.imagewidth // pg.tilewidth)
+            off, n = pg.dataoffsets, pg.databytecounts
+            for i in range(len(off)):
+                if end is None:
+                    assert off[i] % 4096 == 0 and off[i] > max(q.offset for q in pages)
+                elif i % across == 0:  # zeros up to the next 4 KiB
+                    assert off[i] % 4096 == 0 and 0 <= off[i] - end < 4096, (pg.index, i)
+                    assert not any(data[0][end:off[i]]), (pg.index, i)
+                else:
+                    assert off[i] == end, (pg.index, i)
+                end = off[i] + n[i]
+        assert end == len(data[0])
+
+
 def test_big_endian_georeferencing_is_carried_as_values(tmp_path):
     """Tags are copied element by element into the little-endian output:
     a big-endian GeoTIFF (tifffile's, not GDAL's) reads the same in GDAL."""
