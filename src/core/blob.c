@@ -25,3 +25,9 @@ void ts_blob_free(ts_blob *b) {
   free(b->p);
   memset(b, 0, sizeof *b);
 }
+
+char *ts_concat(const char *a, const char *b) {
+  char *s = malloc(strlen(a) + strlen(b) + 1);
+  if (s) strcat(strcpy(s, a), b);
+  return s;
+}

@@ -56,7 +56,63 @@ static ts_status write_durably(ts_journal *j, const ts_blob *b, ts_error *err) {
   if (b->size && write_all(j->fd, b->p, b->size) != 0)
     return ts_fail(err, TS_ERR_IO, "%s: cannot write the journal: %s", j->path, strerror(errno));
   if (fsync(j->fd) != 0) return ts_fail(err, TS_ERR_IO, "%s: cannot sync the journal: %s", j->path, strerror(errno));
+  j->size += b->size;
   return TS_OK;
+}
+
+/* Copy in[from, to) to the end of out: in the kernel where it can, else
+ * through a buffer. */
+static int copy_range(int in, int out, uint64_t from, uint64_t to) {
+  while (from < to) {
+    loff_t f = (loff_t)from;
+    ssize_t k = copy_file_range(in, &f, out, NULL, (size_t)(to - from), 0);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) { /* not between these files here: read and write */
+      char buf[65536];
+      const size_t n = to - from < sizeof buf ? (size_t)(to - from) : sizeof buf;
+      k = pread(in, buf, n, (off_t)from);
+      if (k <= 0 || write_all(out, buf, (size_t)k) != 0) return -1;
+    }
+    from += (uint64_t)k;
+  }
+  return 0;
+}
+
+/* Rewrite the journal without its snapshots, then the pending lines (the
+ * new snapshot with them): OUT.journal.tmp, locked, synced and renamed over
+ * OUT.journal, whose directory is synced. Until the rename the old file
+ * is the journal, whole; after it the new one, whole. */
+static ts_status compact(ts_journal *j, uint64_t snap_at, uint64_t snap_len, ts_error *err) {
+  char *tmp = ts_concat(j->path, ".tmp"), *slash = NULL;
+  if (!tmp) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  const int in = open(j->path, O_RDONLY | O_CLOEXEC), out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  int bad = in < 0 || out < 0 || flock(out, LOCK_EX | LOCK_NB) != 0;
+  uint64_t at = 0, kept = 0;
+  for (int i = 0; !bad && i <= j->nsnaps; i++) { /* what lies between the snapshots */
+    const uint64_t end = i < j->nsnaps ? j->snap_off[i] : j->size;
+    bad = copy_range(in, out, at, end) != 0;
+    kept += end - at;
+    if (i < j->nsnaps) at = j->snap_off[i] + j->snap_len[i];
+  }
+  bad = bad || write_all(out, j->pending.p, j->pending.size) != 0 || fsync(out) != 0 || rename(tmp, j->path) != 0;
+  ts_status st = bad ? ts_fail(err, TS_ERR_IO, "%s: cannot rewrite the journal (%s): %s", j->path, tmp, strerror(errno))
+                     : TS_OK;
+  if (in >= 0) close(in);
+  if (bad) {
+    if (out >= 0) close(out);
+    unlink(tmp);
+  } else {
+    close(j->fd); /* the old file, and its lock */
+    j->fd = out;
+    j->size = kept + j->pending.size;
+    j->snap_off[0] = kept + snap_at, j->snap_len[0] = snap_len, j->nsnaps = 1;
+    j->compactions++;
+    if ((slash = strrchr(tmp, '/'))) slash[1] = '\0';
+    const int dir = open(slash ? tmp : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir >= 0) fsync(dir), close(dir); /* the rename itself, durable */
+  }
+  free(tmp);
+  return st;
 }
 
 ts_status ts_journal_create(const char *path, const char *fingerprint, int64_t every_tasks, double every_seconds,
@@ -73,6 +129,9 @@ ts_status ts_journal_create(const char *path, const char *fingerprint, int64_t e
   j->last = ts_now();
   j->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (j->fd >= 0) flock(j->fd, LOCK_EX | LOCK_NB); /* held while the run writes: see ts_journal_busy */
+  char *tmp = ts_concat(path, ".tmp");
+  if (tmp) unlink(tmp); /* a rewrite an earlier run did not finish */
+  free(tmp);
   if (j->fd < 0) {
     ts_status st = ts_fail(err, TS_ERR_IO, "%s: cannot create the journal: %s", path, strerror(errno));
     free(j->path);
@@ -164,6 +223,7 @@ ts_status ts_journal_record(ts_journal *j, int64_t index, const void *rec, size_
     struct iovec v[3] = {{j->pending.p + at, j->pending.size - at}, {(void *)rec, len}, {"\n", 1}};
     if (writev_all(j->fd, v, 3) != 0)
       return ts_fail(err, TS_ERR_IO, "%s: cannot write the journal: %s", j->path, strerror(errno));
+    j->size += j->pending.size - at + len + 1;
     j->pending.size = at;
   } else if (ts_blob_append(&j->pending, rec, len) || ts_blob_append(&j->pending, "\n", 1)) {
     return ts_fail(err, TS_ERR_NOMEM, "out of memory");
@@ -183,10 +243,22 @@ ts_status ts_journal_checkpoint(ts_journal *j, ts_writer *w, ts_error *err) {
   if (!j->npending) return TS_OK;
   ts_status st = TS_OK; /* the data first: the journal lists only durable tasks */
   if (w) st = ts_writer_sync(w, err);
+  const uint64_t snap_at = j->pending.size;
   if (st == TS_OK && j->snapshot) st = add_snapshot(j, err);
+  const uint64_t snap_len = j->pending.size - snap_at;
   if (st == TS_OK && j->sync_fd >= 0 && syncfs(j->sync_fd) != 0)
     st = ts_fail(err, TS_ERR_IO, "%s: cannot sync the output files: %s", j->path, strerror(errno));
-  if (st == TS_OK) st = write_durably(j, &j->pending, err);
+  uint64_t dead = 0; /* with this snapshot, all the file's are superseded */
+  for (int i = 0; i < j->nsnaps; i++) dead += j->snap_len[i];
+  const uint64_t live = j->size - dead + j->pending.size;
+  if (st == TS_OK && j->snapshot && (dead > 2 * live || j->nsnaps == TS_JOURNAL_SNAPS)) {
+    st = compact(j, snap_at, snap_len, err);
+  } else if (st == TS_OK) {
+    const uint64_t at = j->size;
+    st = write_durably(j, &j->pending, err);
+    if (st == TS_OK && j->snapshot && j->nsnaps < TS_JOURNAL_SNAPS) /* (always: see above) */
+      j->snap_off[j->nsnaps] = at + snap_at, j->snap_len[j->nsnaps++] = snap_len;
+  }
   if (st) return st;
   j->durable += j->npending;
   j->npending = 0;

@@ -10,7 +10,8 @@
  *   stats KERNEL STAGE N V1 .. VN   a statistics pass's merged partial (%a)
  *   task T N OFF SIZE CRC ...       task T's N output tiles, in order
  *   snap K LEN CRC                  the pieces a pyramid's upper tiles hold after
- *                                   task K-1, LEN bytes follow (one per checkpoint)
+ *                                   task K-1, LEN bytes follow (one per checkpoint;
+ *                                   the superseded ones are dropped, see below)
  *   rec INDEX LEN CRC               list mode: an input's record, LEN bytes follow
  *
  * Tasks are stored in task order, so the journaled tasks are always a
@@ -32,6 +33,12 @@ typedef struct ts_jpass {
   double *v;
 } ts_jpass;
 
+/* Each snapshot supersedes the one before; the file is rewritten without
+ * the superseded ones (compacted: OUT.journal.tmp, synced, renamed over)
+ * before they weigh twice what the rest does, and before there are this
+ * many. */
+#define TS_JOURNAL_SNAPS 8
+
 /* A journal being written. */
 typedef struct ts_journal {
   char *path;
@@ -49,6 +56,10 @@ typedef struct ts_journal {
   /* a pyramid's pieces of its upper tiles, saved at every checkpoint (NULL: none) */
   ts_status (*snapshot)(void *ctx, ts_blob *out, ts_error *err);
   void *snapshot_ctx;
+  uint64_t size;        /* bytes durable in the file */
+  uint64_t snap_off[TS_JOURNAL_SNAPS], snap_len[TS_JOURNAL_SNAPS]; /* its snapshots, in file order */
+  int nsnaps;
+  int64_t compactions;
 } ts_journal;
 
 /* What a journal on disk says. */

@@ -13,12 +13,6 @@
 #include "engine/leftovers.h"
 #include "tessera/io.h"
 
-static char *concat(const char *a, const char *b) {
-  char *s = malloc(strlen(a) + strlen(b) + 1);
-  if (s) strcat(strcpy(s, a), b);
-  return s;
-}
-
 /* An interrupted replay: the previous run's files are the truth again. */
 static ts_status restore(const ts_leftovers *l, const char *prevj, const char *prevp, ts_error *err) {
   if (!ts_path_exists(prevj)) return TS_OK;
@@ -55,7 +49,7 @@ static ts_status take(ts_leftovers *l, const char *fingerprint, ts_journal_state
 ts_status ts_leftovers_check(ts_leftovers *l, const ts_job *job, const char *fingerprint, ts_journal_state *saved,
                              ts_error *err) {
   l->prev_journal = l->prev_partial = NULL;
-  char *prevj = concat(l->journal, ".prev"), *prevp = l->partial ? concat(l->partial, ".prev") : NULL;
+  char *prevj = ts_concat(l->journal, ".prev"), *prevp = l->partial ? ts_concat(l->partial, ".prev") : NULL;
   ts_status st = prevj && (prevp || !l->partial) ? TS_OK : ts_fail(err, TS_ERR_NOMEM, "out of memory");
   if (st == TS_OK && ts_journal_busy(l->journal))
     st = ts_fail(err, TS_ERR_EXISTS, "%s: another tessera run is still writing it (%s is locked); wait for it or "

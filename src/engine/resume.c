@@ -25,12 +25,6 @@
 #include "engine/plan.h"
 #include "engine/pyramid.h"
 
-static char *concat(const char *a, const char *b) {
-  char *s = malloc(strlen(a) + strlen(b) + 1);
-  if (s) strcat(strcpy(s, a), b);
-  return s;
-}
-
 /* The job's identity: what must not change between a run and its resume. */
 static char *fingerprint(const ts_plan *p) {
   const ts_job *job = p->job;
@@ -73,7 +67,7 @@ static char *fingerprint(const ts_plan *p) {
 ts_status ts_plan_open_output(ts_plan *p, ts_error *err) {
   const ts_job *job = p->job;
   char *file = ts_output_file(job->output);
-  char *partial = file ? concat(file, ".partial") : NULL, *journal = file ? concat(file, ".journal") : NULL;
+  char *partial = file ? ts_concat(file, ".partial") : NULL, *journal = file ? ts_concat(file, ".journal") : NULL;
   char *fp = fingerprint(p);
   ts_status st = file && partial && journal && fp ? TS_OK : ts_fail(err, TS_ERR_NOMEM, "out of memory");
   /* a directory store resumes in place; a file is replayed from its previous copy */

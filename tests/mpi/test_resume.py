@@ -79,15 +79,13 @@ def journal_tasks(path):
         return 0
 
 
-def snapshot_tasks(path):
-    """The task count of the journal's last complete snapshot (0 if none) ("snap K LEN CRC #LINECRC",
-    LEN bytes whose CRC-32 is CRC, a newline): what a pyramid's resume replays. A SIGKILL
-    during the checkpoint's one write can leave its task lines whole and its snapshot
-    cut short (a write to a file stops at a page boundary on a fatal signal); the
-    tasks after the last whole snapshot are then redone."""
-    data, at, k = open(path, "rb").read(), 0, 0
+def snapshots(path):
+    """The journal's whole snapshot records, in order: (K, bytes) for each
+    "snap K LEN CRC #LINECRC" line followed by LEN bytes whose CRC-32 is
+    CRC and a newline. What follows a torn record is not trusted."""
+    data, at, out = open(path, "rb").read(), 0, []
     while (e := data.find(b"\n", at)) >= 0:
-        line, at = data[at:e], e + 1
+        line, start, at = data[at:e], at, e + 1
         if line.startswith((b"snap ", b"rec ")):
             num, n, crc = line.split(b" #")[0].split()[1:4]
             body = data[at:at + int(n)]
@@ -95,8 +93,18 @@ def snapshot_tasks(path):
                 break
             at += int(n) + 1
             if line.startswith(b"snap "):
-                k = int(num)
-    return k
+                out.append((int(num), at - start))
+    return out
+
+
+def snapshot_tasks(path):
+    """The task count of the journal's last whole snapshot (0 if none): what
+    a pyramid's resume replays. A SIGKILL during the checkpoint's one write
+    can leave its task lines whole and its snapshot cut short (a write to a
+    file stops at a page boundary on a fatal signal); the tasks after the
+    last whole snapshot are then redone."""
+    s = snapshots(path)
+    return s[-1][0] if s else 0
 
 
 def replayable_tasks(path):
@@ -616,6 +624,33 @@ def shard_ref(tmp_path_factory):
         run(*args_for(d / "out.zarr", SLOW, *SHARD, *extra))
         out[name] = store_files(d / "out.zarr")
     return out
+
+
+def test_pyramid_journal_drops_superseded_snapshots(tmp_path, pyr_refs):
+    """Every checkpoint's snapshot supersedes the one before: the journal is
+    rewritten without the superseded ones (OUT.journal.tmp, synced, renamed
+    over) before they weigh twice the rest, so it stays the size of its
+    task lines and one snapshot, not one snapshot per checkpoint. With a
+    checkpoint after every task, stopped midway: hundreds of checkpoints,
+    at most 8 snapshots in the file, the superseded ones at most twice the
+    rest; and the resume from that journal is byte-identical."""
+    out, journal = tmp_path / "out.tif", tmp_path / "out.tif.journal"
+    args = [*PYR, "--layout", "ome", "--compression", "deflate", "--threads", 2]
+    p = launch(0, args_for(out, SLOW, *args, "--checkpoint-tasks", 1, "--stats", tmp_path / "stop.json"), tmp_path)
+    wait_until(lambda: journal_tasks(journal) >= TASKS // 2, p)
+    p.send_signal(signal.SIGUSR1)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 75, err
+    checkpoints = json.loads((tmp_path / "stop.json").read_text())["checkpoints"]
+    snaps, size = snapshots(journal), journal.stat().st_size
+    assert checkpoints >= TASKS // 2 and 1 <= len(snaps) <= 8, (checkpoints, len(snaps))
+    dead = sum(n for _, n in snaps[:-1])
+    assert dead <= 2 * (size - dead) and size < checkpoints * snaps[-1][1] / 20, (dead, size, checkpoints, snaps[-1])
+    assert not (tmp_path / "out.tif.journal.tmp").exists()
+    journaled = snapshot_tasks(journal)
+    s = resume(tmp_path, out, SLOW, *args)
+    assert out.read_bytes() == pyr_refs["ome", "deflate"]
+    assert s["resumed"] == journaled
 
 
 @pytest.mark.parametrize("np_", [0, 3])
