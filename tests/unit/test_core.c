@@ -9,11 +9,13 @@
  * filter), the zlib streams (written by libdeflate or as literals and
  * runs, read by ISA-L; checked against zlib itself both ways, corruption
  * caught, the same bytes from a fresh compressor) and the zstd frames of
- * runs. */
+ * runs. One test writes files (in a directory of its own under the
+ * working directory): a compressed COG's two ways to its layout. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "tessera/tessera.h"
 #include <zlib.h>
 #include <zstd.h>
@@ -419,6 +421,64 @@ static void test_zstream(void) {
   ts_zstream_free(&z);
 }
 
+/* A 1100x700 deflate COG of 3 levels whose tiles are stored row by row,
+ * or each level's from its last tile back; the file's bytes in *bytes. */
+static size_t cog_file(const char *path, int backwards, unsigned char **bytes) {
+  ts_error err = {0};
+  const ts_writer_options o = {.w = 1100, .h = 700, .channels = 1, .dtype = TS_U8, .tile = 256,
+                               .compression = TS_COMPRESS_DEFLATE, .level = -1, .force = 1, .levels = 3,
+                               .layout = TS_LAYOUT_COG};
+  ts_writer *w = NULL;
+  ts_encoder *e = NULL;
+  CHECK(ts_writer_open(path, &o, &w, &err) == TS_OK && ts_encoder_new(path, &o, &e, &err) == TS_OK);
+  static unsigned char px[256 * 256];
+  int64_t lw = o.w, lh = o.h;
+  for (int L = 0; w && e && L < 3; L++, lw = (lw + 1) / 2, lh = (lh + 1) / 2) {
+    const int64_t across = (lw + 255) / 256, n = across * ((lh + 255) / 256);
+    for (int64_t k = 0; k < n; k++) {
+      const int64_t i = backwards ? n - 1 - k : k;
+      ts_rect r = {(i % across) * 256, (i / across) * 256, 256, 256};
+      if (r.x + r.w > lw) r.w = lw - r.x;
+      if (r.y + r.h > lh) r.h = lh - r.y;
+      for (int64_t y = 0; y < r.h; y++)
+        for (int64_t x = 0; x < r.w; x++)
+          px[y * 256 + x] = (unsigned char)((r.x + x) / 3 + (r.y + y) / 5 + 40 * L + ((x * y) % 7 == 0));
+      const void *data = NULL;
+      size_t size = 0;
+      CHECK(ts_encoder_encode(e, L, r, px, 256, NULL, 0, &data, &size, &err) == TS_OK);
+      CHECK(ts_writer_write_encoded(w, L, r, data, size, &err) == TS_OK);
+    }
+  }
+  ts_encoder_free(&e);
+  CHECK(w && ts_writer_finish(&w, &err) == TS_OK);
+  if (err.code) fprintf(stderr, "%s\n", err.msg);
+  FILE *f = fopen(path, "rb");
+  size_t n = 0;
+  *bytes = NULL;
+  if (f && fseek(f, 0, SEEK_END) == 0 && (n = (size_t)ftell(f)) > 0 && (*bytes = malloc(n))) {
+    rewind(f);
+    CHECK(fread(*bytes, 1, n, f) == n);
+  }
+  if (f) fclose(f);
+  return n;
+}
+
+/* A compressed COG's tiles stored in each row's order fill the rows'
+ * regions, whose unused ends finish cuts out of the file (COLLAPSE_RANGE,
+ * where the filesystem can); stored out of order they are appended, and
+ * finish copies them into the same layout. The same file either way. */
+static void test_cog_layout(void) {
+  char dir[] = "cog-XXXXXX", a[64], b[64];
+  CHECK(mkdtemp(dir) != NULL);
+  snprintf(a, sizeof a, "%s/rows.tif", dir);
+  snprintf(b, sizeof b, "%s/backwards.tif", dir);
+  unsigned char *x = NULL, *y = NULL;
+  const size_t nx = cog_file(a, 0, &x), ny = cog_file(b, 1, &y);
+  CHECK(nx > 4096 && nx == ny && x && y && memcmp(x, y, nx) == 0);
+  free(x), free(y);
+  unlink(a), unlink(b), rmdir(dir);
+}
+
 int main(void) {
   test_boundary();
   test_grid();
@@ -430,6 +490,7 @@ int main(void) {
   test_separable_u8();
   test_zstream();
   test_deflate_runs();
+  test_cog_layout();
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }
