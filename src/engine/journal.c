@@ -106,7 +106,6 @@ static ts_status compact(ts_journal *j, uint64_t snap_at, uint64_t snap_len, ts_
     j->fd = out;
     j->size = kept + j->pending.size;
     j->snap_off[0] = kept + snap_at, j->snap_len[0] = snap_len, j->nsnaps = 1;
-    j->compactions++;
     if ((slash = strrchr(tmp, '/'))) slash[1] = '\0';
     const int dir = open(slash ? tmp : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir >= 0) fsync(dir), close(dir); /* the rename itself, durable */

@@ -59,7 +59,6 @@ typedef struct ts_journal {
   uint64_t size;        /* bytes durable in the file */
   uint64_t snap_off[TS_JOURNAL_SNAPS], snap_len[TS_JOURNAL_SNAPS]; /* its snapshots, in file order */
   int nsnaps;
-  int64_t compactions;
 } ts_journal;
 
 /* What a journal on disk says. */
