@@ -526,23 +526,40 @@ static ts_status cog_order(tiff_writer *w, uint64_t **moved, ts_error *err) {
   return st;
 }
 
-/* Cut each row region's unused end out of the file (the last region's
- * is past the end already), from the last region to the first so that
- * the ones before keep their place; every tile after a cut moves down
- * with the file. 0 when the filesystem cannot (then nothing of the file
- * is lost: off[] says where the tiles are). */
+/* What finish cuts out of row y of level L's region: its end past the
+ * 4 KiB after its last tile (0 for the last region: the file ends there). */
+static uint64_t row_cut(const tiff_writer *w, int L, int64_t y) {
+  if (L == 0 && y == w->lv[0].down - 1) return 0;
+  const uint64_t from = align_up(w->lv[L].row_end[y], TS_COG_ALIGN), to = w->lv[L].row_at[y] + row_room(w, L);
+  return to > from ? to - from : 0;
+}
+
+/* Cut each row region's unused end out of the file, from the last region
+ * to the first so that the ones before keep their place; then move every
+ * tile's offset down by the cuts before its row (one pass: a cut that
+ * failed and the ones before it moved nothing). 0 when the filesystem
+ * cannot cut (nothing of the file is lost: off[] says where the tiles
+ * are). */
 static int collapse_rows(tiff_writer *w) {
-  for (int L = 0; L < w->n; L++)
-    for (int64_t y = w->lv[L].down - 1; y >= 0; y--) {
-      if (L == 0 && y == w->lv[L].down - 1) continue;
-      const uint64_t from = align_up(w->lv[L].row_end[y], TS_COG_ALIGN), to = w->lv[L].row_at[y] + row_room(w, L);
-      if (to <= from) continue;
-      if (fallocate(w->fd, FALLOC_FL_COLLAPSE_RANGE, (off_t)from, (off_t)(to - from)) != 0) return 0;
-      for (int M = 0; M < w->n; M++)
-        for (int64_t i = 0; i < w->lv[M].across * w->lv[M].down; i++)
-          if (w->lv[M].size[i] && w->lv[M].off[i] >= to) w->lv[M].off[i] -= to - from;
+  int64_t regions = 0, failed = -1; /* numbered in file order: the smallest level's rows first */
+  for (int L = 0; L < w->n; L++) regions += w->lv[L].down;
+  int64_t r = regions;
+  for (int L = 0; L < w->n && failed < 0; L++)
+    for (int64_t y = w->lv[L].down - 1; y >= 0 && failed < 0; y--) {
+      const uint64_t n = row_cut(w, L, y), to = w->lv[L].row_at[y] + row_room(w, L);
+      r--;
+      if (n && fallocate(w->fd, FALLOC_FL_COLLAPSE_RANGE, (off_t)(to - n), (off_t)n) != 0) failed = r;
     }
-  return 1;
+  uint64_t gone = 0;
+  r = 0;
+  for (int L = w->n - 1; L >= 0; L--)
+    for (int64_t y = 0; y < w->lv[L].down; y++, r++) {
+      level *l = &w->lv[L];
+      for (int64_t i = y * l->across; i < (y + 1) * l->across; i++)
+        if (l->size[i]) l->off[i] -= gone;
+      if (r > failed) gone += row_cut(w, L, y);
+    }
+  return failed < 0;
 }
 
 /* COG: IFDs (chained) from byte 16, then each level's tiles from the
@@ -571,9 +588,8 @@ static ts_status finish_cog(tiff_writer *w, int *copied, ts_error *err) {
     for (int L = 0; L < w->n; L++) w->lv[L].off = written[L];
   }
   if (st == TS_OK && !*copied) st = write_ifds(w, w->fd, 1, &y, err);
-  if (st == TS_OK && *copied && !(tmp = malloc(strlen(w->path) + 8))) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  if (st == TS_OK && *copied && !(tmp = ts_concat(w->path, ".cog"))) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
   if (st == TS_OK && *copied) {
-    sprintf(tmp, "%s.cog", w->path);
     static const unsigned char header[16] = {'I', 'I', 43, 0, 8, 0, 0, 0};
     out = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (out < 0 || write_all(out, header, sizeof header, 0))
