@@ -126,6 +126,19 @@ size_t ts_tiff_stream_bound(uint16_t comp, size_t tile_bytes) {
 }
 static size_t stream_bound(const ts_encoder_state *e) { return ts_tiff_stream_bound(e->comp, e->tile_bytes); }
 
+/* Deflate and zstd: their streams' bound. LZW: its worst case, a code of
+ * at most 12 bits per input byte, and a clear code each time the table of
+ * 4094 entries fills (libtiff's encoder). JPEG has no tight bound
+ * (libjpeg-turbo's tj3JPEGBufSize allows over 4 bytes a sample): twice the
+ * raw tile, and its own tables, which a tile of any quality rarely
+ * comes near; the writer treats a tile over its room as out of place. */
+size_t ts_tiff_tile_room(uint16_t comp, size_t tile_bytes) {
+  if (comp == COMPRESSION_ADOBE_DEFLATE || comp == COMPRESSION_ZSTD) return ts_tiff_stream_bound(comp, tile_bytes);
+  if (comp == COMPRESSION_LZW) return tile_bytes + tile_bytes / 2 + tile_bytes / 2048 + 64;
+  if (comp == COMPRESSION_JPEG) return 2 * tile_bytes + 4096;
+  return tile_bytes;
+}
+
 /* Into dst when given (it holds stream_bound), else into the encoder's buffer. */
 static ts_status stream_tile(ts_encoder_state *e, ts_rect r, unsigned char *dst, const void **data, size_t *size,
                              ts_error *err) {

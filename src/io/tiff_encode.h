@@ -15,6 +15,9 @@ uint16_t ts_tiff_compression(ts_compression c);
 int ts_tiff_has_predictor(uint16_t comp);
 /* The most bytes a deflate or zstd tile of tile_bytes takes. */
 size_t ts_tiff_stream_bound(uint16_t comp, size_t tile_bytes);
+/* The room a compressed COG's row regions give each tile (tiff_write.c):
+ * the most it can take, or for JPEG, what it takes short of pathology. */
+size_t ts_tiff_tile_room(uint16_t comp, size_t tile_bytes);
 
 /* The writer's encoder ops (ts_writer_ops). */
 ts_status ts_tiff_encoder_new(const char *path, const ts_writer_options *o, ts_encoder_state **out, ts_error *err);

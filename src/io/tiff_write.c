@@ -16,12 +16,14 @@
  *   the smallest overview to the full resolution, each level row-major.
  *   Uncompressed, every tile's place is known at open (place_tiles).
  *   Compressed, a tile's size is known only once it is made: each row of
- *   tiles gets a region of the file as large as its tiles can be, in the
- *   final order, 4 KiB-aligned (place_rows); a row's tiles are written
+ *   tiles gets a region of the file as large as its tiles can be (JPEG:
+ *   short of pathology, ts_tiff_tile_room), in the final order, 4 KiB-
+ *   aligned (place_rows); a row's tiles are written
  *   one after another at its start, and finish cuts the unused end of
  *   every region out of the file (fallocate's COLLAPSE_RANGE, a change of
  *   the file's extents: no byte is copied). Where the filesystem cannot,
- *   finish copies the tiles into a new file laid out the same.
+ *   or a tile came out of its row's order or over its room, finish copies
+ *   the tiles into a new file laid out the same.
  * Metadata carried from the input (GeoTIFF, GDAL, resolution, ICC) is
  * written as the input stored it; README "Metadata" says what is kept,
  * rewritten and dropped. */
@@ -56,7 +58,7 @@ typedef struct tiff_writer {
   int n; /* levels */
   level lv[TS_MAX_LEVELS];
   uint64_t end; /* where the next tile goes (appended) */
-  uint64_t tile_bound; /* a compressed COG with row regions: the most a tile's stream takes */
+  uint64_t tile_room; /* a compressed COG with row regions: the room each tile has (ts_tiff_tile_room) */
   int unordered;       /* ... but a tile came out of its row's order: appended, and finish copies */
   uint64_t unflushed; /* bytes written since writeback was last started (see start_writeback) */
   char *description;
@@ -202,8 +204,7 @@ static ts_status tiff_wopen(const char *path, const ts_writer_options *o, void *
     return st;
   }
   w->end = sizeof header;
-  if (o->layout == TS_LAYOUT_COG && (comp == COMPRESSION_NONE || comp == COMPRESSION_ADOBE_DEFLATE ||
-                                     comp == COMPRESSION_ZSTD)) { /* no copy at the end */
+  if (o->layout == TS_LAYOUT_COG) { /* no copy at the end */
     ts_status st = comp == COMPRESSION_NONE ? place_tiles(w, err) : place_rows(w, err);
     if (st) {
       tiff_abort(w);
@@ -230,13 +231,13 @@ static ts_status tile_index(tiff_writer *w, int L, ts_rect r, int64_t *i, ts_err
  * each checkpoint's) waits only for the last few megabytes: measured here,
  * a 358 MB pyramid's final fsync took 0.13-0.18 s, a fifth of the run. A
  * hint only: where the call is refused (not every filesystem has it)
- * nothing changes. A compressed COG written without row regions (LZW,
- * JPEG) is copied into the final file at the end and dropped, so it is
- * not written back early. */
+ * nothing changes. A COG whose tile came out of place will be copied
+ * into the final file at the end and dropped: no more of it is written
+ * back early. */
 #define TS_WRITEBACK_BYTES ((uint64_t)8 << 20)
 
 static void start_writeback(tiff_writer *w, size_t just_written) {
-  if (w->o.layout == TS_LAYOUT_COG && !w->lv[0].place && !w->lv[0].row_at) return;
+  if (w->unordered) return;
   w->unflushed += just_written;
   if (w->unflushed < TS_WRITEBACK_BYTES) return;
   w->unflushed = 0;
@@ -252,7 +253,7 @@ static ts_status tiff_write_encoded(void *ctx, int L, ts_rect r, const void *dat
   const int64_t row = i / l->across, col = i % l->across;
   /* in its row's region if it is the row's next tile (they come in order:
    * tasks and upper tiles are stored row-major), else appended */
-  const int in_row = l->row_at && !w->unordered && col == l->row_next[row] && size <= w->tile_bound;
+  const int in_row = l->row_at && !w->unordered && col == l->row_next[row] && size <= w->tile_room;
   if (l->row_at && !in_row) w->unordered = 1;
   const uint64_t at = l->place ? l->place[i] : in_row ? l->row_end[row] : w->end;
   if (l->place && size != w->tile_bytes)
@@ -485,7 +486,7 @@ static ts_status place_tiles(tiff_writer *w, ts_error *err) {
 
 /* A row's region: room for all its tiles at their largest. */
 static uint64_t row_room(const tiff_writer *w, int L) {
-  return align_up((uint64_t)w->lv[L].across * w->tile_bound, TS_COG_ALIGN);
+  return align_up((uint64_t)w->lv[L].across * w->tile_room, TS_COG_ALIGN);
 }
 
 /* A compressed COG: each row of tiles gets a region in the final order,
@@ -494,7 +495,7 @@ static uint64_t row_room(const tiff_writer *w, int L) {
 static ts_status place_rows(tiff_writer *w, ts_error *err) {
   uint64_t pos;
   ts_status st = ifds_end(w, &pos, err);
-  w->tile_bound = ts_tiff_stream_bound(w->comp, w->tile_bytes);
+  w->tile_room = ts_tiff_tile_room(w->comp, w->tile_bytes);
   pos = align_up(pos, TS_COG_ALIGN);
   for (int L = w->n - 1; st == TS_OK && L >= 0; L--) {
     level *l = &w->lv[L];
@@ -564,8 +565,9 @@ static int collapse_rows(tiff_writer *w) {
 
 /* COG: IFDs (chained) from byte 16, then each level's tiles from the
  * smallest level to the full one (cog_order). Written in row regions, the
- * file becomes that by cutting the regions' unused ends out; else (LZW,
- * JPEG, a tile out of order, a filesystem that cannot cut) the tiles are
+ * file becomes that by cutting the regions' unused ends out; else (a
+ * tile out of order or over its room, a filesystem that cannot cut) the
+ * tiles are
  * copied into OUT.cog in that order, which then replaces the data file
  * (*copied). GDAL's COG driver also leaves ghost areas (a
  * structural-metadata block, tile leaders); its validator does not

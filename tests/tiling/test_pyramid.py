@@ -176,14 +176,14 @@ def test_cog_validates_and_keeps_georeferencing(tmp_path, geo, comp):
 
 
 @pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="a tmpfs at /dev/shm")
-@pytest.mark.parametrize("comp", ["deflate", "zstd", "lzw"])
+@pytest.mark.parametrize("comp", ["deflate", "zstd", "lzw", "jpeg"])
 def test_compressed_cog_is_the_same_file_cut_or_copied(tmp_path, src, comp):
     """A compressed COG's rows of tiles are written into regions of the file
     in the final order, and finish cuts their unused ends out (fallocate's
     COLLAPSE_RANGE: ext4, XFS). tmpfs cannot, and there the tiles are copied
-    into a new file laid out the same (as LZW's always are). The same bytes
-    either way: every row of tiles starts on 4 KiB, its tiles back to back,
-    the last tile ends the file, and GDAL's validator passes it."""
+    into a new file laid out the same. The same bytes either way: every row
+    of tiles starts on 4 KiB, its tiles back to back, the last tile ends the
+    file, and GDAL's validator passes it."""
     from osgeo_utils.samples import validate_cloud_optimized_geotiff as v
     import tempfile
     shm = tempfile.mkdtemp(dir="/dev/shm")

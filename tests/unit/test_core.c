@@ -421,13 +421,13 @@ static void test_zstream(void) {
   ts_zstream_free(&z);
 }
 
-/* A 1100x700 deflate COG of 3 levels whose tiles are stored row by row,
- * or each level's from its last tile back; the file's bytes in *bytes. */
-static size_t cog_file(const char *path, int backwards, unsigned char **bytes) {
+/* A 1100x700 COG of 3 levels compressed with c whose tiles are stored row
+ * by row, or each level's from its last tile back; the file's bytes in
+ * *bytes. */
+static size_t cog_file(const char *path, ts_compression c, int backwards, unsigned char **bytes) {
   ts_error err = {0};
-  const ts_writer_options o = {.w = 1100, .h = 700, .channels = 1, .dtype = TS_U8, .tile = 256,
-                               .compression = TS_COMPRESS_DEFLATE, .level = -1, .force = 1, .levels = 3,
-                               .layout = TS_LAYOUT_COG};
+  const ts_writer_options o = {.w = 1100, .h = 700, .channels = 1, .dtype = TS_U8, .tile = 256, .compression = c,
+                               .level = -1, .quality = 90, .force = 1, .levels = 3, .layout = TS_LAYOUT_COG};
   ts_writer *w = NULL;
   ts_encoder *e = NULL;
   CHECK(ts_writer_open(path, &o, &w, &err) == TS_OK && ts_encoder_new(path, &o, &e, &err) == TS_OK);
@@ -466,17 +466,22 @@ static size_t cog_file(const char *path, int backwards, unsigned char **bytes) {
 /* A compressed COG's tiles stored in each row's order fill the rows'
  * regions, whose unused ends finish cuts out of the file (COLLAPSE_RANGE,
  * where the filesystem can); stored out of order they are appended, and
- * finish copies them into the same layout. The same file either way. */
+ * finish copies them into the same layout. The same file either way, for
+ * every codec. */
 static void test_cog_layout(void) {
   char dir[] = "cog-XXXXXX", a[64], b[64];
   CHECK(mkdtemp(dir) != NULL);
   snprintf(a, sizeof a, "%s/rows.tif", dir);
   snprintf(b, sizeof b, "%s/backwards.tif", dir);
-  unsigned char *x = NULL, *y = NULL;
-  const size_t nx = cog_file(a, 0, &x), ny = cog_file(b, 1, &y);
-  CHECK(nx > 4096 && nx == ny && x && y && memcmp(x, y, nx) == 0);
-  free(x), free(y);
-  unlink(a), unlink(b), rmdir(dir);
+  const ts_compression codecs[] = {TS_COMPRESS_DEFLATE, TS_COMPRESS_ZSTD, TS_COMPRESS_LZW, TS_COMPRESS_JPEG};
+  for (size_t k = 0; k < sizeof codecs / sizeof *codecs; k++) {
+    unsigned char *x = NULL, *y = NULL;
+    const size_t nx = cog_file(a, codecs[k], 0, &x), ny = cog_file(b, codecs[k], 1, &y);
+    CHECK(nx > 4096 && nx == ny && x && y && memcmp(x, y, nx) == 0);
+    free(x), free(y);
+    unlink(a), unlink(b);
+  }
+  rmdir(dir);
 }
 
 int main(void) {
