@@ -59,7 +59,8 @@ typedef struct tiff_writer {
   level lv[TS_MAX_LEVELS];
   uint64_t end; /* where the next tile goes (appended) */
   uint64_t tile_room; /* a compressed COG with row regions: the room each tile has (ts_tiff_tile_room) */
-  int unordered;       /* ... but a tile came out of its row's order: appended, and finish copies */
+  int copy;            /* a compressed COG whose tiles finish copies into place: the filesystem cannot
+                          cut, or a tile came out of its row's order or over its room (then appended) */
   uint64_t unflushed; /* bytes written since writeback was last started (see start_writeback) */
   char *description;
   ts_image_meta meta; /* a copy */
@@ -237,7 +238,7 @@ static ts_status tile_index(tiff_writer *w, int L, ts_rect r, int64_t *i, ts_err
 #define TS_WRITEBACK_BYTES ((uint64_t)8 << 20)
 
 static void start_writeback(tiff_writer *w, size_t just_written) {
-  if (w->unordered) return;
+  if (w->copy) return;
   w->unflushed += just_written;
   if (w->unflushed < TS_WRITEBACK_BYTES) return;
   w->unflushed = 0;
@@ -253,8 +254,8 @@ static ts_status tiff_write_encoded(void *ctx, int L, ts_rect r, const void *dat
   const int64_t row = i / l->across, col = i % l->across;
   /* in its row's region if it is the row's next tile (they come in order:
    * tasks and upper tiles are stored row-major), else appended */
-  const int in_row = l->row_at && !w->unordered && col == l->row_next[row] && size <= w->tile_room;
-  if (l->row_at && !in_row) w->unordered = 1;
+  const int in_row = l->row_at && !w->copy && col == l->row_next[row] && size <= w->tile_room;
+  if (l->row_at && !in_row) w->copy = 1;
   const uint64_t at = l->place ? l->place[i] : in_row ? l->row_end[row] : w->end;
   if (l->place && size != w->tile_bytes)
     return ts_fail(err, TS_ERR_INTERNAL, "%s: an uncompressed tile of %zu bytes", w->path, size);
@@ -489,10 +490,27 @@ static uint64_t row_room(const tiff_writer *w, int L) {
   return align_up((uint64_t)w->lv[L].across * w->tile_room, TS_COG_ALIGN);
 }
 
+/* Can the file's filesystem cut a range out of it (COLLAPSE_RANGE: ext4,
+ * XFS)? Tried on the file while it holds only its header: grown to three
+ * blocks of TS_COG_ALIGN, the middle one cut, truncated back. */
+static int can_cut(int fd, uint64_t size) {
+  const int ok = ftruncate(fd, (off_t)(3 * TS_COG_ALIGN)) == 0 &&
+                 fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, (off_t)TS_COG_ALIGN, (off_t)TS_COG_ALIGN) == 0;
+  return ftruncate(fd, (off_t)size) == 0 && ok;
+}
+
 /* A compressed COG: each row of tiles gets a region in the final order,
  * after the IFDs, from the smallest level to the full one. The file is
- * sparse until finish cuts the regions' unused ends out. */
+ * sparse until finish cuts the regions' unused ends out. Where the
+ * filesystem cannot cut (tmpfs, NFS, ext4 with clusters over 4 KiB), the tiles are
+ * appended instead and finish copies them: regions would only be holes
+ * there, or on a filesystem without holes, zeros written over the whole
+ * size the tiles could take. */
 static ts_status place_rows(tiff_writer *w, ts_error *err) {
+  if (!can_cut(w->fd, w->end)) {
+    w->copy = 1;
+    return TS_OK;
+  }
   uint64_t pos;
   ts_status st = ifds_end(w, &pos, err);
   w->tile_room = ts_tiff_tile_room(w->comp, w->tile_bytes);
@@ -578,7 +596,7 @@ static ts_status finish_cog(tiff_writer *w, int *copied, ts_error *err) {
   char *tmp = NULL;
   int out = -1;
   ts_status st = cog_order(w, moved, err);
-  *copied = !(st == TS_OK && w->lv[0].row_at && !w->unordered && collapse_rows(w));
+  *copied = !(st == TS_OK && w->lv[0].row_at && !w->copy && collapse_rows(w));
   for (int L = 0; st == TS_OK && !*copied && L < w->n; L++)
     for (int64_t i = 0; st == TS_OK && i < w->lv[L].across * w->lv[L].down; i++)
       if (w->lv[L].off[i] != moved[L][i])
