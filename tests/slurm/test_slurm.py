@@ -124,18 +124,27 @@ def test_signal_mid_run_stops_every_rank_cleanly(slurm, tmp_path, launcher):
     assert s["stopped"] == "SIGUSR1" and s["done"] == int(done)
 
 
+LONG = "gaussian sigma=30 | median size=9 | equalize"
+
+
+@pytest.fixture(scope="module")
+def long_local(tmp_path_factory):
+    """The long job's output, run locally without a stop: one for both launchers."""
+    out = tmp_path_factory.mktemp("long") / "local.tif"
+    run("run", "-i", "synth:12288x12288", "-o", out, "-p", LONG, "--tile", 256, "--quiet")
+    return out.read_bytes()
+
+
 @pytest.mark.parametrize("launcher", ["srun", "mpirun"])
-def test_stopped_job_requeues_itself_and_completes(slurm, tmp_path, launcher):
+def test_stopped_job_requeues_itself_and_completes(slurm, tmp_path, long_local, launcher):
     """The signal Slurm sends before a time limit, mid-run: tessera stops
     (75), the template requeues the job, the next start resumes, and the
     output equals an uninterrupted local run's."""
-    pipe = "gaussian sigma=30 | median size=9 | equalize"
     # checkpoints by task count, so the journal grows at a pace that does not
     # depend on the machine's speed (at the default 10 s a fast machine ends
     # the apply pass before its first checkpoint, and there is nothing to wait for)
     job = write_job(tmp_path, "long.ini", input={"input": "synth:12288x12288"}, output={"output": "long.tif"},
-                    pipeline={"pipeline": pipe}, partition={"tile": 256}, run={"checkpoint_tasks": 64})
-    run("run", "-i", "synth:12288x12288", "-o", tmp_path / "local.tif", "-p", pipe, "--tile", 256, "--quiet")
+                    pipeline={"pipeline": LONG}, partition={"tile": 256}, run={"checkpoint_tasks": 64})
     jobid = slurm.sbatch(TEMPLATES[launcher], job, cwd=tmp_path, env=JOB_ENV)
     slurm.wait(jobid, timeout=60, state="RUNNING")
     journal = tmp_path / "long.tif.journal"
@@ -151,7 +160,7 @@ def test_stopped_job_requeues_itself_and_completes(slurm, tmp_path, launcher):
     j = slurm.wait(jobid, timeout=300, state="COMPLETED")
     log = log_of(tmp_path, jobid)
     assert int(j["Restarts"]) == 1 and j["ExitCode"] == "0:0", (j, log)
-    assert (tmp_path / "long.tif").read_bytes() == (tmp_path / "local.tif").read_bytes()
+    assert (tmp_path / "long.tif").read_bytes() == long_local
     assert not journal.exists() and not (tmp_path / "long.tif.partial").exists()
     # one log across both starts (--open-mode=append): the stop, the requeue, the resume
     assert "stopped early by SIGUSR1" in log and f"requeueing job {jobid} to resume" in log, log
