@@ -18,8 +18,8 @@
  *   Compressed, a tile's size is known only once it is made: each row of
  *   tiles gets a region of the file as large as its tiles can be (JPEG:
  *   short of pathology, ts_tiff_tile_room), in the final order, 4 KiB-
- *   aligned (place_rows); a row's tiles are written
- *   one after another at its start, and finish cuts the unused end of
+ *   aligned (place_rows); a row's tiles are written one after another
+ *   at its start, and finish cuts the unused end of
  *   every region out of the file (fallocate's COLLAPSE_RANGE, a change of
  *   the file's extents: no byte is copied). Where the filesystem cannot,
  *   or a tile came out of its row's order or over its room, finish copies
@@ -59,8 +59,8 @@ typedef struct tiff_writer {
   level lv[TS_MAX_LEVELS];
   uint64_t end; /* where the next tile goes (appended) */
   uint64_t tile_room; /* a compressed COG with row regions: the room each tile has (ts_tiff_tile_room) */
-  int copy;            /* a compressed COG whose tiles finish copies into place: the filesystem cannot
-                          cut, or a tile came out of its row's order or over its room (then appended) */
+  int copy;           /* a compressed COG whose tiles finish copies into place: the filesystem cannot
+                         cut, or a tile came out of its row's order or over its room (then appended) */
   uint64_t unflushed; /* bytes written since writeback was last started (see start_writeback) */
   char *description;
   ts_image_meta meta; /* a copy */
@@ -502,10 +502,10 @@ static int can_cut(int fd, uint64_t size) {
 /* A compressed COG: each row of tiles gets a region in the final order,
  * after the IFDs, from the smallest level to the full one. The file is
  * sparse until finish cuts the regions' unused ends out. Where the
- * filesystem cannot cut (tmpfs, NFS, ext4 with clusters over 4 KiB), the tiles are
- * appended instead and finish copies them: regions would only be holes
- * there, or on a filesystem without holes, zeros written over the whole
- * size the tiles could take. */
+ * filesystem cannot cut (tmpfs, NFS, ext4 with clusters over 4 KiB), the
+ * tiles are appended instead and finish copies them: regions would only
+ * be holes there, or on a filesystem without holes, zeros written over
+ * the whole size the tiles could take. */
 static ts_status place_rows(tiff_writer *w, ts_error *err) {
   if (!can_cut(w->fd, w->end)) {
     w->copy = 1;
