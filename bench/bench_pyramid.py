@@ -26,13 +26,19 @@ flat, ome and cog) run in turns, A B C A B C ..., so a drift of the
 machine's speed (it is shared) reaches all of them alike. Prints seconds
 and the ratios (vips / tessera, GDAL / tessera, pyramid / flat). Then peak
 memory (max RSS) of tessera --pyramid at 16384^2 and 32768^2, which should
-be flat.
+be flat. Last, the pyramid's work over flat output counted rather than
+timed: the user-space instructions of both on the u8 image, one thread,
+under valgrind's cachegrind (no cache model), a figure this shared
+machine's load does not move (the kernel's side of writing the bytes is
+not in it). --count-only runs that part alone.
 
 usage: bench/bench_pyramid.py [--tessera build/tessera] [--dir DIR] [--repeat 2] [--repeat-tessera 5]
+                              [--count-only]
 """
 import argparse
 import math
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -74,14 +80,34 @@ def peak_kb(cmd):
     return int(p.stderr.strip().splitlines()[-1])
 
 
+def instructions(cmd):
+    """User-space instructions cmd executes (cachegrind, no cache model)."""
+    p = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null", *cmd],
+                       capture_output=True, text=True, check=True)
+    return int(re.search(r"I\s+refs:\s+([\d,]+)", p.stderr).group(1).replace(",", ""))
+
+
+def counted(T, src, o):
+    print("the pyramid's work over flat output, counted: user-space instructions (cachegrind), 16384^2 u8,\n"
+          "gaussian sigma=2, one thread; billions, and the ratios")
+    print(f"{'compression':<11} {'flat':>7} {'ome':>7} {'cog':>7} {'ome/flat':>9} {'cog/flat':>9}")
+    for comp in ("none", "deflate", "zstd"):
+        run = lambda out, *x: instructions([T, "run", "-i", src, "-o", o(out), "-p", "gaussian sigma=2", "--compression",
+                                            comp, "--threads", "1", "--force", "--quiet", *x])
+        flat, ome, cog = run("flat.tif"), run("p.ome.tif", "--pyramid"), run("cog.tif", "--layout", "cog")
+        print(f"{comp:<11} {flat / 1e9:7.2f} {ome / 1e9:7.2f} {cog / 1e9:7.2f} {ome / flat:9.3f} {cog / flat:9.3f}",
+              flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tessera", default=os.path.join(HERE, "..", "build", "tessera"))
     ap.add_argument("--dir", default=os.path.join(HERE, "..", "build", "bench"))
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--repeat-tessera", type=int, default=5)
+    ap.add_argument("--count-only", action="store_true")
     a = ap.parse_args()
-    for tool in ("vips", "gdal_translate"):
+    for tool in ("vips", "gdal_translate", "valgrind"):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} not found (run scripts/setup.sh)")
     os.makedirs(a.dir, exist_ok=True)
@@ -95,6 +121,8 @@ def main():
         inputs.append((f"{size}^2 {name}", src))
     o = lambda n: os.path.join(a.dir, n)
     mb = lambda n: os.path.getsize(o(n)) / 1e6
+    if a.count_only:
+        return counted(T, inputs[0][1], o)
     print("flat compressed output: tessera's defaults (literals and runs: deflate, zstd's coder), tessera at libtiff's\n"
           "defaults (deflate 6, zstd 9), vips tiffsave (flat, same compression); seconds and MB")
     print(f"{'input':<12} {'codec':<8} {'none':>6} {'tessera':>8} {'MB':>7} {'lvl 6/9':>8} {'MB':>7} {'vips':>6} {'MB':>7}"
@@ -153,6 +181,8 @@ def main():
                       "--compression", "deflate", "--force", "--quiet"])
         print(f"  {size}^2: {kb / 1024:.0f} MiB")
         os.unlink(src)
+    print()
+    counted(T, inputs[0][1], o)
 
 
 if __name__ == "__main__":

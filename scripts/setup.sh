@@ -29,8 +29,9 @@ PKGS=(
   # tests: a real local Slurm cluster, and emulated hosts in network namespaces
   slurmctld slurmd slurm-client munge iproute2 iputils-ping util-linux
   # benchmarks and tests: the peer tools (vips; GDAL, whose COG validator
-  # and gdalinfo check the COG and GeoTIFF outputs)
-  libvips-tools gdal-bin python3-gdal
+  # and gdalinfo check the COG and GeoTIFF outputs); valgrind counts a
+  # benchmark's instructions (bench/bench_pyramid.py)
+  libvips-tools gdal-bin python3-gdal valgrind
 )
 
 missing=()
