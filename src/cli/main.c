@@ -1,4 +1,5 @@
 /* tessera: the executable is a thin dispatcher over libtessera. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,9 @@ static const char usage[] =
 
 int main(int argc, char **argv) {
   passive_under_launcher(argv);
+  /* past a file-size limit (ulimit -f), a write fails with EFBIG and the
+   * message names the file, where SIGXFSZ would end the process unsaid */
+  signal(SIGXFSZ, SIG_IGN);
   if (argc < 2) {
     fputs(usage, stderr);
     return TS_EXIT_USAGE;

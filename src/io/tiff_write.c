@@ -505,16 +505,22 @@ static int can_cut(int fd, uint64_t size) {
  * filesystem cannot cut (tmpfs, NFS, ext4 with clusters over 4 KiB), the
  * tiles are appended instead and finish copies them: regions would only
  * be holes there, or on a filesystem without holes, zeros written over
- * the whole size the tiles could take. */
+ * the whole size the tiles could take. So too where the regions' end lies
+ * past the largest file allowed, though the tiles themselves may fit. */
 static ts_status place_rows(tiff_writer *w, ts_error *err) {
-  if (!can_cut(w->fd, w->end)) {
+  uint64_t pos, end;
+  ts_status st = ifds_end(w, &pos, err);
+  if (st) return st;
+  w->tile_room = ts_tiff_tile_room(w->comp, w->tile_bytes);
+  pos = end = align_up(pos, TS_COG_ALIGN);
+  for (int L = 0; L < w->n; L++) end += (uint64_t)w->lv[L].down * row_room(w, L);
+  /* the regions must fit the largest file this one may grow to (the
+   * filesystem's, ulimit -f): the file is set to their end and back */
+  if (!can_cut(w->fd, w->end) || end > (uint64_t)INT64_MAX || ftruncate(w->fd, (off_t)end) != 0 ||
+      ftruncate(w->fd, (off_t)w->end) != 0) {
     w->copy = 1;
     return TS_OK;
   }
-  uint64_t pos;
-  ts_status st = ifds_end(w, &pos, err);
-  w->tile_room = ts_tiff_tile_room(w->comp, w->tile_bytes);
-  pos = align_up(pos, TS_COG_ALIGN);
   for (int L = w->n - 1; st == TS_OK && L >= 0; L--) {
     level *l = &w->lv[L];
     l->row_at = malloc((size_t)l->down * sizeof *l->row_at);

@@ -18,6 +18,7 @@
 """
 import os
 import shutil
+import signal
 import subprocess
 
 import h5py
@@ -25,7 +26,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import make_image, run, write_tiff
+from conftest import TESSERA, make_image, run, write_tiff
 
 MPIEXEC = os.environ.get("MPIEXEC", "mpirun")
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
@@ -215,6 +216,33 @@ def test_compressed_cog_is_the_same_file_cut_or_copied(tmp_path, src, comp):
                     assert off[i] == end, (pg.index, i)
                 end = off[i] + n[i]
         assert end == len(data[0])
+
+
+def test_compressed_cog_under_a_file_size_limit(tmp_path, src):
+    """Row regions span what the tiles could take, more than the file
+    will: under a file-size limit (ulimit -f) that the COG fits but the
+    regions do not, the tiles are appended and copied at the end, to the
+    same bytes. Under one the COG does not fit, one message names the file
+    (SIGXFSZ ignored: the write fails instead of killing the process) and
+    nothing is left."""
+    import resource
+    args = ["run", "-i", src[("u8", 3)], "-p", "gaussian sigma=1", "--layout", "cog", "--compression", "deflate",
+            "--quiet"]
+    run(*args, "-o", tmp_path / "free.tif")
+    size = (tmp_path / "free.tif").stat().st_size
+    assert H * W * 3 * 4 // 3 > size + (64 << 10)  # the regions (a tile of room per tile) end past the limits
+
+    def limited(out, limit):
+        cap = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        return subprocess.run([TESSERA, *map(str, args), "-o", out], preexec_fn=cap, capture_output=True, text=True,
+                              timeout=300)
+    p = limited(tmp_path / "fits.tif", size + (64 << 10))
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "fits.tif").read_bytes() == (tmp_path / "free.tif").read_bytes()
+    p = limited(tmp_path / "big.tif", size // 2)
+    assert p.returncode not in (0, -signal.SIGXFSZ), p.returncode
+    assert p.stderr.count("\n") == 1 and "big.tif" in p.stderr and "File too large" in p.stderr, p.stderr
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["fits.tif", "free.tif"]
 
 
 def test_big_endian_georeferencing_is_carried_as_values(tmp_path):
