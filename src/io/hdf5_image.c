@@ -22,6 +22,12 @@
 
 static pthread_mutex_t h5_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* No HDF5 shutdown at exit: every file tessera opens is closed on every
+ * path, and libhdf5 1.10.8's shutdown closes again a file whose H5Fclose
+ * failed (a write past a file-size limit, a full disk) and dies in
+ * H5F__close_cb. Must come before any other HDF5 call: at load. */
+__attribute__((constructor)) static void h5_no_shutdown_at_exit(void) { H5dont_atexit(); }
+
 int ts_h5_split(const char *spec, char **file, char **dset) {
   const char *c = strstr(spec, ":/");
   if (!c) return 0;
@@ -187,6 +193,7 @@ typedef struct h5_writer {
   hid_t file, dset;
   hid_t level[TS_MAX_LEVELS]; /* /pyramid/L (level[0] unused) */
   ts_writer_options o;
+  char *name; /* the file's, for messages */
 } h5_writer;
 
 struct ts_encoder_state {
@@ -252,7 +259,8 @@ static ts_status h5w_open_locked(const char *spec, const ts_writer_options *o, h
   char *file = NULL, *path = NULL;
   if (!ts_h5_split(spec, &file, &path)) return ts_fail(err, TS_ERR_INTERNAL, "%s: no dataset path", spec);
   ts_status st = TS_OK;
-  if ((w->file = H5Fcreate(file, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)) < 0)
+  if (!(w->name = strdup(file))) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  else if ((w->file = H5Fcreate(file, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)) < 0)
     st = ts_fail(err, TS_ERR_IO, "%s: cannot create HDF5 file", file);
   if (!st) {
     w->dset = create_level(w->file, path, o, 0);
@@ -299,6 +307,7 @@ static ts_status h5w_open(const char *spec, const ts_writer_options *o, void **c
   if (st) h5w_close_locked(w);
   pthread_mutex_unlock(&h5_lock);
   if (st) {
+    free(w->name);
     free(w);
     return st;
   }
@@ -370,8 +379,8 @@ static ts_status h5w_write_encoded(void *ctx, int L, ts_rect r, const void *data
   herr_t e = H5Dwrite_chunk(L > 0 ? w->level[L] : w->dset, H5P_DEFAULT, 0, off, size, data);
   pthread_mutex_unlock(&h5_lock);
   if (e < 0)
-    return ts_fail(err, TS_ERR_IO, "HDF5: cannot write the chunk at (%lld, %lld) (disk full?)", (long long)r.x,
-                   (long long)r.y);
+    return ts_fail(err, TS_ERR_IO, "%s: HDF5 cannot write the chunk at (%lld, %lld) (disk full, or the file-size "
+                   "limit?)", w->name, (long long)r.x, (long long)r.y);
   return TS_OK;
 }
 
@@ -385,8 +394,11 @@ static ts_status h5w_finish(void *ctx, ts_error *err) {
   c |= H5Dclose(d);
   c |= H5Fclose(f);
   pthread_mutex_unlock(&h5_lock);
+  ts_status st = e < 0 || c < 0 ? ts_fail(err, TS_ERR_IO, "%s: HDF5 cannot complete the output (disk full, or the "
+                                          "file-size limit?)", w->name) : TS_OK;
+  free(w->name);
   free(w);
-  return e < 0 || c < 0 ? ts_fail(err, TS_ERR_IO, "HDF5: cannot complete the output (disk full?)") : TS_OK;
+  return st;
 }
 
 static void h5w_abort(void *ctx) {
@@ -394,6 +406,7 @@ static void h5w_abort(void *ctx) {
   pthread_mutex_lock(&h5_lock);
   h5w_close_locked(w);
   pthread_mutex_unlock(&h5_lock);
+  free(w->name);
   free(w);
 }
 

@@ -225,3 +225,24 @@ def test_compressions_round_trip(tmp_path, good, comp):
         np.testing.assert_array_equal(got, want)
     with tifffile.TiffFile(out) as t:
         assert t.is_bigtiff and t.pages[0].is_tiled
+
+
+@pytest.mark.parametrize("name", ["big.h5", "big.tif"])
+def test_output_past_the_file_size_limit(tmp_path, name):
+    """Under a file-size limit (ulimit -f) the output outgrows: one message
+    naming the file, status 1, nothing left. tessera ignores SIGXFSZ (the
+    write fails instead of killing it), and libhdf5 does not shut down at
+    exit, where it closed the failed file again and crashed (SIGSEGV)."""
+    import resource
+    import subprocess
+    from conftest import TESSERA
+    src = tmp_path / "in.tif"
+    write_tiff(src, make_image(1024, 1024, "u8", 3), tile=256)
+    cap = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+    p = subprocess.run([TESSERA, "run", "-i", src, "-o", tmp_path / name, "-p", "invert", "--quiet"],
+                       preexec_fn=cap, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    lines = [l for l in p.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and name in lines[0], p.stderr
+    assert "File too large" in lines[0] or "file-size limit" in lines[0], lines[0]
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["in.tif"]
