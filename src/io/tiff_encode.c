@@ -128,9 +128,8 @@ static size_t stream_bound(const ts_encoder_state *e) { return ts_tiff_stream_bo
 
 /* Deflate and zstd: their streams' bound. LZW: its worst case, a code of
  * at most 12 bits per input byte, and a clear code each time the table of
- * 4094 entries fills (libtiff's encoder). JPEG has no tight bound
- * (libjpeg-turbo's tj3JPEGBufSize allows over 4 bytes a sample): twice the
- * raw tile, and its own tables, which a tile of any quality rarely
+ * 4094 entries fills (libtiff's encoder). JPEG has no useful bound: twice
+ * the raw tile, and its own tables, which a tile of any quality rarely
  * comes near; the writer treats a tile over its room as out of place. */
 size_t ts_tiff_tile_room(uint16_t comp, size_t tile_bytes) {
   if (comp == COMPRESSION_ADOBE_DEFLATE || comp == COMPRESSION_ZSTD) return ts_tiff_stream_bound(comp, tile_bytes);

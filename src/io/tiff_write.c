@@ -490,11 +490,12 @@ static uint64_t row_room(const tiff_writer *w, int L) {
   return align_up((uint64_t)w->lv[L].across * w->tile_room, TS_COG_ALIGN);
 }
 
-/* Can the file's filesystem cut a range out of it (COLLAPSE_RANGE: ext4,
- * XFS)? Tried on the file while it holds only its header: grown to three
- * blocks of TS_COG_ALIGN, the middle one cut, truncated back. */
-static int can_cut(int fd, uint64_t size) {
-  const int ok = ftruncate(fd, (off_t)(3 * TS_COG_ALIGN)) == 0 &&
+/* Can the file, which holds only its header (size bytes), grow to end
+ * (the largest file allowed: ulimit -f, the filesystem's) and have a range
+ * cut out of it (COLLAPSE_RANGE: ext4, XFS)? Tried on the file itself:
+ * set to end, a block cut, set back. */
+static int can_place_rows(int fd, uint64_t end, uint64_t size) {
+  const int ok = end <= (uint64_t)INT64_MAX && end >= 3 * TS_COG_ALIGN && ftruncate(fd, (off_t)end) == 0 &&
                  fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, (off_t)TS_COG_ALIGN, (off_t)TS_COG_ALIGN) == 0;
   return ftruncate(fd, (off_t)size) == 0 && ok;
 }
@@ -514,10 +515,7 @@ static ts_status place_rows(tiff_writer *w, ts_error *err) {
   w->tile_room = ts_tiff_tile_room(w->comp, w->tile_bytes);
   pos = end = align_up(pos, TS_COG_ALIGN);
   for (int L = 0; L < w->n; L++) end += (uint64_t)w->lv[L].down * row_room(w, L);
-  /* the regions must fit the largest file this one may grow to (the
-   * filesystem's, ulimit -f): the file is set to their end and back */
-  if (!can_cut(w->fd, w->end) || end > (uint64_t)INT64_MAX || ftruncate(w->fd, (off_t)end) != 0 ||
-      ftruncate(w->fd, (off_t)w->end) != 0) {
+  if (!can_place_rows(w->fd, end, w->end)) {
     w->copy = 1;
     return TS_OK;
   }
@@ -590,10 +588,9 @@ static int collapse_rows(tiff_writer *w) {
 /* COG: IFDs (chained) from byte 16, then each level's tiles from the
  * smallest level to the full one (cog_order). Written in row regions, the
  * file becomes that by cutting the regions' unused ends out; else (a
- * tile out of order or over its room, a filesystem that cannot cut) the
- * tiles are
- * copied into OUT.cog in that order, which then replaces the data file
- * (*copied). GDAL's COG driver also leaves ghost areas (a
+ * tile out of order or over its room, regions that could not be placed)
+ * the tiles are copied into OUT.cog in that order, which then replaces
+ * the data file (*copied). GDAL's COG driver also leaves ghost areas (a
  * structural-metadata block, tile leaders); its validator does not
  * require them. */
 static ts_status finish_cog(tiff_writer *w, int *copied, ts_error *err) {

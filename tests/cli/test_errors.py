@@ -1,13 +1,15 @@
 """Bad input gets one clear message naming the file and the problem, a
 non-zero exit, and no output file (not even a .partial)."""
+import resource
 import struct
+import subprocess
 
 import cv2
 import numpy as np
 import pytest
 import tifffile
 
-from conftest import make_image, run, write_tiff
+from conftest import TESSERA, make_image, run, write_tiff
 
 
 def raw_tiff(path, width, height, bps=8, spp=1, sample_format=1, data=b""):
@@ -233,9 +235,6 @@ def test_output_past_the_file_size_limit(tmp_path, name):
     naming the file, status 1, nothing left. tessera ignores SIGXFSZ (the
     write fails instead of killing it), and libhdf5 does not shut down at
     exit, where it closed the failed file again and crashed (SIGSEGV)."""
-    import resource
-    import subprocess
-    from conftest import TESSERA
     src = tmp_path / "in.tif"
     write_tiff(src, make_image(1024, 1024, "u8", 3), tile=256)
     cap = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
