@@ -42,6 +42,7 @@ typedef struct tiff_reader {
   int in_memory;
   ts_image_meta meta; /* the tags outputs carry (tiff_meta.c) */
   int nsub;           /* the page's SubIFDs (its levels when > 0) */
+  int masks;          /* the page's transparency masks (not read) */
 } tiff_reader;
 
 static const char *libtiff_msg(tiff_reader *r) {
@@ -119,19 +120,28 @@ static ts_status check_extent(tiff_reader *r, ts_error *err) {
 
 /* Pages and levels. A directory whose NewSubfileType says "reduced
  * resolution" is a level of the page before it (GDAL's COG, vips
- * --pyramid without --subifd); a page's SubIFDs are its levels when it
- * has them (OME-TIFF, vips --subifd). Selects the directory of
+ * --pyramid without --subifd), wherever it lies before the next page; a
+ * page's SubIFDs are its levels when it has them (OME-TIFF, vips
+ * --subifd). A transparency mask after a page (GDAL's internal nodata
+ * masks, one per level, interleaved with the levels or after them) is
+ * neither: it is counted and not read. Selects the directory of
  * info->level of `page`. */
 static ts_status find_level(tiff_reader *r, int64_t page, int64_t level, ts_image_info *info, ts_error *err) {
   const tdir_t nd = TIFFNumberOfDirectories(r->tif);
   int64_t pages = 0, dir = -1, reduced = 0;
+  tdir_t lev[TS_MAX_LEVELS]; /* the directories of the page's levels 1.. */
   for (tdir_t d = 0; d < nd; d++) { /* read in turn: TIFFSetDirectory(d) starts from the first */
     if (d > 0 && !TIFFReadDirectory(r->tif))
       return ts_fail(err, TS_ERR_FORMAT, "%s: cannot read directory %u: %s", r->path, (unsigned)d, libtiff_msg(r));
     uint32_t sft = 0;
     TIFFGetField(r->tif, TIFFTAG_SUBFILETYPE, &sft);
+    const int ours = pages > 0 && pages - 1 == page;
+    if ((sft & FILETYPE_MASK) && pages > 0) {
+      r->masks += ours;
+      continue;
+    }
     if ((sft & FILETYPE_REDUCEDIMAGE) && pages > 0) {
-      if (pages - 1 == page && dir + reduced + 1 == d) reduced++;
+      if (ours && reduced < TS_MAX_LEVELS - 1) lev[reduced++] = d;
       continue;
     }
     if (pages++ == page) dir = d;
@@ -159,7 +169,7 @@ static ts_status find_level(tiff_reader *r, int64_t page, int64_t level, ts_imag
     return ts_fail(err, TS_ERR_USAGE, "%s: page %lld has %lld level%s; --input-level %lld is not one (0 to %lld)",
                    r->path, (long long)page, (long long)info->levels, info->levels == 1 ? "" : "s", (long long)level,
                    (long long)info->levels - 1);
-  int ok = level == 0 || (nsub ? TIFFSetSubDirectory(r->tif, sub[level - 1]) : TIFFSetDirectory(r->tif, (tdir_t)(dir + level)));
+  int ok = level == 0 || (nsub ? TIFFSetSubDirectory(r->tif, sub[level - 1]) : TIFFSetDirectory(r->tif, lev[level - 1]));
   if (!ok)
     return ts_fail(err, TS_ERR_FORMAT, "%s: cannot read level %lld of page %lld: %s", r->path, (long long)level,
                    (long long)page, libtiff_msg(r));
@@ -272,7 +282,7 @@ static ts_status open_tiff(const char *path, const void *bytes, size_t n, int64_
   info->block_w = r->bw;
   info->block_h = r->bh;
   snprintf(info->format, sizeof info->format, "tiff");
-  char layout[96], pages[96] = "", sub[96] = "";
+  char layout[96], pages[96] = "", sub[96] = "", masks[64] = "";
   if (r->tiled) snprintf(layout, sizeof layout, "tiles %lldx%lld", (long long)r->bw, (long long)r->bh);
   else snprintf(layout, sizeof layout, "strips of %u row%s%s", rps, rps == 1 ? "" : "s",
                 r->scanline ? " (read in bands of rows)" : "");
@@ -284,9 +294,11 @@ static ts_status open_tiff(const char *path, const void *bytes, size_t n, int64_
   if (info->levels > 1)
     snprintf(sub, sizeof sub, ",%s %lld levels (reads level %lld; --input-level N picks another)", subs,
              (long long)info->levels, (long long)info->level);
-  snprintf(info->detail, sizeof info->detail, "%s, %s, compression %s, photometric %u%s%s%s",
+  if (r->masks)
+    snprintf(masks, sizeof masks, ", %d transparency mask%s (not read)", r->masks, r->masks == 1 ? "" : "s");
+  snprintf(info->detail, sizeof info->detail, "%s, %s, compression %s, photometric %u%s%s%s%s",
            TIFFIsBigTIFF(r->tif) ? "BigTIFF" : "classic TIFF", layout, compression_desc(comp), photo,
-           r->invert ? " (MinIsWhite: inverted on read)" : "", pages, sub);
+           r->invert ? " (MinIsWhite: inverted on read)" : "", pages, sub, masks);
   if (!bytes) {
     ts_status mst = ts_tiff_meta_read(path, TIFFCurrentDirOffset(r->tif), &r->meta, err);
     if (mst) return mst;

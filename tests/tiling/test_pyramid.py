@@ -12,7 +12,7 @@
 - vips and tiffinfo read every layout without warnings;
 - pyramids written by vips (with and without --subifd), gdal_translate -of
   COG and tifffile (OME with SubIFDs) are read at every --input-level as
-  tifffile decodes them;
+  tifffile decodes them, and GDAL's with internal masks as GDAL decodes them;
 - HDF5 output keeps /image and adds /pyramid/N with their factors;
 - bad combinations get one message and no output.
 """
@@ -295,6 +295,16 @@ def foreign(tmp_path_factory, geo):
             out[name] = d / name
     subprocess.run(["gdal_translate", "-q", "-of", "COG", "-co", "COMPRESS=DEFLATE", str(geo), str(d / "gdal-cog.tif")], check=True)
     out["gdal-cog.tif"] = d / "gdal-cog.tif"
+    # GDAL's internal nodata masks: a mask directory per level, after the
+    # levels in a COG, interleaved with them in a GeoTIFF given overviews
+    mask = ["--config", "GDAL_TIFF_INTERNAL_MASK", "YES"]
+    subprocess.run(["gdal_translate", "-q", "-co", "TILED=YES", "-mask", "1", *mask, str(geo), str(d / "gdal-mask.tif")],
+                   check=True)
+    subprocess.run(["gdaladdo", "-q", *mask, str(d / "gdal-mask.tif"), "2", "4", "8"], check=True)
+    out["gdal-mask.tif"] = d / "gdal-mask.tif"
+    subprocess.run(["gdal_translate", "-q", "-of", "COG", "-co", "COMPRESS=LZW", str(d / "gdal-mask.tif"),
+                    str(d / "gdal-cog-mask.tif")], check=True)
+    out["gdal-cog-mask.tif"] = d / "gdal-cog-mask.tif"
     a = make_image(H, W, "u16", 1, seed=9)
     with tifffile.TiffWriter(d / "tifffile.ome.tif", bigtiff=True, ome=True) as w:
         w.write(a, tile=(256, 256), subifds=2, metadata={"axes": "YX", "PhysicalSizeX": 0.25, "PhysicalSizeY": 0.25})
@@ -304,17 +314,30 @@ def foreign(tmp_path_factory, geo):
     return out
 
 
-@pytest.mark.parametrize("name", ["vips-pages.tif", "vips-subifd.tif", "gdal-cog.tif", "tifffile.ome.tif"])
+def gdal_levels(path):
+    """Every level as GDAL decodes it: the bands' overviews."""
+    d = gdal.Open(str(path))
+    b = d.GetRasterBand(1)
+    return [b.ReadAsArray()] + [b.GetOverview(i).ReadAsArray() for i in range(b.GetOverviewCount())]
+
+
+@pytest.mark.parametrize("name", ["vips-pages.tif", "vips-subifd.tif", "gdal-cog.tif", "tifffile.ome.tif",
+                                  "gdal-mask.tif", "gdal-cog-mask.tif"])
 def test_foreign_pyramids_read_at_every_level(tmp_path, foreign, name):
     if name not in foreign:
         pytest.skip("vips not installed")
     path = foreign[name]
-    with tifffile.TiffFile(path) as t:
-        s = t.series[0]
-        want = [lv.asarray() for lv in s.levels] if len(s.levels) > 1 else [p.asarray() for p in t.pages]
+    if "mask" in name:
+        want = gdal_levels(path)
+    else:
+        with tifffile.TiffFile(path) as t:
+            s = t.series[0]
+            want = [lv.asarray() for lv in s.levels] if len(s.levels) > 1 else [p.asarray() for p in t.pages]
     assert len(want) >= 3
     info = run("info", path).stdout
-    assert f"{len(want)} levels" in info
+    assert f"{len(want)} levels" in info and " pages (reads" not in info
+    if "mask" in name:  # a mask per level: neither a page nor a level
+        assert f"{len(want)} transparency masks (not read)" in info
     for level, ref in enumerate(want):
         out = tmp_path / f"l{level}.tif"
         run("run", "-i", path, "-o", out, "-p", "", "--input-level", level, "--quiet")
