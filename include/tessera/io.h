@@ -38,6 +38,14 @@ typedef struct ts_image_meta {
 TS_API void ts_image_meta_free(ts_image_meta *m);
 /* The tag of that number, or NULL. */
 TS_API const ts_meta_tag *ts_meta_find(const ts_image_meta *m, uint16_t tag);
+/* *out = what of `in` still holds for an output of `channels` samples
+ * made by a pipeline (changed != 0: it changed the values): a copy, but
+ * GDAL_METADATA without the statistics (STATISTICS_* items) when the
+ * values changed and without the items of bands the output lacks, as
+ * gdal_translate does; the tag is dropped when no item is left. in may
+ * be NULL (then *out is empty). Free with ts_image_meta_free. */
+TS_API ts_status ts_image_meta_for_output(const ts_image_meta *in, int changed, int channels, ts_image_meta *out,
+                                          ts_error *err);
 
 typedef struct ts_image_info {
   int64_t w, h;

@@ -61,6 +61,8 @@ ts_status ts_plan_open(ts_plan *p, const ts_job *job, ts_error *err) {
   const int ome_name = (len > 8 && !strcasecmp(job->output + len - 8, ".ome.tif")) ||
                        (len > 9 && !strcasecmp(job->output + len - 9, ".ome.tiff"));
   const ts_layout layout = job->layout >= 0 ? (ts_layout)job->layout : ome_name ? TS_LAYOUT_OME : TS_LAYOUT_PLAIN;
+  if ((st = ts_image_meta_for_output(ts_reader_meta(p->reader), p->pipe->n > 0, p->pipe->out_channels, &p->meta, err)))
+    goto fail;
   ts_levels_init(&p->levels, info->w, info->h, p->out_tile, job->tile,
                  job->pyramid || layout == TS_LAYOUT_COG ? job->pyramid_levels : 0);
   ts_writer_options wo = {
@@ -69,7 +71,7 @@ ts_status ts_plan_open(ts_plan *p, const ts_job *job, ts_error *err) {
       .level = job->compression_level,
       .force = job->force, .description = p->pipe->text,
       .levels = p->levels.n, .layout = layout, .downsample = ts_downsample_name(job->downsample),
-      .meta = ts_reader_meta(p->reader), .zarr_format = job->zarr_format, .shard = job->shard,
+      .meta = &p->meta, .zarr_format = job->zarr_format, .shard = job->shard,
   };
   p->wopts = wo;
   if ((st = ts_compression_level_check(job->compression, 0, job->compression_level, err))) goto fail;
@@ -90,5 +92,6 @@ void ts_plan_close(ts_plan *p) {
   free(p->prev_journal);
   p->prev_partial = p->prev_journal = NULL;
   ts_pipeline_free(&p->pipe);
+  ts_image_meta_free(&p->meta);
   ts_reader_close(&p->reader);
 }

@@ -18,6 +18,7 @@ typedef struct ts_plan {
   int64_t out_tile;
   ts_levels levels; /* the output's resolutions (levels.n 1: flat) */
   ts_writer_options wopts;
+  ts_image_meta meta; /* the input's metadata that holds for the output (wopts.meta) */
   ts_writer *writer;
   /* checkpoints and --resume (resume.c) */
   ts_journal *journal;      /* NULL: this output format cannot be resumed */

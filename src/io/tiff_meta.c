@@ -31,6 +31,85 @@ const ts_meta_tag *ts_meta_find(const ts_image_meta *m, uint16_t tag) {
   return NULL;
 }
 
+/* The value of attribute `name` in the tag text [p, e), or NULL. */
+static const char *attr(const char *p, const char *e, const char *name, size_t *len) {
+  const size_t n = strlen(name);
+  for (const char *a = p + 1; a + n + 2 < e; a++) /* p is the tag's '<' */
+    if ((a[-1] == ' ' || a[-1] == '\t' || a[-1] == '\n') && !memcmp(a, name, n) && a[n] == '=' &&
+        (a[n + 1] == '"' || a[n + 1] == '\'')) {
+      const char *v = a + n + 2, *q = memchr(v, a[n + 1], (size_t)(e - v));
+      if (!q) return NULL;
+      *len = (size_t)(q - v);
+      return v;
+    }
+  return NULL;
+}
+
+/* GDAL_METADATA's text t, in place, without the items that no longer
+ * hold; its new length (0: no item left). `<Item ...>value</Item>`, one
+ * after another (values are XML-escaped, so an item ends at the first
+ * `</Item>`); what is kept moves down, never up. */
+static size_t gdal_items(char *t, int changed, int channels) {
+  size_t o = 0;
+  int items = 0;
+  const char *p = t;
+  for (;;) {
+    const char *s = strstr(p, "<Item"), *e = s ? strstr(s, "</Item>") : NULL;
+    if (!e) break;
+    e += 7;
+    const char *gt = memchr(s, '>', (size_t)(e - s));
+    size_t nl = 0, sl = 0;
+    const char *name = attr(s, gt, "name", &nl), *sample = attr(s, gt, "sample", &sl);
+    const int stat = name && nl > 11 && !memcmp(name, "STATISTICS_", 11);
+    const int band = sample ? atoi(sample) : -1;
+    const int keep = !(changed && stat) && band < channels;
+    /* the text before the item (indentation) goes with it */
+    const char *from = p;
+    if (keep) {
+      memmove(t + o, from, (size_t)(e - from));
+      o += (size_t)(e - from);
+      items++;
+    } else {
+      while (from < s && from[0] != '\n') from++; /* the line break and indentation go with the item */
+      memmove(t + o, p, (size_t)(from - p));
+      o += (size_t)(from - p);
+    }
+    p = e;
+  }
+  const size_t rest = strlen(p);
+  memmove(t + o, p, rest + 1);
+  return items ? o + rest : 0;
+}
+
+ts_status ts_image_meta_for_output(const ts_image_meta *in, int changed, int channels, ts_image_meta *out,
+                                   ts_error *err) {
+  memset(out, 0, sizeof *out);
+  if (!in) return TS_OK;
+  out->um_x = in->um_x, out->um_y = in->um_y;
+  if (in->n && !(out->tags = calloc((size_t)in->n, sizeof *out->tags))) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  for (int i = 0; i < in->n; i++) {
+    const ts_meta_tag *t = &in->tags[i];
+    ts_meta_tag *nt = &out->tags[out->n];
+    *nt = *t;
+    if (!(nt->data = malloc(t->bytes + 1))) {
+      ts_image_meta_free(out);
+      return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+    }
+    memcpy(nt->data, t->data, t->bytes);
+    nt->data[t->bytes] = '\0'; /* (ASCII values end in one already; a guard for those that do not) */
+    if (t->tag == 42112 && t->type == 2) {
+      const size_t n = gdal_items((char *)nt->data, changed, channels);
+      if (!n) {
+        free(nt->data);
+        continue;
+      }
+      nt->bytes = nt->count = n + 1; /* with its NUL */
+    }
+    out->n++;
+  }
+  return TS_OK;
+}
+
 static unsigned type_size(uint16_t t) {
   static const unsigned sizes[] = {0, 1, 1, 2, 4, 8, 1, 1, 2, 4, 8, 4, 8, 4, 0, 0, 8, 8, 8};
   return t < sizeof sizes / sizeof *sizes ? sizes[t] : 0;

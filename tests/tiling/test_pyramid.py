@@ -264,6 +264,63 @@ def test_ome_and_plain_keep_georeferencing(tmp_path, geo):
         assert gdal_summary(out) == gdal_summary(geo)
 
 
+def test_gdal_statistics_go_when_the_values_change(tmp_path):
+    """GDAL_METADATA's band statistics (what QGIS stretches by) describe the
+    input's values: dropped by any pipeline, kept by an empty one, as
+    gdal_translate does; the items of bands the output lacks go too."""
+    gdal.UseExceptions()
+    src = tmp_path / "stats.tif"
+    a = make_image(300, 400, "u8", 3, seed=11)
+    d = gdal.GetDriverByName("GTiff").Create(str(src), 400, 300, 3, gdal.GDT_Byte, ["TILED=YES"])
+    d.SetGeoTransform((500000, 10, 0, 4600000, 0, -10))
+    d.SetMetadataItem("AREA_OR_POINT", "Point")
+    for i in range(3):
+        b = d.GetRasterBand(i + 1)
+        b.WriteArray(a[..., i])
+        b.ComputeStatistics(False)
+        b.SetScale(0.5)
+        b.SetOffset(i + 1.0)
+    d = None
+
+    def bands(path):
+        d = gdal.Open(str(path))
+        return d, [d.GetRasterBand(i + 1) for i in range(d.RasterCount)]
+
+    d, want = bands(src)
+    assert "STATISTICS_MEAN" in want[2].GetMetadata()
+    same = tmp_path / "same.tif"
+    run("run", "-i", src, "-o", same, "-p", "", "--quiet")
+    d2, got = bands(same)
+    assert [b.GetMetadata() for b in got] == [b.GetMetadata() for b in want]
+
+    blur = tmp_path / "blur.tif"
+    run("run", "-i", src, "-o", blur, "-p", "invert", "--pyramid", "--quiet")
+    d3, got = bands(blur)
+    assert d3.GetMetadataItem("AREA_OR_POINT") == "Point"
+    for i, b in enumerate(got):
+        assert not any(k.startswith("STATISTICS_") for k in b.GetMetadata()), i
+        assert (b.GetScale(), b.GetOffset()) == (0.5, i + 1.0)
+        # GDAL now computes them from the pixels, not the input's
+        assert b.ComputeStatistics(False)[2] == pytest.approx(255 - a[..., i].mean(), abs=1e-6)
+
+    gray = tmp_path / "gray.tif"
+    run("run", "-i", src, "-o", gray, "-p", "grayscale", "--quiet")
+    out = subprocess.run(["tiffinfo", str(gray)], capture_output=True, text=True).stdout
+    assert 'sample="0"' in out and 'sample="1"' not in out and 'sample="2"' not in out and "STATISTICS" not in out
+    d4, got = bands(gray)
+    assert len(got) == 1 and (got[0].GetScale(), got[0].GetOffset()) == (0.5, 1.0)
+
+    only = tmp_path / "only.tif"  # nothing but statistics: no GDAL_METADATA at all
+    d = gdal.GetDriverByName("GTiff").Create(str(only), 64, 64, 1, gdal.GDT_Byte)
+    d.GetRasterBand(1).WriteArray(a[:64, :64, 0])
+    d.GetRasterBand(1).ComputeStatistics(False)
+    d = None
+    assert "GDAL Metadata" in subprocess.run(["tiffinfo", str(only)], capture_output=True, text=True).stdout
+    run("run", "-i", only, "-o", tmp_path / "only-out.tif", "-p", "invert", "--quiet")
+    assert "GDAL Metadata" not in subprocess.run(["tiffinfo", str(tmp_path / "only-out.tif")], capture_output=True,
+                                                 text=True).stdout
+
+
 @pytest.mark.skipif(not shutil.which("vips") or not shutil.which("tiffinfo"), reason="vips and tiffinfo")
 @pytest.mark.parametrize("layout", ["plain", "ome", "cog"])
 @pytest.mark.parametrize("comp", ["none", "deflate", "lzw", "zstd", "jpeg"])

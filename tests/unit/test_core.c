@@ -8,9 +8,10 @@
  * fixed-point u8 Gaussian's too, within its error bound of the exact
  * filter), the zlib streams (written by libdeflate or as literals and
  * runs, read by ISA-L; checked against zlib itself both ways, corruption
- * caught, the same bytes from a fresh compressor) and the zstd frames of
- * runs. One test writes files (in a directory of its own under the
- * working directory): a compressed COG's two ways to its layout. */
+ * caught, the same bytes from a fresh compressor), the zstd frames of
+ * runs, and GDAL_METADATA after a pipeline (what still holds). One test
+ * writes files (in a directory of its own under the working directory):
+ * a compressed COG's two ways to its layout. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -484,6 +485,65 @@ static void test_cog_layout(void) {
   rmdir(dir);
 }
 
+/* GDAL_METADATA after a pipeline: ts_image_meta_for_output's text, or
+ * NULL when the tag was dropped. */
+static char *gdal_after(const char *text, int changed, int channels) {
+  ts_meta_tag t = {42112, 2, strlen(text) + 1, strlen(text) + 1, (unsigned char *)strdup(text)};
+  ts_meta_tag nodata = {42113, 2, 2, 2, (unsigned char *)strdup("7")};
+  ts_meta_tag tags[2] = {nodata, t};
+  ts_image_meta in = {2, tags, 0.5, 0.25}, out;
+  ts_error err = {0};
+  char *r = NULL;
+  CHECK(ts_image_meta_for_output(&in, changed, channels, &out, &err) == TS_OK);
+  CHECK(out.um_x == 0.5 && out.um_y == 0.25 && out.n >= 1 && out.tags[0].tag == 42113);
+  const ts_meta_tag *g = ts_meta_find(&out, 42112);
+  if (g) {
+    CHECK(g->count == g->bytes && g->data[g->bytes - 1] == '\0' && strlen((char *)g->data) + 1 == g->bytes);
+    r = strdup((char *)g->data);
+  }
+  ts_image_meta_free(&out);
+  free(t.data), free(nodata.data);
+  return r;
+}
+
+static void test_gdal_metadata(void) {
+  const char *gdal = "<GDALMetadata>\n"
+                     "  <Item name=\"AREA_OR_POINT\">Point</Item>\n"
+                     "  <Item name=\"STATISTICS_MEAN\" sample=\"0\">99.5</Item>\n"
+                     "  <Item name=\"SCALE\" sample=\"0\" role=\"scale\">0.5</Item>\n"
+                     "  <Item name=\"STATISTICS_MEAN\" sample=\"2\">3</Item>\n"
+                     "  <Item name=\"OFFSET\" sample=\"2\" role=\"offset\">1</Item>\n"
+                     "</GDALMetadata>";
+  char *r = gdal_after(gdal, 0, 3);
+  CHECK(r && strcmp(r, gdal) == 0);
+  free(r);
+  r = gdal_after(gdal, 1, 3);
+  CHECK(r && strcmp(r, "<GDALMetadata>\n"
+                       "  <Item name=\"AREA_OR_POINT\">Point</Item>\n"
+                       "  <Item name=\"SCALE\" sample=\"0\" role=\"scale\">0.5</Item>\n"
+                       "  <Item name=\"OFFSET\" sample=\"2\" role=\"offset\">1</Item>\n"
+                       "</GDALMetadata>") == 0);
+  free(r);
+  r = gdal_after(gdal, 1, 1);
+  CHECK(r && strcmp(r, "<GDALMetadata>\n"
+                       "  <Item name=\"AREA_OR_POINT\">Point</Item>\n"
+                       "  <Item name=\"SCALE\" sample=\"0\" role=\"scale\">0.5</Item>\n"
+                       "</GDALMetadata>") == 0);
+  free(r);
+  /* on one line, single quotes, an attribute that only ends in "name" */
+  r = gdal_after("<GDALMetadata><Item name='STATISTICS_MAXIMUM' sample='0'>9</Item><Item rename='x' "
+                 "name='B'>&lt;/Item&gt;</Item></GDALMetadata>", 1, 1);
+  CHECK(r && strcmp(r, "<GDALMetadata><Item rename='x' name='B'>&lt;/Item&gt;</Item></GDALMetadata>") == 0);
+  free(r);
+  /* nothing left: no tag */
+  CHECK(gdal_after("<GDALMetadata>\n  <Item name=\"STATISTICS_MEAN\" sample=\"0\">1</Item>\n</GDALMetadata>", 1, 1) ==
+        NULL);
+  CHECK(gdal_after("<GDALMetadata>\n  <Item name=\"X\" sample=\"1\">1</Item>\n</GDALMetadata>", 0, 1) == NULL);
+  ts_image_meta none;
+  ts_error err = {0};
+  CHECK(ts_image_meta_for_output(NULL, 1, 1, &none, &err) == TS_OK && none.n == 0 && none.tags == NULL);
+}
+
 int main(void) {
   test_boundary();
   test_grid();
@@ -496,6 +556,7 @@ int main(void) {
   test_zstream();
   test_deflate_runs();
   test_cog_layout();
+  test_gdal_metadata();
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }
