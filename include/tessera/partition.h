@@ -61,6 +61,22 @@ typedef enum ts_downsample {
 TS_API const char *ts_downsample_name(ts_downsample d);
 TS_API ts_status ts_downsample_parse(const char *s, ts_downsample *out);
 
+/* How a level's samples are made: the mode, and the nodata value the
+ * output declares, if any. As in GDAL's overviews, mean, max and min skip
+ * nodata samples (samples equal to it; NaN ones when it is NaN), a block
+ * of nothing else is nodata, and a mean that lands on nodata is the next
+ * value up (down at the top of the type); nearest takes the top-left
+ * sample whatever it is. */
+typedef struct ts_reduce {
+  ts_downsample mode;
+  int32_t has_nodata; /* 0: none, or a value no sample of the dtype can hold */
+  double nodata;      /* exact in the dtype */
+} ts_reduce;
+
+/* The reduction for samples of dtype, with nodata the text of GDAL_NODATA
+ * ("0", "-9999", "nan"; NULL: none). */
+TS_API ts_reduce ts_reduce_make(ts_downsample mode, const char *nodata, ts_dtype dtype);
+
 /* The levels of a w x h output in tiles of `tile`: reduced levels until one
  * fits in a tile, at most max_reduced of them (-1: no cap; 0: flat). Tasks
  * of task_tile make levels 0..task_levels-1 themselves (a task's core at
@@ -81,6 +97,6 @@ TS_API int64_t ts_level_across(const ts_levels *g, int L);
 TS_API int64_t ts_level_down(const ts_levels *g, int L);
 /* dst = src halved (dst->w = ceil(src->w / 2), dst->h likewise; same
  * dtype and channels). */
-TS_API void ts_downsample_image(const ts_image *src, ts_image *dst, ts_downsample mode);
+TS_API void ts_downsample_image(const ts_image *src, ts_image *dst, const ts_reduce *r);
 
 #endif

@@ -63,6 +63,9 @@ ts_status ts_plan_open(ts_plan *p, const ts_job *job, ts_error *err) {
   const ts_layout layout = job->layout >= 0 ? (ts_layout)job->layout : ome_name ? TS_LAYOUT_OME : TS_LAYOUT_PLAIN;
   if ((st = ts_image_meta_for_output(ts_reader_meta(p->reader), p->pipe->n > 0, p->pipe->out_channels, &p->meta, err)))
     goto fail;
+  const ts_meta_tag *nodata = ts_meta_find(&p->meta, 42113); /* GDAL_NODATA, ASCII */
+  p->reduce = ts_reduce_make(job->downsample, nodata && nodata->type == 2 ? (const char *)nodata->data : NULL,
+                             p->pipe->out_dtype);
   ts_levels_init(&p->levels, info->w, info->h, p->out_tile, job->tile,
                  job->pyramid || layout == TS_LAYOUT_COG ? job->pyramid_levels : 0);
   ts_writer_options wo = {

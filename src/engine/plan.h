@@ -17,6 +17,7 @@ typedef struct ts_plan {
   ts_grid grid;
   int64_t out_tile;
   ts_levels levels; /* the output's resolutions (levels.n 1: flat) */
+  ts_reduce reduce; /* how a level is made from the one below */
   ts_writer_options wopts;
   ts_image_meta meta; /* the input's metadata that holds for the output (wopts.meta) */
   ts_writer *writer;

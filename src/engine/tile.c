@@ -31,7 +31,7 @@ typedef struct tile_kind {
   int64_t out_tile;
   ts_levels levels;
   ts_tile_seq seq; /* a pyramid with upper levels: the task sequence (seq.n 0: grid tasks only) */
-  ts_downsample downsample;
+  ts_reduce reduce; /* how levels are made */
   ts_writer_options wopts;
   ts_dtype in_dtype;
   int in_channels;
@@ -193,7 +193,8 @@ static ts_status tile_finish(ts_kind *kk, ts_status st, ts_run_stats *stats, ts_
 typedef struct tile_setup {
   ts_grid grid;
   ts_levels levels;
-  int32_t downsample, input_level;
+  ts_reduce reduce;
+  int32_t input_level;
   ts_writer_options wopts; /* description is not sent */
   int64_t out_tile;
   int32_t in_dtype, in_channels, boundary, page;
@@ -204,7 +205,7 @@ typedef struct tile_setup {
 static ts_status tile_pack(const ts_kind *kk, ts_blob *b, ts_error *err) {
   const tile_kind *k = (const tile_kind *)kk;
   const ts_job *job = k->plan.job;
-  tile_setup s = {.grid = k->grid, .levels = k->levels, .downsample = (int32_t)k->downsample,
+  tile_setup s = {.grid = k->grid, .levels = k->levels, .reduce = k->reduce,
                   .input_level = (int32_t)job->input_level, .wopts = k->wopts, .out_tile = k->out_tile, .in_dtype = k->in_dtype,
                   .in_channels = k->in_channels, .boundary = k->boundary, .cval = k->cval, .page = (int32_t)job->page,
                   .len_input = (int64_t)strlen(job->input), .len_output = (int64_t)strlen(job->output),
@@ -319,7 +320,7 @@ static ts_status upper_compute(tile_kind *k, int me, int nthreads, int L, ts_rec
   ts_image src = ts_image_packed((void *)payload, up.w, up.h, k->pipe->out_channels, k->pipe->out_dtype);
   src.stride = T * (int64_t)px;
   ts_image half = ts_image_packed(k->levelbuf[me], (up.w + 1) / 2, (up.h + 1) / 2, src.channels, src.dtype);
-  ts_downsample_image(&src, &half, k->downsample);
+  ts_downsample_image(&src, &half, &k->reduce);
   const uint64_t ph[2] = {(uint64_t)(half.w * half.h) * px, 0};
   if (ts_blob_append(out, ph, sizeof ph) || ts_blob_append(out, half.data, ph[0]))
     return ts_fail(err, TS_ERR_NOMEM, "out of memory for a task's result");
@@ -363,7 +364,7 @@ static ts_status tile_compute(ts_kind *kk, int me, int nthreads, int64_t t, cons
   for (int L = 1; L <= top; L++) {
     const ts_rect r = ts_level_rect(&k->levels, core, L);
     ts_image im = ts_image_packed(at, r.w, r.h, dst.channels, dst.dtype);
-    ts_downsample_image(&piece, &im, k->downsample);
+    ts_downsample_image(&piece, &im, &k->reduce);
     at += ts_image_bytes(r.w, r.h, dst.channels, dst.dtype);
     if (L < c.n) c.im[L] = im;
     piece = im;
@@ -456,7 +457,7 @@ static ts_status tile_open(const ts_job *job, FILE *log, ts_kind **out, ts_error
   }
   k->grid = k->plan.grid;
   k->levels = k->plan.levels;
-  k->downsample = job->downsample;
+  k->reduce = k->plan.reduce;
   k->out_tile = k->plan.out_tile;
   k->wopts = k->plan.wopts;
   k->pipe = k->plan.pipe;
@@ -496,7 +497,7 @@ static ts_status tile_open_worker(const unsigned char *setup, size_t n, int rank
   *out = &k->base;
   k->grid = s.grid;
   k->levels = s.levels;
-  k->downsample = (ts_downsample)s.downsample;
+  k->reduce = s.reduce;
   k->wopts = s.wopts;
   k->out_tile = s.out_tile;
   k->in_dtype = (ts_dtype)s.in_dtype;
