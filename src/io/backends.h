@@ -30,6 +30,11 @@ const ts_format *ts_format_named(const char *spec, int output);
 /* The readable format whose magic the first n bytes carry, or NULL. */
 const ts_format *ts_format_of(const unsigned char *magic, size_t n);
 
+/* The file name an output will carry, as metadata names the image: the
+ * spec's last component without the ".partial" a backend is opened on
+ * (ts_writer_open), in name[cap] (a file name fits in 256). */
+void ts_output_final_name(const char *spec, char *name, size_t cap);
+
 /* FILE.h5:/dataset: split at the first ":/" (0 when there is none); the
  * parts are malloc'd (pass NULL to skip one). */
 int ts_h5_split(const char *spec, char **file, char **dset);

@@ -363,6 +363,13 @@ int ts_install_dir(const char *tmp, const char *path) {
   return r;
 }
 
+void ts_output_final_name(const char *spec, char *name, size_t cap) {
+  const char *slash = strrchr(spec, '/');
+  snprintf(name, cap, "%s", slash ? slash + 1 : spec);
+  const size_t n = strlen(name);
+  if (n > 8 && !strcmp(name + n - 8, ".partial")) name[n - 8] = '\0';
+}
+
 static int install(const ts_writer *w) { return w->dir ? ts_install_dir(w->tmp, w->path) : rename(w->tmp, w->path); }
 
 ts_status ts_writer_finish(ts_writer **wp, ts_error *err) {

@@ -95,14 +95,25 @@ static ts_status write_all(int fd, const void *p, size_t n, uint64_t off) {
   return TS_OK;
 }
 
+/* Append s, XML-escaped (attribute values and text alike). */
+static int put_escaped(ts_blob *b, const char *s) {
+  int bad = 0;
+  for (const char *c = s; *c; c++) {
+    const char *esc = *c == '<' ? "&lt;" : *c == '>' ? "&gt;" : *c == '&' ? "&amp;" : *c == '"' ? "&quot;" : NULL;
+    bad |= esc ? ts_blob_append(b, esc, strlen(esc)) : ts_blob_append(b, c, 1);
+  }
+  return bad;
+}
+
 /* The OME-XML of the main IFD (OME 2016-06, as Bio-Formats 6 reads it):
- * one image, one plane, interleaved samples as one channel of n samples;
- * the levels are found by readers through the SubIFDs. */
+ * one image named after the output file, one plane, interleaved samples
+ * as one channel of n samples; the levels are found by readers through
+ * the SubIFDs. */
 static char *ome_xml(const tiff_writer *w) {
   const ts_writer_options *o = &w->o;
   static const char *const types[] = {"uint8", "uint16", "float"};
-  const char *name = strrchr(w->path, '/');
-  name = name ? name + 1 : w->path;
+  char name[256];
+  ts_output_final_name(w->path, name, sizeof name);
   char phys[160] = "";
   if (w->meta.um_x > 0 && w->meta.um_y > 0)
     snprintf(phys, sizeof phys, " PhysicalSizeX=\"%.17g\" PhysicalSizeXUnit=\"\xc2\xb5m\" PhysicalSizeY=\"%.17g\""
@@ -115,21 +126,20 @@ static char *ome_xml(const tiff_writer *w) {
       "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" "
       "xsi:schemaLocation=\"http://www.openmicroscopy.org/Schemas/OME/2016-06 "
       "http://www.openmicroscopy.org/Schemas/OME/2016-06/ome.xsd\" Creator=\"tessera %s\">"
-      "<Image ID=\"Image:0\" Name=\"%.200s\"><Pixels ID=\"Pixels:0\" DimensionOrder=\"XYCZT\" Type=\"%s\" "
+      "<Image ID=\"Image:0\" Name=\"", ts_version());
+  int bad = ts_blob_append(&b, head, (size_t)len) || put_escaped(&b, name);
+  len = snprintf(head, sizeof head,
+      "\"><Pixels ID=\"Pixels:0\" DimensionOrder=\"XYCZT\" Type=\"%s\" "
       "SizeX=\"%lld\" SizeY=\"%lld\" SizeC=\"%d\" SizeZ=\"1\" SizeT=\"1\" Interleaved=\"%s\"%s>"
       "<Channel ID=\"Channel:0:0\" SamplesPerPixel=\"%d\"/>"
       "<TiffData IFD=\"0\" PlaneCount=\"1\"/></Pixels></Image>",
-      ts_version(), name, types[o->dtype], (long long)o->w, (long long)o->h, o->channels,
-      o->channels > 1 ? "true" : "false", phys, o->channels);
-  int bad = ts_blob_append(&b, head, (size_t)len);
+      types[o->dtype], (long long)o->w, (long long)o->h, o->channels, o->channels > 1 ? "true" : "false", phys,
+      o->channels);
+  bad |= ts_blob_append(&b, head, (size_t)len);
   if (w->description) { /* the pipeline, escaped */
     static const char open[] = "<StructuredAnnotations><CommentAnnotation ID=\"Annotation:0\" "
                                "Namespace=\"tessera/pipeline\"><Value>";
-    bad |= ts_blob_append(&b, open, sizeof open - 1);
-    for (const char *c = w->description; *c; c++) {
-      const char *esc = *c == '<' ? "&lt;" : *c == '>' ? "&gt;" : *c == '&' ? "&amp;" : *c == '"' ? "&quot;" : NULL;
-      bad |= esc ? ts_blob_append(&b, esc, strlen(esc)) : ts_blob_append(&b, c, 1);
-    }
+    bad |= ts_blob_append(&b, open, sizeof open - 1) || put_escaped(&b, w->description);
     static const char close[] = "</Value></CommentAnnotation></StructuredAnnotations>";
     bad |= ts_blob_append(&b, close, sizeof close - 1);
   }

@@ -330,11 +330,10 @@ static json_t *group_attrs(const zarr_writer *w, const char *name) {
   return attrs;
 }
 
-static ts_status write_meta(zarr_writer *w, const char *final, ts_error *err) {
+static ts_status write_meta(zarr_writer *w, const char *spec, ts_error *err) {
   const int C = w->o.channels;
-  const char *slash = strrchr(final, '/');
   char name[256];
-  snprintf(name, sizeof name, "%s", slash ? slash + 1 : final);
+  ts_output_final_name(spec, name, sizeof name);
   char *dot = strstr(name, ".zarr");
   if (dot) *dot = '\0';
   json_t *attrs = group_attrs(w, name);
@@ -408,13 +407,7 @@ static ts_status zarr_wopen(const char *spec, const ts_writer_options *o, void *
     memcpy(sg.gy, w->g.gy, sizeof sg.gy);
     st = ts_zshards_open(&w->shards, &sg, w->dirfd, w->dir, o->reopen, err);
   }
-  if (st == TS_OK) { /* the final name, which the metadata names the image after */
-    char *final = strdup(spec);
-    const size_t n = final ? strlen(final) : 0;
-    if (n > 8 && !strcmp(final + n - 8, ".partial")) final[n - 8] = '\0';
-    st = final ? write_meta(w, final, err) : ts_fail(err, TS_ERR_NOMEM, "out of memory");
-    free(final);
-  }
+  if (st == TS_OK) st = write_meta(w, spec, err); /* named after the final name */
   if (st) {
     zarr_close(w);
     return st;

@@ -115,6 +115,22 @@ def test_ome_levels_are_the_documented_reduction(tmp_path, src, dt, ch, mode):
         assert np.array_equal(got, ref), f"level {i} ({mode}) differs from numpy's reduction"
 
 
+def test_ome_image_is_named_after_the_final_file(tmp_path, src):
+    """The OME Image's Name is the output's own file name, not the
+    OUT.partial it was written under, and XML-escaped: a name with & < > "
+    still makes well-formed OME-XML (before: "... .ome.tif.partial", and
+    "R&D" broke the XML, so no reader took the file for OME)."""
+    import xml.etree.ElementTree as ET
+    name = 'R&D "plate" <1>.ome.tif'
+    run("run", "-i", src[("u8", 1)], "-o", tmp_path / name, "-p", "invert", "--pyramid", "--quiet")
+    with tifffile.TiffFile(tmp_path / name) as t:
+        assert t.is_ome and len(t.series[0].levels) == 4
+        root = ET.fromstring(t.pages[0].description)
+    ns = "{http://www.openmicroscopy.org/Schemas/OME/2016-06}"
+    assert root.find(ns + "Image").get("Name") == name
+    assert root.find(f"{ns}StructuredAnnotations/{ns}CommentAnnotation/{ns}Value").text == "invert"
+
+
 def test_pyramid_levels_caps_the_count(tmp_path, src):
     out = tmp_path / "out.ome.tif"
     run("run", "-i", src[("u8", 1)], "-o", out, "-p", "invert", "--pyramid-levels", "2", "--quiet")
