@@ -95,11 +95,14 @@ static ts_status write_all(int fd, const void *p, size_t n, uint64_t off) {
   return TS_OK;
 }
 
-/* Append s, XML-escaped (attribute values and text alike). */
+/* Append s, XML-escaped (attribute values and text alike); control
+ * characters XML 1.0 does not allow become '?'. */
 static int put_escaped(ts_blob *b, const char *s) {
   int bad = 0;
   for (const char *c = s; *c; c++) {
-    const char *esc = *c == '<' ? "&lt;" : *c == '>' ? "&gt;" : *c == '&' ? "&amp;" : *c == '"' ? "&quot;" : NULL;
+    const unsigned char u = (unsigned char)*c;
+    const char *esc = *c == '<' ? "&lt;" : *c == '>' ? "&gt;" : *c == '&' ? "&amp;" : *c == '"' ? "&quot;"
+                    : u < 0x20 && u != '\t' && u != '\n' && u != '\r' ? "?" : NULL;
     bad |= esc ? ts_blob_append(b, esc, strlen(esc)) : ts_blob_append(b, c, 1);
   }
   return bad;

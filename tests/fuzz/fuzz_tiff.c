@@ -5,6 +5,7 @@
 #include "fuzz.h"
 #include "partition/assemble.h"
 #include "tessera/io.h"
+#include "tessera/partition.h"
 
 static ts_status read_rect(void *ctx, ts_rect r, void *dst, int64_t stride, ts_error *err) {
   return ts_reader_read(ctx, r, dst, stride, err);
@@ -42,6 +43,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     unsigned sum = 0;
     for (int k = 0; m && k < m->n; k++)
       for (size_t b = 0; b < m->tags[k].bytes; b++) sum += m->tags[k].data[b];
+    /* what of it holds after a pipeline: GDAL_METADATA's items parsed and
+     * filtered, GDAL_NODATA's text read as the levels' nodata */
+    for (int changed = 0; changed < 2; changed++) {
+      ts_image_meta o;
+      if (ts_image_meta_for_output(m, changed, changed ? 1 : i->channels, &o, &e) != TS_OK) continue;
+      for (int k = 0; k < o.n; k++) sum += (unsigned)o.tags[k].bytes;
+      const ts_meta_tag *nd = ts_meta_find(&o, 42113);
+      sum += (unsigned)ts_reduce_make(TS_DOWNSAMPLE_MEAN, nd && nd->type == 2 ? (const char *)nd->data : NULL,
+                                      i->dtype).has_nodata;
+      ts_image_meta_free(&o);
+    }
     const int64_t levels = i->levels;
     ts_reader_close(&r);
     /* every level of a pyramid opens (a few: each walks the directories) */

@@ -72,7 +72,9 @@ def tiffs(target, regress):
     geo = [(33550, "d", 3, (10.0, 10.0, 0.0), False), (33922, "d", 6, (0, 0, 0, 5e5, 4.6e6, 0), False),
            (34735, "H", 16, (1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 32633), False),
            (34737, "s", 0, "WGS 84 / UTM 33N|", False), (42113, "s", 0, "7", False),
-           (42112, "s", 0, "<GDALMetadata></GDALMetadata>", False)]
+           (42112, "s", 0, '<GDALMetadata>\n  <Item name="STATISTICS_MEAN" sample="0" role="x">1.5</Item>\n'
+                           '  <Item name="SCALE" sample="1">2</Item>\n  <Item name="AREA_OR_POINT">Point</Item>\n'
+                           '</GDALMetadata>', False)]
     for order in "<>":
         tifffile.imwrite(path(target, f"geo{order == '>' and '_be' or ''}.tif"), a, tile=(16, 16), extratags=geo,
                          byteorder=order, resolution=(300, 300), resolutionunit="CENTIMETER")
