@@ -46,6 +46,9 @@ TS_API const ts_meta_tag *ts_meta_find(const ts_image_meta *m, uint16_t tag);
  * be NULL (then *out is empty). Free with ts_image_meta_free. */
 TS_API ts_status ts_image_meta_for_output(const ts_image_meta *in, int changed, int channels, ts_image_meta *out,
                                           ts_error *err);
+/* Set ASCII tag `tag` of m to text (replacing the one there), or drop it
+ * (text NULL). */
+TS_API ts_status ts_image_meta_put_text(ts_image_meta *m, uint16_t tag, const char *text, ts_error *err);
 
 typedef struct ts_image_info {
   int64_t w, h;
@@ -56,6 +59,7 @@ typedef struct ts_image_info {
   int64_t page;             /* the one read (0-based) */
   int64_t levels;           /* resolutions of that page (pyramidal TIFFs: SubIFDs or reduced IFDs); 1 otherwise */
   int64_t level;            /* the one read (open: the one asked for, --input-level) */
+  int64_t masks;            /* that page's transparency masks (GDAL's internal masks; not read) */
   char format[16];          /* "tiff", "synthetic" */
   char detail[512];         /* human-readable layout: tiling, compression... */
 } ts_image_info;

@@ -27,6 +27,7 @@ typedef struct ts_job {
   int pyramid;          /* build reduced-resolution levels in the same pass */
   int pyramid_levels;   /* at most this many reduced levels (-1: until one fits in a tile) */
   ts_downsample downsample; /* how a level is made from the one below */
+  const char *nodata;   /* the output's nodata value ("nan" too; "none": no nodata value); NULL: the input's */
   int layout;           /* ts_layout of a TIFF output; -1: ome for .ome.tif(f), else plain */
   int zarr_format;      /* Zarr output: 2 (default) or 3 */
   int shard;            /* Zarr v3 output: N x N chunks per shard file (0: no shards) */

@@ -131,6 +131,15 @@ static int set_shard(ts_cli_opts *o, const char *v, const char *w) {
 static int set_downsample(ts_cli_opts *o, const char *v, const char *w) {
   return ts_downsample_parse(v, &o->job.downsample) ? bad(w, "--downsample", v, "mean, nearest, max or min") : 0;
 }
+/* a number ("nan", "-9999") or "none"; checked against the output's dtype
+ * when the plan knows it */
+static int set_nodata(ts_cli_opts *o, const char *v, const char *w) {
+  char *end;
+  if (strcmp(v, "none") != 0 && (strtod(v, &end), end == v || *end))
+    return bad(w, "--nodata", v, "a number, nan or none");
+  o->job.nodata = v;
+  return 0;
+}
 static int set_layout(ts_cli_opts *o, const char *v, const char *w) {
   ts_layout l;
   if (ts_layout_parse(v, &l)) return bad(w, "--layout", v, "plain, ome or cog");
@@ -209,6 +218,7 @@ static const spec specs[] = {
     {"zarr-format", 0, "output", 0, 0, R, set_zarr_format},
     {"shard", 0, "output", 0, 0, R, set_shard},
     {"downsample", 0, "output", 0, 0, R, set_downsample},
+    {"nodata", 0, "output", 0, 0, R, set_nodata},
     {"layout", 0, "output", 0, 0, R, set_layout},
     {"pipeline", 'p', "pipeline", 0, 0, R, set_pipeline},
     {"boundary", 0, "pipeline", 0, 0, R, set_boundary},

@@ -1,10 +1,32 @@
 /* Validation and set-up of a job. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 #include "engine/plan.h"
 #include "tessera/stop.h"
+
+/* --nodata: the output's GDAL_NODATA, in the text GDAL writes: a whole
+ * number within u8 or u16, the float's own digits for f32 ("nan"). */
+static ts_status set_nodata(ts_plan *p, const char *v, ts_error *err) {
+  if (!strcmp(v, "none")) return ts_image_meta_put_text(&p->meta, 42113, NULL, err);
+  const double d = strtod(v, NULL);
+  const ts_dtype t = p->pipe->out_dtype;
+  char text[64];
+  if (t == TS_F32) {
+    if (isfinite(d) && !isfinite((float)d))
+      return ts_fail(err, TS_ERR_USAGE, "--nodata %s: beyond the range of the output's f32 samples", v);
+    snprintf(text, sizeof text, isnan(d) ? "nan" : "%.9g", (double)(float)d);
+  } else {
+    const double top = t == TS_U8 ? 255 : 65535;
+    if (!(d == floor(d) && d >= 0 && d <= top))
+      return ts_fail(err, TS_ERR_USAGE, "--nodata %s: the output's samples are %s, whole numbers from 0 to %.0f", v,
+                     ts_dtype_name(t), top);
+    snprintf(text, sizeof text, "%.0f", d);
+  }
+  return ts_image_meta_put_text(&p->meta, 42113, text, err);
+}
 
 int64_t ts_plan_out_tile(const ts_job *job) {
   if (job->out_tile) return job->out_tile;
@@ -63,6 +85,7 @@ ts_status ts_plan_open(ts_plan *p, const ts_job *job, ts_error *err) {
   const ts_layout layout = job->layout >= 0 ? (ts_layout)job->layout : ome_name ? TS_LAYOUT_OME : TS_LAYOUT_PLAIN;
   if ((st = ts_image_meta_for_output(ts_reader_meta(p->reader), p->pipe->n > 0, p->pipe->out_channels, &p->meta, err)))
     goto fail;
+  if (job->nodata && (st = set_nodata(p, job->nodata, err))) goto fail;
   const ts_meta_tag *nodata = ts_meta_find(&p->meta, 42113); /* GDAL_NODATA, ASCII */
   p->reduce = ts_reduce_make(job->downsample, nodata && nodata->type == 2 ? (const char *)nodata->data : NULL,
                              p->pipe->out_dtype);

@@ -52,6 +52,7 @@ static char *fingerprint(const ts_plan *p) {
          (p->levels.n > 1 && ADD("levels=%d %s layout=%s\n", p->levels.n, ts_downsample_name(job->downsample),
                                  ts_layout_name(p->wopts.layout))) ||
          (job->compression_level >= 0 && ADD("compression_level=%d\n", job->compression_level)) ||
+         (job->nodata && ADD("nodata=%s\n", job->nodata)) ||
          (job->zarr_format > 2 && ADD("zarr_format=%d\n", job->zarr_format)) ||
          (job->shard > 1 && ADD("shard=%d\n", job->shard)) || ADD("size=%lldx%lld\n", (long long)p->grid.w, (long long)p->grid.h) ||
          ADD("output_type=%s x%d\n", ts_dtype_name(p->pipe->out_dtype), p->pipe->out_channels) ||

@@ -471,6 +471,10 @@ static ts_status tile_open(const ts_job *job, FILE *log, ts_kind **out, ts_error
   if (i->pages > 1 && log) /* always, even with --quiet: the other pages are not processed */
     fprintf(log, "tessera: note: %s has %lld pages; this run processes page %lld (--page N picks another)\n",
             job->input, (long long)i->pages, (long long)i->page);
+  if (i->masks && log) /* always too: what the mask hid is no longer hidden */
+    fprintf(log, "tessera: note: %s has a transparency mask (GDAL's internal nodata mask), which is not read: the "
+            "output has none%s (--nodata V declares a nodata value)\n", job->input,
+            k->plan.levels.n > 1 ? ", and its levels average what lay under it" : "");
   if ((st = tile_common(k, err))) {
     tile_close(out);
     return st;

@@ -110,6 +110,28 @@ ts_status ts_image_meta_for_output(const ts_image_meta *in, int changed, int cha
   return TS_OK;
 }
 
+ts_status ts_image_meta_put_text(ts_image_meta *m, uint16_t tag, const char *text, ts_error *err) {
+  int i = 0;
+  while (i < m->n && m->tags[i].tag != tag) i++;
+  if (i < m->n) { /* drop the old one, keeping the order of the rest */
+    free(m->tags[i].data);
+    memmove(&m->tags[i], &m->tags[i + 1], (size_t)(m->n - i - 1) * sizeof *m->tags);
+    m->n--;
+  }
+  if (!text) return TS_OK;
+  const size_t n = strlen(text) + 1;
+  ts_meta_tag *t = realloc(m->tags, (size_t)(m->n + 1) * sizeof *t);
+  unsigned char *d = malloc(n);
+  if (t) m->tags = t;
+  if (!t || !d) {
+    free(d);
+    return ts_fail(err, TS_ERR_NOMEM, "out of memory");
+  }
+  memcpy(d, text, n);
+  m->tags[m->n++] = (ts_meta_tag){.tag = tag, .type = 2, .count = n, .bytes = n, .data = d};
+  return TS_OK;
+}
+
 static unsigned type_size(uint16_t t) {
   static const unsigned sizes[] = {0, 1, 1, 2, 4, 8, 1, 1, 2, 4, 8, 4, 8, 4, 0, 0, 8, 8, 8};
   return t < sizeof sizes / sizeof *sizes ? sizes[t] : 0;

@@ -164,6 +164,7 @@ static ts_status find_level(tiff_reader *r, int64_t page, int64_t level, ts_imag
     nsub = 0;
   }
   info->levels = 1 + reduced;
+  info->masks = r->masks;
   info->level = level;
   if (level >= info->levels)
     return ts_fail(err, TS_ERR_USAGE, "%s: page %lld has %lld level%s; --input-level %lld is not one (0 to %lld)",

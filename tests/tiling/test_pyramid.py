@@ -474,6 +474,41 @@ def test_max_min_skip_nodata_and_ranks_agree(tmp_path, nodata_inputs, mode):
             assert np.array_equal(lv[i], reduce(lv[i - 1], mode, nd), equal_nan=True), f"{name} level {i}"
 
 
+def test_nodata_option_sets_or_drops_the_value(tmp_path, nodata_inputs):
+    """--nodata V declares the output's nodata where the input has none (the
+    file is then byte for byte what the input with that GDAL_NODATA makes),
+    --nodata none drops the input's (levels are plain means again), and a
+    value of another kind replaces it (f32: nan instead of -9999)."""
+    src, nd = nodata_inputs["u8"]
+    bare = tmp_path / "bare.tif"
+    shutil.copy(src, bare)
+    d = gdal.Open(str(bare), gdal.GA_Update)
+    d.GetRasterBand(1).DeleteNoDataValue()
+    d = None
+    assert gdal.Open(str(bare)).GetRasterBand(1).GetNoDataValue() is None
+    a, b = tmp_path / "a" / "o.tif", tmp_path / "b" / "o.tif"
+    a.parent.mkdir()
+    b.parent.mkdir()
+    run("run", "-i", bare, "-o", a, "-p", "", "--layout", "cog", "--nodata", "0", "--quiet")
+    run("run", "-i", src, "-o", b, "-p", "", "--layout", "cog", "--quiet")
+    assert a.read_bytes() == b.read_bytes()
+    assert gdal_summary(a)[2] == 0.0
+
+    none = tmp_path / "none.tif"
+    run("run", "-i", src, "-o", none, "-p", "", "--pyramid", "--nodata", "none", "--quiet")
+    assert gdal.Open(str(none)).GetRasterBand(1).GetNoDataValue() is None
+    _, lv = levels_of(none)
+    assert np.array_equal(lv[1], reduce(lv[0], "mean")) and not np.array_equal(lv[1], reduce(lv[0], "mean", 0))
+
+    f32, _ = nodata_inputs["f32"]
+    nan = tmp_path / "nan.tif"
+    run("run", "-i", f32, "-o", nan, "-p", "", "--pyramid", "--nodata", "nan", "--quiet")
+    assert np.isnan(gdal.Open(str(nan)).GetRasterBand(1).GetNoDataValue())
+    _, lv = levels_of(nan)
+    assert np.array_equal(lv[1], reduce(lv[0], "mean", float("nan")), equal_nan=True)
+    assert (lv[1] == -9999).any()  # -9999 is a value like any other now
+
+
 @pytest.mark.skipif(not shutil.which("vips") or not shutil.which("tiffinfo"), reason="vips and tiffinfo")
 @pytest.mark.parametrize("layout", ["plain", "ome", "cog"])
 @pytest.mark.parametrize("comp", ["none", "deflate", "lzw", "zstd", "jpeg"])
@@ -550,7 +585,8 @@ def test_foreign_pyramids_read_at_every_level(tmp_path, foreign, name):
         assert f"{len(want)} transparency masks (not read)" in info
     for level, ref in enumerate(want):
         out = tmp_path / f"l{level}.tif"
-        run("run", "-i", path, "-o", out, "-p", "", "--input-level", level, "--quiet")
+        note = run("run", "-i", path, "-o", out, "-p", "", "--input-level", level, "--quiet").stderr
+        assert ("has a transparency mask" in note) == ("mask" in name), note  # said even with --quiet
         got = tifffile.imread(out)
         assert got.shape == ref.shape and np.array_equal(got, ref), level
     p = run("run", "-i", path, "-o", tmp_path / "x.tif", "--input-level", len(want), "--quiet", check=False)
@@ -583,6 +619,9 @@ def test_hdf5_pyramid(tmp_path, src):
     (["-o", "{d}/o.tif", "--downsample", "median"], "mean, nearest, max or min"),
     (["-o", "{d}/o.tif", "--input-level", "1"], "--input-level 1 is not one"),
     (["-o", "{d}/o.tif", "--pyramid", "--compression", "jpeg"], "jpeg compression takes u8"),
+    (["-o", "{d}/o.tif", "--nodata", "70000"], "--nodata 70000: the output's samples are u16, whole numbers from 0"),
+    (["-o", "{d}/o.tif", "--nodata", "1.5"], "--nodata 1.5: the output's samples are u16"),
+    (["-o", "{d}/o.tif", "--nodata", "zero"], "--nodata zero: expected a number, nan or none"),
 ])
 def test_bad_combinations(tmp_path, src, args, msg):
     args = [a.format(d=tmp_path) for a in args]
