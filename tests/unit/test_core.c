@@ -544,6 +544,112 @@ static void test_gdal_metadata(void) {
   CHECK(ts_image_meta_for_output(NULL, 1, 1, &none, &err) == TS_OK && none.n == 0 && none.tags == NULL);
 }
 
+/* The levels' nodata: what ts_reduce_make takes, and ts_downsample_image
+ * (whole blocks branch-free, edges block by block) against a plain
+ * reference: skip nodata, none left: nodata, a mean on nodata: the next
+ * value (down at the type's top). */
+static uint16_t ref_mean_nd(const uint16_t *q, int k, uint16_t nd, uint16_t top) {
+  unsigned s = 0, n = 0;
+  for (int i = 0; i < k; i++)
+    if (q[i] != nd) s += q[i], n++;
+  if (!n) return nd;
+  const unsigned v = (s + n / 2) / n;
+  return v == nd ? (uint16_t)(nd < top ? nd + 1 : nd - 1) : (uint16_t)v;
+}
+
+static void test_nodata_reduce(void) {
+  CHECK(ts_reduce_make(TS_DOWNSAMPLE_MEAN, "0", TS_U8).has_nodata);
+  CHECK(ts_reduce_make(TS_DOWNSAMPLE_MEAN, "255 ", TS_U8).nodata == 255);
+  CHECK(!ts_reduce_make(TS_DOWNSAMPLE_MEAN, "256", TS_U8).has_nodata);
+  CHECK(!ts_reduce_make(TS_DOWNSAMPLE_MEAN, "-9999", TS_U16).has_nodata);
+  CHECK(!ts_reduce_make(TS_DOWNSAMPLE_MEAN, "1.5", TS_U16).has_nodata);
+  CHECK(!ts_reduce_make(TS_DOWNSAMPLE_MEAN, "none", TS_F32).has_nodata);
+  CHECK(!ts_reduce_make(TS_DOWNSAMPLE_MEAN, NULL, TS_F32).has_nodata);
+  ts_reduce r = ts_reduce_make(TS_DOWNSAMPLE_MEAN, "nan", TS_F32);
+  CHECK(r.has_nodata && isnan(r.nodata));
+  r = ts_reduce_make(TS_DOWNSAMPLE_MEAN, "0.1", TS_F32);
+  CHECK(r.has_nodata && r.nodata == (double)0.1f);
+
+  /* u8 and u16, random blocks rich in nodata, 1 and 3 channels, even
+   * and odd sizes */
+  unsigned seed = 12345;
+  for (int t = 0; t < 8; t++) {
+    const int ch = t & 1 ? 3 : 1, w = 37 + (t & 2 ? 1 : 0) * 27, h = 21 + (t & 4 ? 1 : 0), dw = (w + 1) / 2,
+              dh = (h + 1) / 2;
+    const uint16_t nd = t < 4 ? 100 : 65535, top = t < 4 ? 255 : 65535;
+    const ts_dtype dt = t < 4 ? TS_U8 : TS_U16;
+    uint16_t *a = malloc(sizeof *a * (size_t)(w * h * ch)), *want = malloc(sizeof *want * (size_t)(dw * dh * ch));
+    unsigned char *src = malloc((size_t)(w * h * ch) * 2), *dst = malloc((size_t)(dw * dh * ch) * 2);
+    for (int i = 0; i < w * h * ch; i++) {
+      seed = seed * 1103515245u + 12345u;
+      const unsigned v = (seed >> 16) % 8;
+      a[i] = v < 3 ? nd : (uint16_t)(t < 4 ? 95 + (seed >> 8) % 11 : 65530 + (seed >> 8) % 5); /* means land on 100 */
+      if (dt == TS_U8) src[i] = (unsigned char)a[i];
+      else memcpy(src + 2 * i, &a[i], 2);
+    }
+    for (int y = 0; y < dh; y++)
+      for (int x = 0; x < dw; x++)
+        for (int c = 0; c < ch; c++) {
+          uint16_t q[4];
+          int k = 0;
+          for (int yy = 2 * y; yy < 2 * y + 2 && yy < h; yy++)
+            for (int xx = 2 * x; xx < 2 * x + 2 && xx < w; xx++) q[k++] = a[(yy * w + xx) * ch + c];
+          want[(y * dw + x) * ch + c] = ref_mean_nd(q, k, nd, top);
+        }
+    ts_image si = ts_image_packed(src, w, h, ch, dt), di = ts_image_packed(dst, dw, dh, ch, dt);
+    ts_reduce rd = {.mode = TS_DOWNSAMPLE_MEAN, .has_nodata = 1, .nodata = nd};
+    ts_downsample_image(&si, &di, &rd);
+    int bad = 0;
+    for (int i = 0; i < dw * dh * ch; i++) {
+      uint16_t got = dt == TS_U8 ? dst[i] : 0;
+      if (dt == TS_U16) memcpy(&got, dst + 2 * i, 2);
+      bad += got != want[i];
+    }
+    CHECK(bad == 0);
+    free(a), free(want), free(src), free(dst);
+  }
+
+  /* every sum of three valid u16 samples (the 64-bit division by 3) */
+  const int64_t nb = 3 * 65534 + 1;
+  uint16_t *row = malloc(sizeof *row * (size_t)(4 * nb)), *out = malloc(sizeof *out * (size_t)nb);
+  for (int64_t s3 = 0; s3 < nb; s3++) {
+    int64_t left = s3;
+    uint16_t *b0 = row + 2 * s3, *b1 = row + 2 * nb + 2 * s3;
+    uint16_t v[3];
+    for (int i = 0; i < 3; i++) v[i] = (uint16_t)(left > 65534 ? 65534 : left), left -= v[i];
+    b0[0] = v[0], b0[1] = v[1], b1[0] = v[2], b1[1] = 65535;
+  }
+  ts_image si = ts_image_packed(row, 2 * nb, 2, 1, TS_U16), di = ts_image_packed(out, nb, 1, 1, TS_U16);
+  ts_reduce rd = {.mode = TS_DOWNSAMPLE_MEAN, .has_nodata = 1, .nodata = 65535};
+  ts_downsample_image(&si, &di, &rd);
+  int bad = 0;
+  for (int64_t s3 = 0; s3 < nb; s3++) bad += out[s3] != (uint16_t)((s3 + 1) / 3);
+  CHECK(bad == 0);
+  free(row), free(out);
+
+  /* f32: NaN nodata skipped; a sum that starts from nodata keeps -0.0 */
+  float f[8] = {NAN, -0.0f, 1.0f, NAN, NAN, NAN, 2.0f, 4.0f}, fo[2]; /* blocks: {-0}, {1, 2, 4} */
+  ts_image fs = ts_image_packed(f, 4, 2, 1, TS_F32), fd = ts_image_packed(fo, 2, 1, 1, TS_F32);
+  rd = ts_reduce_make(TS_DOWNSAMPLE_MEAN, "nan", TS_F32);
+  ts_downsample_image(&fs, &fd, &rd);
+  CHECK(fo[0] == 0.0f && signbit(fo[0]) && fo[1] == 7.0f / 3.0f);
+  /* a mean on f32 nodata becomes the next float up */
+  float g[4] = {1.0f, 2.0f, 1.5f, 1.5f}, go[1];
+  fs = ts_image_packed(g, 2, 2, 1, TS_F32), fd = ts_image_packed(go, 1, 1, 1, TS_F32);
+  rd = ts_reduce_make(TS_DOWNSAMPLE_MEAN, "1.5", TS_F32);
+  ts_downsample_image(&fs, &fd, &rd);
+  CHECK(go[0] == nextafterf(1.5f, INFINITY));
+
+  /* --nodata's tag: replaced, then dropped */
+  ts_image_meta m = {0};
+  ts_error err = {0};
+  CHECK(ts_image_meta_put_text(&m, 42113, "7", &err) == TS_OK && m.n == 1);
+  CHECK(ts_image_meta_put_text(&m, 42113, "nan", &err) == TS_OK && m.n == 1 &&
+        !strcmp((const char *)ts_meta_find(&m, 42113)->data, "nan") && ts_meta_find(&m, 42113)->count == 4);
+  CHECK(ts_image_meta_put_text(&m, 42113, NULL, &err) == TS_OK && m.n == 0 && !ts_meta_find(&m, 42113));
+  ts_image_meta_free(&m);
+}
+
 int main(void) {
   test_boundary();
   test_grid();
@@ -557,6 +663,7 @@ int main(void) {
   test_deflate_runs();
   test_cog_layout();
   test_gdal_metadata();
+  test_nodata_reduce();
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }
