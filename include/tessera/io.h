@@ -135,6 +135,8 @@ typedef struct ts_writer_options {
   ts_layout layout;
   const char *downsample;  /* how levels were made, named in the metadata; not sent to workers */
   const ts_image_meta *meta; /* carried to the output (TIFF), may be NULL; not sent to workers */
+  int has_nodata;          /* the output's nodata value (TIFF: GDAL_NODATA in meta; Zarr: fill_value; */
+  double nodata;           /*   HDF5: the fill value and a _FillValue attribute), exact in the dtype */
   int put;                 /* encoders store the tiles they make (Zarr, a worker with --io direct) */
   int reopen;              /* a store resumed in place: keep what the partial holds */
   int zarr_format;         /* Zarr output: 2 (0: the default) or 3 */

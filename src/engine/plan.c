@@ -97,7 +97,8 @@ ts_status ts_plan_open(ts_plan *p, const ts_job *job, ts_error *err) {
       .level = job->compression_level,
       .force = job->force, .description = p->pipe->text,
       .levels = p->levels.n, .layout = layout, .downsample = ts_downsample_name(job->downsample),
-      .meta = &p->meta, .zarr_format = job->zarr_format, .shard = job->shard,
+      .meta = &p->meta, .has_nodata = p->reduce.has_nodata, .nodata = p->reduce.nodata,
+      .zarr_format = job->zarr_format, .shard = job->shard,
   };
   p->wopts = wo;
   if ((st = ts_compression_level_check(job->compression, 0, job->compression_level, err))) goto fail;

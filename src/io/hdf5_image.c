@@ -238,7 +238,19 @@ static hid_t create_level(hid_t file, const char *path, const ts_writer_options 
   if (o->compression == TS_COMPRESS_DEFLATE) H5Pset_deflate(dcpl, (unsigned)ts_zlevel(o->level));
   H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER); /* every chunk is written */
   H5Pset_obj_track_times(dcpl, 0);          /* same pixels, same bytes */
+  /* the nodata value: the dataset's fill value and, as CF readers (xarray,
+   * GDAL) look for it, a _FillValue attribute of the dataset's type */
+  union { uint8_t u8; uint16_t u16; float f32; } nd;
+  if (o->dtype == TS_U8) nd.u8 = (uint8_t)o->nodata;
+  else if (o->dtype == TS_U16) nd.u16 = (uint16_t)o->nodata;
+  else nd.f32 = (float)o->nodata;
+  if (o->has_nodata) H5Pset_fill_value(dcpl, mem_type(o->dtype), &nd);
   hid_t d = H5Dcreate2(file, path, mem_type(o->dtype), sp, lcpl, dcpl, H5P_DEFAULT);
+  if (d >= 0 && o->has_nodata) {
+    hid_t as = H5Screate(H5S_SCALAR), a = H5Acreate2(d, "_FillValue", mem_type(o->dtype), as, H5P_DEFAULT, H5P_DEFAULT);
+    if (a >= 0) H5Awrite(a, mem_type(o->dtype), &nd), H5Aclose(a);
+    H5Sclose(as);
+  }
   H5Pclose(lcpl);
   H5Pclose(dcpl);
   H5Sclose(sp);

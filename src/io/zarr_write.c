@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,14 +259,24 @@ static json_t *dims(const zarr_writer *w, int64_t c, int64_t y, int64_t x) {
                            : json_pack("[I, I]", (json_int_t)y, (json_int_t)x);
 }
 
+/* The fill value: the output's nodata value (what a chunk not written
+ * reads as; xarray takes it for _FillValue), else 0. Both versions spell
+ * the floats JSON lacks as strings. */
+static json_t *fill_value(const ts_writer_options *o) {
+  if (!o->has_nodata) return json_integer(0);
+  if (isnan(o->nodata)) return json_string("NaN");
+  if (isinf(o->nodata)) return json_string(o->nodata > 0 ? "Infinity" : "-Infinity");
+  return o->dtype == TS_F32 ? json_real(o->nodata) : json_integer((json_int_t)o->nodata);
+}
+
 /* One level's .zarray (v2) or zarr.json (v3). */
 static json_t *array_meta(const zarr_writer *w, int L) {
   const int C = w->o.channels;
   json_t *shape = dims(w, C, w->g.h[L], w->g.w[L]), *chunks = dims(w, C, w->g.ch[L], w->g.cw[L]);
   if (!w->g.v3)
-    return json_pack("{s:o, s:o, s:s, s:s, s:i, s:n, s:s, s:o, s:i}", "chunks", chunks, "compressor",
+    return json_pack("{s:o, s:o, s:s, s:s, s:o, s:n, s:s, s:o, s:i}", "chunks", chunks, "compressor",
                      ts_zarr_compressor_v2(&w->codec), "dimension_separator", "/", "dtype",
-                     ts_zarr_dtype_v2(w->o.dtype), "fill_value", 0, "filters", "order", "C", "shape", shape,
+                     ts_zarr_dtype_v2(w->o.dtype), "fill_value", fill_value(&w->o), "filters", "order", "C", "shape", shape,
                      "zarr_format", 2);
   json_t *codecs = ts_zarr_codecs_v3(&w->codec), *grid = chunks;
   if (w->N) { /* the grid is of shards; the codec holds the chunks */
@@ -276,10 +287,10 @@ static json_t *array_meta(const zarr_writer *w, int L) {
                        chunks, "codecs", codecs, "index_codecs", index, "index_location", "end");
   }
   json_t *names = C > 1 ? json_pack("[s, s, s]", "c", "y", "x") : json_pack("[s, s]", "y", "x");
-  return json_pack("{s:i, s:s, s:o, s:s, s:{s:s, s:{s:o}}, s:{s:s, s:{s:s}}, s:i, s:o, s:{}, s:o}", "zarr_format", 3,
+  return json_pack("{s:i, s:s, s:o, s:s, s:{s:s, s:{s:o}}, s:{s:s, s:{s:s}}, s:o, s:o, s:{}, s:o}", "zarr_format", 3,
                    "node_type", "array", "shape", shape, "data_type", ts_zarr_dtype_v3(w->o.dtype), "chunk_grid",
                    "name", "regular", "configuration", "chunk_shape", grid, "chunk_key_encoding", "name", "default",
-                   "configuration", "separator", "/", "fill_value", 0, "codecs", codecs, "attributes",
+                   "configuration", "separator", "/", "fill_value", fill_value(&w->o), "codecs", codecs, "attributes",
                    "dimension_names", names);
 }
 

@@ -509,6 +509,39 @@ def test_nodata_option_sets_or_drops_the_value(tmp_path, nodata_inputs):
     assert (lv[1] == -9999).any()  # -9999 is a value like any other now
 
 
+@pytest.mark.parametrize("name", ["u16", "f32-nan"])
+def test_zarr_and_hdf5_record_the_nodata(tmp_path, nodata_inputs, name):
+    """Zarr and HDF5 pyramids skip the nodata too, and record it where their
+    readers look: Zarr's fill_value (v2 and v3; xarray takes it for
+    _FillValue), HDF5's fill value and a CF _FillValue attribute on every
+    level."""
+    import json
+    zarr = pytest.importorskip("zarr")
+    src, nd = nodata_inputs[name]
+    same = (lambda v: np.isnan(v)) if np.isnan(nd) else (lambda v: v == nd)
+    z2, z3, h5 = tmp_path / "o2.zarr", tmp_path / "o3.zarr", tmp_path / "o.h5"
+    run("run", "-i", src, "-o", z2, "-p", "", "--pyramid", "--quiet")
+    run("run", "-i", src, "-o", z3, "-p", "", "--pyramid", "--zarr-format", "3", "--quiet")
+    run("run", "-i", src, "-o", h5, "-p", "", "--pyramid", "--quiet")
+    g = zarr.open_group(str(z2), mode="r")
+    lv = [g[str(i)] for i in range(4)]
+    assert all(same(a.fill_value) for a in lv)
+    for i in range(1, 4):
+        assert np.array_equal(lv[i][:], reduce(lv[i - 1][:], "mean", nd), equal_nan=True), i
+    for i in range(4):
+        f = json.loads((z3 / str(i) / "zarr.json").read_text())["fill_value"]
+        assert f == "NaN" if np.isnan(nd) else f == nd
+    with h5py.File(h5, "r") as f:
+        ds = [f["image"]] + [f[f"pyramid/{i}"] for i in range(1, 4)]
+        assert all(same(d.fillvalue) and same(d.attrs["_FillValue"]) for d in ds)
+        assert all(d.attrs["_FillValue"].dtype == d.dtype for d in ds)
+        for i in range(4):
+            assert np.array_equal(ds[i][:], lv[i][:], equal_nan=True), i
+    plain = tmp_path / "plain.zarr"  # no nodata: 0 as before
+    run("run", "-i", src, "-o", plain, "-p", "", "--nodata", "none", "--quiet")
+    assert zarr.open_group(str(plain), mode="r")["0"].fill_value == 0
+
+
 @pytest.mark.skipif(not shutil.which("vips") or not shutil.which("tiffinfo"), reason="vips and tiffinfo")
 @pytest.mark.parametrize("layout", ["plain", "ome", "cog"])
 @pytest.mark.parametrize("comp", ["none", "deflate", "lzw", "zstd", "jpeg"])
