@@ -8,23 +8,20 @@
 #include "tessera/stop.h"
 
 /* --nodata: the output's GDAL_NODATA, in the text GDAL writes: a whole
- * number within u8 or u16, the float's own digits for f32 ("nan"). */
+ * number within u8 or u16, the float's own digits for f32 ("nan"). What
+ * the dtype can hold is ts_reduce_make's to say, as for an input's value. */
 static ts_status set_nodata(ts_plan *p, const char *v, ts_error *err) {
   if (!strcmp(v, "none")) return ts_image_meta_put_text(&p->meta, 42113, NULL, err);
-  const double d = strtod(v, NULL);
   const ts_dtype t = p->pipe->out_dtype;
+  const ts_reduce r = ts_reduce_make(TS_DOWNSAMPLE_MEAN, v, t);
+  const double d = strtod(v, NULL);
+  if (!r.has_nodata)
+    return ts_fail(err, TS_ERR_USAGE, "--nodata %s: the output's samples are %s, whole numbers from 0 to %d", v,
+                   ts_dtype_name(t), t == TS_U8 ? 255 : 65535);
+  if (isfinite(d) && !isfinite(r.nodata))
+    return ts_fail(err, TS_ERR_USAGE, "--nodata %s: beyond the range of the output's f32 samples", v);
   char text[64];
-  if (t == TS_F32) {
-    if (isfinite(d) && !isfinite((float)d))
-      return ts_fail(err, TS_ERR_USAGE, "--nodata %s: beyond the range of the output's f32 samples", v);
-    snprintf(text, sizeof text, isnan(d) ? "nan" : "%.9g", (double)(float)d);
-  } else {
-    const double top = t == TS_U8 ? 255 : 65535;
-    if (!(d == floor(d) && d >= 0 && d <= top))
-      return ts_fail(err, TS_ERR_USAGE, "--nodata %s: the output's samples are %s, whole numbers from 0 to %.0f", v,
-                     ts_dtype_name(t), top);
-    snprintf(text, sizeof text, "%.0f", d);
-  }
+  snprintf(text, sizeof text, isnan(r.nodata) ? "nan" : t == TS_F32 ? "%.9g" : "%.0f", r.nodata);
   return ts_image_meta_put_text(&p->meta, 42113, text, err);
 }
 
