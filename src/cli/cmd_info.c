@@ -32,9 +32,9 @@ static void print_meta(const ts_image_meta *m) {
 int ts_cmd_info(int argc, char **argv) {
   if (argc != 2 || !strcmp(argv[1], "--help")) {
     fputs("usage: tessera info FILE\n\nPrint size, dtype, channels, layout (tiles or strips),\n"
-          "compression and whether it is a BigTIFF; a pyramid's levels; the\n"
-          "georeferencing (CRS, pixel scale, tiepoint, nodata), resolution and\n"
-          "ICC profile a TIFF carries.\n", argc == 2 ? stdout : stderr);
+          "compression, whether it is a BigTIFF and in GDAL's COG layout; a\n"
+          "pyramid's levels; the georeferencing (CRS, pixel scale, tiepoint,\n"
+          "nodata), resolution and ICC profile a TIFF carries.\n", argc == 2 ? stdout : stderr);
     return argc == 2 ? TS_EXIT_OK : TS_EXIT_USAGE;
   }
   ts_error err = {0};

@@ -129,3 +129,29 @@ void ts_tiff_set_image(TIFF *t, int64_t w, int64_t h, int channels, ts_dtype dt,
    * tiles, 5x the speed for 9% more bytes (README, Performance) */
   if (comp == COMPRESSION_ZSTD) TIFFSetField(t, TIFFTAG_ZSTD_LEVEL, level >= 0 ? level : TS_TIFF_ZSTD_LEVEL);
 }
+
+/* Is `what` within [p, p + n)? */
+static int has(const unsigned char *p, size_t n, const char *what) {
+  const size_t k = strlen(what);
+  for (size_t i = 0; i + k <= n; i++)
+    if (!memcmp(p + i, what, k)) return 1;
+  return 0;
+}
+
+int ts_tiff_cog_layout(const unsigned char *head, size_t n) {
+  static const char size_line[] = "GDAL_STRUCTURAL_METADATA_SIZE="; /* then 6 digits and " bytes\n" */
+  if (n < 8 || !((head[0] == 'I' && head[1] == 'I') || (head[0] == 'M' && head[1] == 'M'))) return 0;
+  const int big = head[0] == 'I' ? head[2] == 43 && head[3] == 0 : head[2] == 0 && head[3] == 43;
+  const size_t at = big ? 16 : 8, line = sizeof size_line - 1 + 13;
+  if (n < at + line || memcmp(head + at, size_line, sizeof size_line - 1)) return 0;
+  size_t size = 0;
+  for (const unsigned char *d = head + at + sizeof size_line - 1; d < head + at + sizeof size_line - 1 + 6; d++) {
+    if (*d < '0' || *d > '9') return 0;
+    size = size * 10 + (size_t)(*d - '0');
+  }
+  const unsigned char *md = head + at + line;
+  if (size > n - at - line) size = n - at - line; /* what of it was read */
+  if (has(md, size, "KNOWN_INCOMPATIBLE_EDITION=YES")) return -1;
+  return has(md, size, "LAYOUT=IFDS_BEFORE_DATA") && has(md, size, "BLOCK_ORDER=ROW_MAJOR") &&
+         has(md, size, "BLOCK_LEADER=SIZE_AS_UINT4") && has(md, size, "BLOCK_TRAILER=LAST_4_BYTES_REPEATED");
+}

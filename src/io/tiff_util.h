@@ -35,4 +35,12 @@ TIFF *ts_tiff_mem_open(const char *name, const char *mode, ts_membuf *m, TIFFOpe
 #define TS_TIFF_ZSTD_LEVEL 3
 void ts_tiff_set_image(TIFF *t, int64_t w, int64_t h, int channels, ts_dtype dt, uint16_t comp, int level);
 
+/* What a TIFF's first n bytes say of GDAL's COG layout, by GDAL's own
+ * rule for LAYOUT=COG: 1 when its structural metadata ("ghost area",
+ * after the header) declares IFDs before the data, tiles row-major with
+ * leaders and trailers; -1 when it says the file was edited out of that
+ * layout since (KNOWN_INCOMPATIBLE_EDITION=YES); else 0. */
+#define TS_TIFF_HEAD_BYTES 1024
+int ts_tiff_cog_layout(const unsigned char *head, size_t n);
+
 #endif

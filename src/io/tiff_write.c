@@ -24,6 +24,12 @@
  *   the file's extents: no byte is copied). Where the filesystem cannot,
  *   or a tile came out of its row's order or over its room, finish copies
  *   the tiles into a new file laid out the same.
+ *   As GDAL's COG driver writes it, the file also carries GDAL's
+ *   structural metadata between the header and the first IFD (cog_ghost),
+ *   and each tile's bytes come between a leader (their size) and a
+ *   trailer (their last 4 bytes again): a reader over HTTP takes a
+ *   tile's size from the bytes it fetches and never needs the
+ *   TileByteCounts array, and `gdalinfo` reports LAYOUT=COG.
  * Metadata carried from the input (GeoTIFF, GDAL, resolution, ICC) is
  * written as the input stored it; README "Metadata" says what is kept,
  * rewritten and dropped. */
@@ -33,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <tiffio.h>
 #include <unistd.h>
 #include "core/blob.h"
@@ -59,6 +66,7 @@ typedef struct tiff_writer {
   level lv[TS_MAX_LEVELS];
   uint64_t end; /* where the next tile goes (appended) */
   uint64_t tile_room; /* a compressed COG with row regions: the room each tile has (ts_tiff_tile_room) */
+  uint64_t frame;     /* a COG: the bytes of a tile's leader, and of its trailer (TS_COG_FRAME); else 0 */
   int copy;           /* a compressed COG whose tiles finish copies into place: the filesystem cannot
                          cut, or a tile came out of its row's order or over its room (then appended) */
   uint64_t unflushed; /* bytes written since writeback was last started (see start_writeback) */
@@ -93,6 +101,55 @@ static ts_status write_all(int fd, const void *p, size_t n, uint64_t off) {
     p = (const char *)p + k, n -= (size_t)k, off += (uint64_t)k;
   }
   return TS_OK;
+}
+
+/* A COG's structural metadata, GDAL's "ghost area" (GDAL's COG driver
+ * page, "Header ghost area"), written from byte 16 of every COG: what
+ * GDAL 3.6's COG driver writes without a mask, to the byte. The size
+ * counts what follows its own line; the final "NO\n " leaves GDAL room to
+ * write "YES\n" in place when it edits the file out of this layout. */
+static const char cog_ghost[] = "GDAL_STRUCTURAL_METADATA_SIZE=000140 bytes\n"
+                                "LAYOUT=IFDS_BEFORE_DATA\n"
+                                "BLOCK_ORDER=ROW_MAJOR\n"
+                                "BLOCK_LEADER=SIZE_AS_UINT4\n"
+                                "BLOCK_TRAILER=LAST_4_BYTES_REPEATED\n"
+                                "KNOWN_INCOMPATIBLE_EDITION=NO\n ";
+_Static_assert(sizeof cog_ghost - 1 == 43 + 140, "the ghost area's size line");
+
+/* A COG's first IFD: after the header and the ghost area, 8-aligned. */
+#define TS_COG_IFDS ((uint64_t)(16 + sizeof cog_ghost - 1 + 7) / 8 * 8)
+/* A COG tile's leader (its size, uint32 little-endian) and trailer (its
+ * last 4 bytes repeated) are this long each. */
+#define TS_COG_FRAME ((uint64_t)4)
+
+/* The BigTIFF header (the first IFD's offset is filled in at the end),
+ * and a COG's ghost area after it. */
+static ts_status write_head(int fd, int cog) {
+  static const unsigned char header[16] = {'I', 'I', 43, 0, 8, 0, 0, 0};
+  ts_status st = write_all(fd, header, sizeof header, 0);
+  return st || !cog ? st : write_all(fd, cog_ghost, sizeof cog_ghost - 1, sizeof header);
+}
+
+/* A tile's bytes at `at`; with a frame (a COG), its leader before them
+ * and its trailer after, in one call. The trailer is the last 4 bytes
+ * of leader and data together, which a tile shorter than 4 bytes needs. */
+static ts_status write_framed(int fd, const void *data, size_t size, uint64_t frame, uint64_t at) {
+  if (!frame) return write_all(fd, data, size, at);
+  const uint32_t n = (uint32_t)size;
+  unsigned char lead[4] = {(unsigned char)n, (unsigned char)(n >> 8), (unsigned char)(n >> 16), (unsigned char)(n >> 24)};
+  unsigned char trail[4];
+  for (int k = 0; k < 4; k++) {
+    const int64_t p = (int64_t)size - 4 + k; /* in data; before it, in the leader */
+    trail[k] = p >= 0 ? ((const unsigned char *)data)[p] : lead[4 + p];
+  }
+  struct iovec v[3] = {{lead, 4}, {(void *)data, size}, {trail, 4}};
+  const ssize_t k = pwritev(fd, v, 3, (off_t)at);
+  if (k == (ssize_t)(size + 8)) return TS_OK;
+  if (k < 0 && errno != EINTR) return TS_ERR_IO;
+  /* short or interrupted: the three again, each to its end */
+  return write_all(fd, lead, 4, at) || write_all(fd, data, size, at + 4) || write_all(fd, trail, 4, at + 4 + size)
+             ? TS_ERR_IO
+             : TS_OK;
 }
 
 /* Append s, XML-escaped (attribute values and text alike); control
@@ -209,16 +266,16 @@ static ts_status tiff_wopen(const char *path, const ts_writer_options *o, void *
     writer_free(w);
     return ts_fail(err, TS_ERR_NOMEM, "out of memory");
   }
+  const int cog = o->layout == TS_LAYOUT_COG;
+  w->frame = cog ? TS_COG_FRAME : 0;
   w->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  /* the header; its first-IFD offset is filled in at the end */
-  static const unsigned char header[16] = {'I', 'I', 43, 0, 8, 0, 0, 0};
-  if (w->fd < 0 || write_all(w->fd, header, sizeof header, 0)) {
+  if (w->fd < 0 || write_head(w->fd, cog)) {
     ts_status st = ts_fail(err, TS_ERR_IO, "%s: cannot create output: %s", path, strerror(errno));
     tiff_abort(w);
     return st;
   }
-  w->end = sizeof header;
-  if (o->layout == TS_LAYOUT_COG) { /* no copy at the end */
+  w->end = cog ? TS_COG_IFDS : 16;
+  if (cog) { /* no copy at the end */
     ts_status st = comp == COMPRESSION_NONE ? place_tiles(w, err) : place_rows(w, err);
     if (st) {
       tiff_abort(w);
@@ -269,17 +326,19 @@ static ts_status tiff_write_encoded(void *ctx, int L, ts_rect r, const void *dat
    * tasks and upper tiles are stored row-major), else appended */
   const int in_row = l->row_at && !w->copy && col == l->row_next[row] && size <= w->tile_room;
   if (l->row_at && !in_row) w->copy = 1;
-  const uint64_t at = l->place ? l->place[i] : in_row ? l->row_end[row] : w->end;
+  /* where its leader goes, if it has one; its bytes follow */
+  const uint64_t at = l->place ? l->place[i] - w->frame : in_row ? l->row_end[row] : w->end;
+  const uint64_t framed = size + 2 * w->frame;
   if (l->place && size != w->tile_bytes)
     return ts_fail(err, TS_ERR_INTERNAL, "%s: an uncompressed tile of %zu bytes", w->path, size);
-  if (write_all(w->fd, data, size, at))
+  if (write_framed(w->fd, data, size, w->frame, at))
     return ts_fail(err, TS_ERR_IO, "%s: cannot write tile at (%lld, %lld): %s", w->path, (long long)r.x,
                    (long long)r.y, strerror(errno));
-  l->off[i] = at;
+  l->off[i] = at + w->frame;
   l->size[i] = size;
-  if (in_row) l->row_end[row] += size, l->row_next[row]++;
-  else if (!l->place) w->end += size;
-  start_writeback(w, size);
+  if (in_row) l->row_end[row] += framed, l->row_next[row]++;
+  else if (!l->place) w->end += framed;
+  start_writeback(w, framed);
   return TS_OK;
 }
 
@@ -439,7 +498,7 @@ static ts_status build(tiff_writer *w, int chain, uint64_t base, layout *y, ts_e
   return TS_OK;
 }
 
-/* Write the IFDs at w->end (in place) or at 16 (chain, before the data). */
+/* Write the IFDs at w->end (in place) or at TS_COG_IFDS (chain, before the data). */
 static ts_status write_ifds(tiff_writer *w, int fd, int chain, layout *y, ts_error *err) {
   ts_blob b = {0};
   ts_status st = TS_OK;
@@ -475,11 +534,11 @@ static ts_status finish_in_place(tiff_writer *w, ts_error *err) {
 
 static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
-/* Where the IFDs, chained from byte 16, end: their size does not depend
- * on the offsets they hold. */
+/* Where the IFDs, chained from TS_COG_IFDS, end: their size does not
+ * depend on the offsets they hold. */
 static ts_status ifds_end(tiff_writer *w, uint64_t *end, ts_error *err) {
   layout probe = {0};
-  ts_status st = build(w, 1, 16, &probe, err);
+  ts_status st = build(w, 1, TS_COG_IFDS, &probe, err);
   *end = st == TS_OK ? probe.at[w->n - 1] + probe.size[w->n - 1] : 0;
   layout_free(&probe, w->n);
   return st;
@@ -493,14 +552,14 @@ static ts_status place_tiles(tiff_writer *w, ts_error *err) {
   for (int L = w->n - 1; st == TS_OK && L >= 0; L--) {
     const int64_t nt = w->lv[L].across * w->lv[L].down;
     if (!(w->lv[L].place = malloc((size_t)nt * sizeof *w->lv[L].place))) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
-    for (int64_t i = 0; i < nt; i++, pos += w->tile_bytes) w->lv[L].place[i] = pos;
+    for (int64_t i = 0; i < nt; i++, pos += w->tile_bytes + 2 * w->frame) w->lv[L].place[i] = pos + w->frame;
   }
   return st;
 }
 
-/* A row's region: room for all its tiles at their largest. */
+/* A row's region: room for all its tiles at their largest, framed. */
 static uint64_t row_room(const tiff_writer *w, int L) {
-  return align_up((uint64_t)w->lv[L].across * w->tile_room, TS_COG_ALIGN);
+  return align_up((uint64_t)w->lv[L].across * (w->tile_room + 2 * w->frame), TS_COG_ALIGN);
 }
 
 /* Can the file, which holds only its header (size bytes), grow to end
@@ -545,9 +604,10 @@ static ts_status place_rows(tiff_writer *w, ts_error *err) {
 }
 
 /* Where each tile of a compressed COG goes in the final file: after the
- * IFDs, from the smallest level to the full one, row-major, each row
- * starting on TS_COG_ALIGN (zeros before it) and the last one ending the
- * file. moved[L] gets one offset per tile. */
+ * IFDs, from the smallest level to the full one, row-major, framed, each
+ * row starting on TS_COG_ALIGN (zeros before it) and the last one's
+ * trailer ending the file. moved[L] gets one offset per tile (its bytes,
+ * after the leader). */
 static ts_status cog_order(tiff_writer *w, uint64_t **moved, ts_error *err) {
   uint64_t pos;
   ts_status st = ifds_end(w, &pos, err);
@@ -556,7 +616,7 @@ static ts_status cog_order(tiff_writer *w, uint64_t **moved, ts_error *err) {
     if (!(moved[L] = calloc((size_t)(l->across * l->down) + 1, 8))) return ts_fail(err, TS_ERR_NOMEM, "out of memory");
     for (int64_t i = 0; i < l->across * l->down; i++) {
       if (i % l->across == 0) pos = align_up(pos, TS_COG_ALIGN);
-      moved[L][i] = pos, pos += l->size[i];
+      moved[L][i] = pos + w->frame, pos += l->size[i] + 2 * w->frame;
     }
   }
   return st;
@@ -603,9 +663,7 @@ static int collapse_rows(tiff_writer *w) {
  * file becomes that by cutting the regions' unused ends out; else (a
  * tile out of order or over its room, regions that could not be placed)
  * the tiles are copied into OUT.cog in that order, which then replaces
- * the data file (*copied). GDAL's COG driver also leaves ghost areas (a
- * structural-metadata block, tile leaders); its validator does not
- * require them. */
+ * the data file (*copied). */
 static ts_status finish_cog(tiff_writer *w, int *copied, ts_error *err) {
   layout y = {0};
   uint64_t *moved[TS_MAX_LEVELS] = {0}, *written[TS_MAX_LEVELS];
@@ -620,22 +678,21 @@ static ts_status finish_cog(tiff_writer *w, int *copied, ts_error *err) {
                      L, (long long)i, (unsigned long long)w->lv[L].off[i], (unsigned long long)moved[L][i]);
   if (st == TS_OK) {
     for (int L = 0; L < w->n; L++) written[L] = w->lv[L].off, w->lv[L].off = moved[L];
-    st = build(w, 1, 16, &y, err);
+    st = build(w, 1, TS_COG_IFDS, &y, err);
     for (int L = 0; L < w->n; L++) w->lv[L].off = written[L];
   }
   if (st == TS_OK && !*copied) st = write_ifds(w, w->fd, 1, &y, err);
   if (st == TS_OK && *copied && !(tmp = ts_concat(w->path, ".cog"))) st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
   if (st == TS_OK && *copied) {
-    static const unsigned char header[16] = {'I', 'I', 43, 0, 8, 0, 0, 0};
     out = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (out < 0 || write_all(out, header, sizeof header, 0))
+    if (out < 0 || write_head(out, 1))
       st = ts_fail(err, TS_ERR_IO, "%s: cannot create %s: %s", w->path, tmp, strerror(errno));
     if (st == TS_OK) st = write_ifds(w, out, 1, &y, err);
   }
   for (int L = w->n - 1; st == TS_OK && out >= 0 && L >= 0; L--)
     for (int64_t i = 0; st == TS_OK && i < w->lv[L].across * w->lv[L].down; i++) {
-      loff_t from = (loff_t)w->lv[L].off[i], to = (loff_t)moved[L][i];
-      size_t left = w->lv[L].size[i];
+      loff_t from = (loff_t)(w->lv[L].off[i] - w->frame), to = (loff_t)(moved[L][i] - w->frame);
+      size_t left = w->lv[L].size[i] + 2 * w->frame; /* with its leader and trailer */
       while (st == TS_OK && left > 0) {
         ssize_t k = copy_file_range(w->fd, &from, out, &to, left, 0);
         if (k < 0 && errno == EINTR) continue;
@@ -656,10 +713,10 @@ static ts_status finish_cog(tiff_writer *w, int *copied, ts_error *err) {
   return st;
 }
 
-/* Placed tiles: the IFDs go where they were reserved, from byte 16. */
+/* Placed tiles: the IFDs go where they were reserved, from TS_COG_IFDS. */
 static ts_status finish_placed(tiff_writer *w, ts_error *err) {
   layout y = {0};
-  ts_status st = build(w, 1, 16, &y, err);
+  ts_status st = build(w, 1, TS_COG_IFDS, &y, err);
   if (st == TS_OK) st = write_ifds(w, w->fd, 1, &y, err);
   layout_free(&y, w->n);
   return st;

@@ -93,6 +93,15 @@ def tiffs(target, regress):
         r = subprocess.run(["tiffcp", "-c", comp, "-t", "-w", "16", "-l", "16", base, out], capture_output=True)
         if r.returncode and os.path.exists(out):
             os.unlink(out)
+    # GDAL's COG: its structural metadata between the header and the first
+    # IFD ("ghost area", which `info` reads), tiles between leaders and trailers
+    base = path(target, "tile_uint8_1.tif")
+    for big in ("NO", "YES"):
+        out = path(target, f"gdal_cog_big{big}.tif")
+        r = subprocess.run(["gdal_translate", "-q", "-of", "COG", "-co", "BLOCKSIZE=16", "-co", "BIGTIFF=" + big,
+                            "-co", "COMPRESS=DEFLATE", base, out], capture_output=True)
+        if r.returncode and os.path.exists(out):
+            os.unlink(out)
     # regression: fewer tile offsets than tiles (libtiff pads them, warns)
     good = open(path(target, "tile_uint8_1.tif"), "rb").read()
     put(regress, "fewer_tile_offsets.tif", short_offsets(good))

@@ -201,13 +201,33 @@ def gdal_summary(path):
     return s.GetAuthorityCode(None), d.GetGeoTransform(), d.GetRasterBand(1).GetNoDataValue()
 
 
+def ghost_area(path):
+    """GDAL's structural metadata between a BigTIFF's header and its first
+    IFD ("Header ghost area" of GDAL's COG driver), or None."""
+    data = open(path, "rb").read(4096)
+    assert data[:4] == b"II+\0"
+    head = data[16:59]
+    if not head.startswith(b"GDAL_STRUCTURAL_METADATA_SIZE="):
+        return None
+    return head + data[59:59 + int(head[30:36])]
+
+
 @pytest.mark.parametrize("comp", ["none", "deflate", "zstd"])
 def test_cog_validates_and_keeps_georeferencing(tmp_path, geo, comp):
+    """GDAL's validator passes the COG with its full check, which reads
+    every tile's leader and trailer and the order of the tiles, since the
+    file declares them in the same ghost area as GDAL's own COG; gdalinfo
+    then calls the layout COG."""
     from osgeo_utils.samples import validate_cloud_optimized_geotiff as v
-    out = tmp_path / "out.tif"
+    out, ref = tmp_path / "out.tif", tmp_path / "gdal.tif"
     run("run", "-i", geo, "-o", out, "-p", "gaussian sigma=1", "--layout", "cog", "--compression", comp, "--quiet")
     warnings, errors, _ = v.validate(str(out), full_check=True)
     assert errors == [] and warnings == [], (errors, warnings)
+    gdal.Translate(str(ref), str(geo), format="COG", creationOptions=["BIGTIFF=YES", "COMPRESS=" + comp.upper()])
+    assert ghost_area(out) is not None and ghost_area(out) == ghost_area(ref)
+    assert gdal.Open(str(out)).GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE") == "COG"
+    for f, cog in [(out, True), (ref, True), (geo, False)]:
+        assert ("in GDAL's COG layout" in run("info", f).stdout) == cog, f
     assert gdal_summary(out) == gdal_summary(geo) == ("32633", (500000, 10, 0, 4600000, 0, -10), 7.0)
     d = gdal.Open(str(out))
     assert d.GetRasterBand(1).GetOverviewCount() == 3
@@ -222,8 +242,9 @@ def test_compressed_cog_is_the_same_file_cut_or_copied(tmp_path, src, comp):
     in the final order, and finish cuts their unused ends out (fallocate's
     COLLAPSE_RANGE: ext4, XFS). tmpfs cannot, and there the tiles are copied
     into a new file laid out the same. The same bytes either way: every row
-    of tiles starts on 4 KiB, its tiles back to back, the last tile ends the
-    file, and GDAL's validator passes it."""
+    of tiles starts on 4 KiB, its tiles back to back, each between its
+    leader (its size) and trailer (its last 4 bytes again), the last
+    trailer ends the file, and GDAL's validator passes it."""
     from osgeo_utils.samples import validate_cloud_optimized_geotiff as v
     import tempfile
     shm = tempfile.mkdtemp(dir="/dev/shm")
@@ -246,14 +267,18 @@ def test_compressed_cog_is_the_same_file_cut_or_copied(tmp_path, src, comp):
             across = -(-pg.imagewidth // pg.tilewidth)
             off, n = pg.dataoffsets, pg.databytecounts
             for i in range(len(off)):
+                lead = off[i] - 4
                 if end is None:
-                    assert off[i] % 4096 == 0 and off[i] > max(q.offset for q in pages)
+                    assert lead % 4096 == 0 and lead > max(q.offset for q in pages)
                 elif i % across == 0:  # zeros up to the next 4 KiB
-                    assert off[i] % 4096 == 0 and 0 <= off[i] - end < 4096, (pg.index, i)
-                    assert not any(data[0][end:off[i]]), (pg.index, i)
+                    assert lead % 4096 == 0 and 0 <= lead - end < 4096, (pg.index, i)
+                    assert not any(data[0][end:lead]), (pg.index, i)
                 else:
-                    assert off[i] == end, (pg.index, i)
-                end = off[i] + n[i]
+                    assert lead == end, (pg.index, i)
+                d = data[0]
+                assert int.from_bytes(d[lead:off[i]], "little") == n[i], (pg.index, i)
+                assert d[off[i] + n[i]:off[i] + n[i] + 4] == d[off[i] + n[i] - 4:off[i] + n[i]], (pg.index, i)
+                end = off[i] + n[i] + 4
         assert end == len(data[0])
 
 

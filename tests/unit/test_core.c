@@ -23,6 +23,7 @@
 #include "core/runs.h"
 #include "core/zstream.h"
 #include "kernels/common.h"
+#include "io/tiff_util.h"
 #include "partition/assemble.h"
 
 static int passed, failed;
@@ -479,10 +480,45 @@ static void test_cog_layout(void) {
     unsigned char *x = NULL, *y = NULL;
     const size_t nx = cog_file(a, codecs[k], 0, &x), ny = cog_file(b, codecs[k], 1, &y);
     CHECK(nx > 4096 && nx == ny && x && y && memcmp(x, y, nx) == 0);
+    CHECK(x && ts_tiff_cog_layout(x, nx < TS_TIFF_HEAD_BYTES ? nx : TS_TIFF_HEAD_BYTES) == 1);
     free(x), free(y);
     unlink(a), unlink(b);
   }
   rmdir(dir);
+}
+
+/* ts_tiff_cog_layout on a head made of a header (classic or BigTIFF,
+ * either byte order) and structural metadata; GDAL's rule for LAYOUT=COG. */
+static int ghost(const char *header, size_t hn, const char *size, const char *md, size_t n) {
+  unsigned char h[TS_TIFF_HEAD_BYTES] = {0};
+  memcpy(h, header, hn);
+  const int k = snprintf((char *)h + hn, sizeof h - hn, "GDAL_STRUCTURAL_METADATA_SIZE=%s bytes\n%s", size, md);
+  return ts_tiff_cog_layout(h, n ? n : hn + (size_t)k);
+}
+
+static void test_cog_ghost(void) {
+  const char *all = "LAYOUT=IFDS_BEFORE_DATA\nBLOCK_ORDER=ROW_MAJOR\nBLOCK_LEADER=SIZE_AS_UINT4\n"
+                    "BLOCK_TRAILER=LAST_4_BYTES_REPEATED\nKNOWN_INCOMPATIBLE_EDITION=NO\n ";
+  const char *edited = "LAYOUT=IFDS_BEFORE_DATA\nBLOCK_ORDER=ROW_MAJOR\nBLOCK_LEADER=SIZE_AS_UINT4\n"
+                       "BLOCK_TRAILER=LAST_4_BYTES_REPEATED\nKNOWN_INCOMPATIBLE_EDITION=YES\n";
+  const char *no_trailer = "LAYOUT=IFDS_BEFORE_DATA\nBLOCK_ORDER=ROW_MAJOR\nBLOCK_LEADER=SIZE_AS_UINT4\n";
+  static const char big_le[16] = {'I', 'I', 43, 0, 8, 0, 0, 0}, big_be[16] = {'M', 'M', 0, 43, 0, 8, 0, 0};
+  static const char classic_le[16] = {'I', 'I', 42, 0}, classic_be[16] = {'M', 'M', 0, 42};
+  static const char not_tiff[16] = {'X', 'X', 43, 0, 8};
+  CHECK(ghost(big_le, 16, "000140", all, 0) == 1);
+  CHECK(ghost(big_be, 16, "000140", all, 0) == 1);
+  CHECK(ghost(classic_le, 8, "000140", all, 0) == 1);
+  CHECK(ghost(classic_be, 8, "000140", all, 0) == 1);
+  CHECK(ghost(classic_le, 16, "000140", all, 0) == 0); /* the ghost where a BigTIFF's would be */
+  CHECK(ghost(big_le, 16, "000140", edited, 0) == -1);
+  CHECK(ghost(big_le, 16, "000140", no_trailer, 0) == 0);
+  CHECK(ghost(big_le, 16, "000010", all, 0) == 0);     /* the keys past the size it gives */
+  CHECK(ghost(big_le, 16, "999999", all, 0) == 1);     /* a size past what was read: what was read */
+  CHECK(ghost(big_le, 16, "00014x", all, 0) == 0);
+  CHECK(ghost(big_le, 16, "000140", all, 100) == 0);   /* cut short */
+  CHECK(ghost(big_le, 16, "000140", all, 16 + 43) == 0);
+  CHECK(ghost(big_le, 16, "000140", all, 7) == 0);
+  CHECK(ghost(not_tiff, 16, "000140", all, 0) == 0);
 }
 
 /* GDAL_METADATA after a pipeline: ts_image_meta_for_output's text, or
@@ -662,6 +698,7 @@ int main(void) {
   test_zstream();
   test_deflate_runs();
   test_cog_layout();
+  test_cog_ghost();
   test_gdal_metadata();
   test_nodata_reduce();
   printf("%d passed, %d failed\n", passed, failed);
