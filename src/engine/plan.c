@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include "core/text.h"
 #include "engine/plan.h"
 #include "tessera/stop.h"
 
@@ -88,11 +89,17 @@ ts_status ts_plan_open(ts_plan *p, const ts_job *job, ts_error *err) {
                              p->pipe->out_dtype);
   ts_levels_init(&p->levels, info->w, info->h, p->out_tile, job->tile,
                  job->pyramid || layout == TS_LAYOUT_COG ? job->pyramid_levels : 0);
+  /* metadata holds text: a pipeline's bytes that are not UTF-8 (a path
+   * in a parameter) would make OME-XML and Zarr's JSON unreadable */
+  if (!(p->description = ts_utf8_dup(p->pipe->text))) {
+    st = ts_fail(err, TS_ERR_NOMEM, "out of memory");
+    goto fail;
+  }
   ts_writer_options wo = {
       .w = info->w, .h = info->h, .channels = p->pipe->out_channels, .dtype = p->pipe->out_dtype,
       .tile = p->out_tile, .compression = job->compression, .quality = job->quality,
       .level = job->compression_level,
-      .force = job->force, .description = p->pipe->text,
+      .force = job->force, .description = p->description,
       .levels = p->levels.n, .layout = layout, .downsample = ts_downsample_name(job->downsample),
       .meta = &p->meta, .has_nodata = p->reduce.has_nodata, .nodata = p->reduce.nodata,
       .zarr_format = job->zarr_format, .shard = job->shard,
@@ -116,6 +123,8 @@ void ts_plan_close(ts_plan *p) {
   free(p->prev_journal);
   p->prev_partial = p->prev_journal = NULL;
   ts_pipeline_free(&p->pipe);
+  free(p->description);
+  p->description = NULL;
   ts_image_meta_free(&p->meta);
   ts_reader_close(&p->reader);
 }

@@ -19,6 +19,7 @@ typedef struct ts_plan {
   ts_levels levels; /* the output's resolutions (levels.n 1: flat) */
   ts_reduce reduce; /* how a level is made from the one below */
   ts_writer_options wopts;
+  char *description;  /* the pipeline's text made well-formed UTF-8 (wopts.description) */
   ts_image_meta meta; /* the input's metadata that holds for the output (wopts.meta) */
   ts_writer *writer;
   /* checkpoints and --resume (resume.c) */

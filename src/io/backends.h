@@ -32,7 +32,10 @@ const ts_format *ts_format_of(const unsigned char *magic, size_t n);
 
 /* The file name an output will carry, as metadata names the image: the
  * spec's last component without the ".partial" a backend is opened on
- * (ts_writer_open), in name[cap] (a file name fits in 256). */
+ * (ts_writer_open), made well-formed UTF-8 (ts_utf8_copy: OME-XML and
+ * Zarr's JSON hold only text), in name[cap]; TS_FINAL_NAME_CAP holds any
+ * (NAME_MAX bytes, each at most 3 once replaced). */
+#define TS_FINAL_NAME_CAP (3 * 255 + 1)
 void ts_output_final_name(const char *spec, char *name, size_t cap);
 
 /* FILE.h5:/dataset: split at the first ":/" (0 when there is none); the

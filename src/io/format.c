@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "core/text.h"
 #include "io/backends.h"
 #include "io/file.h"
 
@@ -365,9 +366,11 @@ int ts_install_dir(const char *tmp, const char *path) {
 
 void ts_output_final_name(const char *spec, char *name, size_t cap) {
   const char *slash = strrchr(spec, '/');
-  snprintf(name, cap, "%s", slash ? slash + 1 : spec);
-  const size_t n = strlen(name);
-  if (n > 8 && !strcmp(name + n - 8, ".partial")) name[n - 8] = '\0';
+  char raw[1024]; /* a file name is at most NAME_MAX (255) bytes */
+  snprintf(raw, sizeof raw, "%s", slash ? slash + 1 : spec);
+  const size_t n = strlen(raw);
+  if (n > 8 && !strcmp(raw + n - 8, ".partial")) raw[n - 8] = '\0';
+  ts_utf8_copy(name, cap, raw);
 }
 
 static int install(const ts_writer *w) { return w->dir ? ts_install_dir(w->tmp, w->path) : rename(w->tmp, w->path); }

@@ -152,15 +152,18 @@ static ts_status write_framed(int fd, const void *data, size_t size, uint64_t fr
              : TS_OK;
 }
 
-/* Append s, XML-escaped (attribute values and text alike); control
- * characters XML 1.0 does not allow become '?'. */
+/* Append s (well-formed UTF-8: ts_utf8_copy), XML-escaped (attribute
+ * values and text alike); the characters XML 1.0 does not allow (controls,
+ * U+FFFE, U+FFFF) become '?'. */
 static int put_escaped(ts_blob *b, const char *s) {
   int bad = 0;
   for (const char *c = s; *c; c++) {
     const unsigned char u = (unsigned char)*c;
+    const int nonchar = u == 0xEF && (unsigned char)c[1] == 0xBF && ((unsigned char)c[2] & 0xFE) == 0xBE;
     const char *esc = *c == '<' ? "&lt;" : *c == '>' ? "&gt;" : *c == '&' ? "&amp;" : *c == '"' ? "&quot;"
-                    : u < 0x20 && u != '\t' && u != '\n' && u != '\r' ? "?" : NULL;
+                    : (u < 0x20 && u != '\t' && u != '\n' && u != '\r') || nonchar ? "?" : NULL;
     bad |= esc ? ts_blob_append(b, esc, strlen(esc)) : ts_blob_append(b, c, 1);
+    c += nonchar ? 2 : 0;
   }
   return bad;
 }
@@ -172,7 +175,7 @@ static int put_escaped(ts_blob *b, const char *s) {
 static char *ome_xml(const tiff_writer *w) {
   const ts_writer_options *o = &w->o;
   static const char *const types[] = {"uint8", "uint16", "float"};
-  char name[256];
+  char name[TS_FINAL_NAME_CAP];
   ts_output_final_name(w->path, name, sizeof name);
   char phys[160] = "";
   if (w->meta.um_x > 0 && w->meta.um_y > 0)

@@ -343,7 +343,7 @@ static json_t *group_attrs(const zarr_writer *w, const char *name) {
 
 static ts_status write_meta(zarr_writer *w, const char *spec, ts_error *err) {
   const int C = w->o.channels;
-  char name[256];
+  char name[TS_FINAL_NAME_CAP];
   ts_output_final_name(spec, name, sizeof name);
   char *dot = strstr(name, ".zarr");
   if (dot) *dot = '\0';

@@ -333,6 +333,33 @@ def test_tile_mode_equals_list_mode(tmp_path, data):
     assert p.returncode == 2 and "no halo" in p.stderr
 
 
+def test_pipeline_text_that_is_not_utf8_becomes_text(tmp_path, data):
+    """A path parameter is bytes (here a Latin-1 directory name); the
+    pipeline text the outputs record is text: ill-formed UTF-8 becomes
+    U+FFFD, as Python's decode(errors="replace") makes it. Before: the
+    OME-XML was not well-formed and Zarr's attributes lost the pipeline."""
+    import json
+    import xml.etree.ElementTree as ET
+    d, train, tests = data
+    db = tmp_path / os.fsdecode(b"caf\xe9_db")
+    shutil.copytree(d / "train", db)
+    write_tiff(tmp_path / "one.tif", tests[sorted(tests)[0]])
+    pipe = f"patch_replace db={db} rotations=1"
+    want = f"patch_replace db={os.fsencode(db).decode('utf-8', 'replace')} size=16 rotations=1"
+    outs = {x: tmp_path / x for x in ("o.ome.tif", "z2.zarr", "z3.zarr", "h.h5")}
+    for name, out in outs.items():
+        fmt = ["--zarr-format", name[1]] if name.startswith("z") else []
+        run("run", "-i", tmp_path / "one.tif", "-o", out, "--plugin", PATCH, "-p", pipe, "--quiet", *fmt)
+    raw = outs["o.ome.tif"].read_bytes()
+    root = ET.fromstring(raw[raw.find(b"<?xml"):raw.find(b"</OME>") + 6])  # strict UTF-8
+    assert [e.text for e in root.iter() if e.tag.endswith("}Value")] == [want]
+    assert json.loads((outs["z2.zarr"] / ".zattrs").read_bytes().decode("utf-8"))["tessera"]["pipeline"] == want
+    z3 = json.loads((outs["z3.zarr"] / "zarr.json").read_bytes().decode("utf-8"))
+    assert z3["attributes"]["tessera"]["pipeline"] == want
+    with h5py.File(outs["h.h5"]) as f:
+        assert f["image"].attrs["description"].decode("utf-8") == want
+
+
 def test_patch_replace_errors(tmp_path, data):
     d, _, _ = data
     write_tiff(tmp_path / "rgb.tif", make_image(64, 64, "u8", 3))

@@ -131,6 +131,39 @@ def test_ome_image_is_named_after_the_final_file(tmp_path, src):
     assert root.find(f"{ns}StructuredAnnotations/{ns}CommentAnnotation/{ns}Value").text == "invert"
 
 
+def test_names_that_are_not_utf8_become_text(tmp_path, src):
+    """A file name is bytes; OME-XML and Zarr's JSON hold only text. Each
+    maximal subpart of ill-formed UTF-8 in the name becomes one U+FFFD, as
+    Python's decode(errors="replace") makes it; in OME-XML, U+FFFE and
+    U+FFFF (no XML character) become '?'. Before: the XML was not
+    well-formed (Bio-Formats reads it as UTF-8), and a Zarr output failed
+    with "out of memory for the store's metadata"."""
+    import json
+    import xml.etree.ElementTree as ET
+    pieces = [b"a", "\u00e9".encode(), "\u20ac".encode(), "\U0001d11e".encode(), b"\xe9", b"\xff", b"\x80",
+              b"\xc0\xaf", b"\xe0\x80\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xe2\x82", b"\xf0\x9f\x98",
+              b"\xef\xbf\xbf", b"\xef\xbf\xbe", b"\xf8\x88\x80\x80\x80"]
+    rng = np.random.default_rng(5)
+    names = [b"".join(pieces[i] for i in rng.integers(0, len(pieces), rng.integers(1, 7))) for _ in range(10)]
+    names += [b"caf\xe9", b"\xe2\x82\xe2\x82\xac"]
+    ns = "{http://www.openmicroscopy.org/Schemas/OME/2016-06}"
+    for i, name in enumerate(names):
+        want = name.decode("utf-8", "replace")
+        out = tmp_path / os.fsdecode(b"%d_%s.ome.tif" % (i, name))
+        run("run", "-i", src[("u8", 1)], "-o", out, "-p", "invert", "--quiet")
+        raw = out.read_bytes()
+        root = ET.fromstring(raw[raw.find(b"<?xml"):raw.find(b"</OME>") + 6])  # strict UTF-8
+        assert root.find(ns + "Image").get("Name") == f"{i}_{want}.ome.tif".replace("\ufffe", "?").replace(
+            "\uffff", "?"), name
+        if i < 3:
+            for fmt in ("2", "3"):
+                z = tmp_path / os.fsdecode(b"%d_%s_v%s.zarr" % (i, name, fmt.encode()))
+                run("run", "-i", src[("u8", 1)], "-o", z, "-p", "invert", "--zarr-format", fmt, "--quiet")
+                meta = json.loads((z / (".zattrs" if fmt == "2" else "zarr.json")).read_bytes().decode("utf-8"))
+                ms = meta["multiscales"] if fmt == "2" else meta["attributes"]["ome"]["multiscales"]
+                assert ms[0]["name"] == f"{i}_{want}_v{fmt}", name
+
+
 def test_pyramid_levels_caps_the_count(tmp_path, src):
     out = tmp_path / "out.ome.tif"
     run("run", "-i", src[("u8", 1)], "-o", out, "-p", "invert", "--pyramid-levels", "2", "--quiet")

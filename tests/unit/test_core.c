@@ -21,6 +21,7 @@
 #include <zlib.h>
 #include <zstd.h>
 #include "core/runs.h"
+#include "core/text.h"
 #include "core/zstream.h"
 #include "kernels/common.h"
 #include "io/tiff_util.h"
@@ -521,6 +522,40 @@ static void test_cog_ghost(void) {
   CHECK(ghost(not_tiff, 16, "000140", all, 0) == 0);
 }
 
+/* ts_utf8_copy: well-formed text kept, each maximal subpart of an
+ * ill-formed sequence one U+FFFD (Unicode 3.9's examples), and a
+ * character that does not fit whole left out. */
+static int utf8_is(const char *in, size_t cap, const char *want) {
+  char out[64];
+  memset(out, 'x', sizeof out);
+  ts_utf8_copy(out, cap, in);
+  return strlen(out) < cap && !strcmp(out, want);
+}
+
+static void test_utf8(void) {
+#define R "\xEF\xBF\xBD"
+  CHECK(utf8_is("plain \xC3\xA9\xE2\x82\xAC\xF0\x9D\x84\x9E", 64, "plain \xC3\xA9\xE2\x82\xAC\xF0\x9D\x84\x9E"));
+  CHECK(utf8_is("caf\xE9", 64, "caf" R));
+  CHECK(utf8_is("\xE2\x82", 64, R));                     /* a truncated character: one */
+  CHECK(utf8_is("\xE2\x82\xE2\x82\xAC", 64, R "\xE2\x82\xAC"));
+  CHECK(utf8_is("\xC0\xAF", 64, R R));                   /* overlong: its lead starts nothing */
+  CHECK(utf8_is("\xE0\x80\xAF", 64, R R R));
+  CHECK(utf8_is("\xED\xA0\x80", 64, R R R));            /* a surrogate */
+  CHECK(utf8_is("\xF4\x90\x80\x80", 64, R R R R));     /* past U+10FFFF */
+  CHECK(utf8_is("\xF0\x9F\x98", 64, R));
+  CHECK(utf8_is("\x80\xBF\xFF\xFE", 64, R R R R));
+  /* Unicode 3.9's table 3-8 */
+  CHECK(utf8_is("\x61\xF1\x80\x80\xE1\x80\xC2\x62\x80\x63\x80\xBF\x64", 64, "a" R R R "b" R "c" R R "d"));
+  CHECK(utf8_is("a\xC3\xA9\xE2\x82\xAC", 4, "a\xC3\xA9"));  /* the euro does not fit */
+  CHECK(utf8_is("a\xC3\xA9", 3, "a"));
+  CHECK(utf8_is("\xE9", 3, ""));
+  CHECK(utf8_is("", 1, ""));
+#undef R
+  char *d = ts_utf8_dup("\xFF\xFF");
+  CHECK(d && !strcmp(d, "\xEF\xBF\xBD\xEF\xBF\xBD"));
+  free(d);
+}
+
 /* GDAL_METADATA after a pipeline: ts_image_meta_for_output's text, or
  * NULL when the tag was dropped. */
 static char *gdal_after(const char *text, int changed, int channels) {
@@ -699,6 +734,7 @@ int main(void) {
   test_deflate_runs();
   test_cog_layout();
   test_cog_ghost();
+  test_utf8();
   test_gdal_metadata();
   test_nodata_reduce();
   printf("%d passed, %d failed\n", passed, failed);
