@@ -725,11 +725,25 @@ static ts_status finish_placed(tiff_writer *w, ts_error *err) {
   return st;
 }
 
+/* A COG kept unfinished (a stop) has its IFDs after the data, and some
+ * tiles are not there yet: its ghost area says so as GDAL says it of a
+ * COG it has edited out of the layout (KNOWN_INCOMPATIBLE_EDITION=YES,
+ * in the room the "NO\n " left), so no reader takes it for a COG. */
+static ts_status mark_edited(tiff_writer *w, ts_error *err) {
+  static const char no[] = "KNOWN_INCOMPATIBLE_EDITION=NO\n ";
+  const char *at = strstr(cog_ghost, no);
+  if (write_all(w->fd, "YES\n", 4, 16 + (uint64_t)(at - cog_ghost) + sizeof no - 5))
+    return ts_fail(err, TS_ERR_IO, "%s: cannot write the TIFF header: %s", w->path, strerror(errno));
+  return TS_OK;
+}
+
 static ts_status close_writer(tiff_writer *w, int keep, ts_error *err) {
   int copy = 0;
-  ts_status st = w->lv[0].place                              ? finish_placed(w, err)
-                 : keep || w->o.layout != TS_LAYOUT_COG ? finish_in_place(w, err)
-                                                        : finish_cog(w, &copy, err);
+  ts_status st = keep && w->o.layout == TS_LAYOUT_COG ? mark_edited(w, err) : TS_OK;
+  if (st == TS_OK)
+    st = w->lv[0].place                         ? finish_placed(w, err)
+         : keep || w->o.layout != TS_LAYOUT_COG ? finish_in_place(w, err)
+                                                : finish_cog(w, &copy, err);
   /* the data must be on disk before the rename makes it the output */
   if (st == TS_OK && !copy && fsync(w->fd) != 0)
     st = ts_fail(err, TS_ERR_IO, "%s: cannot sync the output to disk", w->path);

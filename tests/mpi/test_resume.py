@@ -276,6 +276,23 @@ def resume(tmp_path, out, pipe=SLOW, *extra):
     return json.loads((tmp_path / "s.json").read_text())
 
 
+def test_stopped_cog_is_not_taken_for_a_cog(tmp_path, pyr_refs):
+    """A stopped COG's kept .partial has its IFDs after the data and tiles
+    missing: its structural metadata says KNOWN_INCOMPATIBLE_EDITION=YES,
+    as GDAL marks a COG it has edited out of the layout, so gdalinfo no
+    longer reports LAYOUT=COG and tessera info says so. The resumed file is
+    the uninterrupted run's, a COG again."""
+    gdal = pytest.importorskip("osgeo.gdal")
+    cog = [*PYR, "--layout", "cog", "--compression", "deflate"]
+    out, partial, journal = stopped_run(tmp_path, SLOW, *cog)
+    assert b"\nKNOWN_INCOMPATIBLE_EDITION=YES\n" in partial.read_bytes()[:512]
+    assert gdal.Open(str(partial)).GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE") is None
+    assert "edited out of GDAL's COG layout" in run("info", partial).stdout
+    resume(tmp_path, out, SLOW, *cog)
+    assert out.read_bytes() == pyr_refs["cog", "deflate"]
+    assert gdal.Open(str(out)).GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE") == "COG"
+
+
 def test_stop_then_resume_loses_nothing(tmp_path, refs):
     out, partial, journal = stopped_run(tmp_path)
     j = journal_tasks(journal)
