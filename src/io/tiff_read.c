@@ -298,10 +298,9 @@ static ts_status open_tiff(const char *path, const void *bytes, size_t n, int64_
              (long long)info->levels, (long long)info->level);
   if (r->masks)
     snprintf(masks, sizeof masks, ", %d transparency mask%s (not read)", r->masks, r->masks == 1 ? "" : "s");
-  unsigned char head[TS_TIFF_HEAD_BYTES];
-  const ssize_t got = bytes ? (ssize_t)(n < sizeof head ? n : sizeof head) : pread(TIFFFileno(r->tif), head, sizeof head, 0);
-  if (bytes) memcpy(head, bytes, (size_t)got);
-  const int cog = got > 0 ? ts_tiff_cog_layout(head, (size_t)got) : 0;
+  unsigned char head[TS_TIFF_HEAD_BYTES]; /* a file's; bytes in memory are read where they are */
+  const ssize_t got = bytes ? (ssize_t)n : pread(TIFFFileno(r->tif), head, sizeof head, 0);
+  const int cog = got > 0 ? ts_tiff_cog_layout(bytes ? bytes : head, (size_t)got) : 0;
   snprintf(info->detail, sizeof info->detail, "%s%s, %s, compression %s, photometric %u%s%s%s%s",
            TIFFIsBigTIFF(r->tif) ? "BigTIFF" : "classic TIFF",
            cog > 0 ? " in GDAL's COG layout" : cog < 0 ? " (edited out of GDAL's COG layout)" : "", layout,

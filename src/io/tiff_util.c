@@ -1,4 +1,5 @@
 /* libtiff glue shared by the TIFF reader and writer. */
+#define _GNU_SOURCE /* memmem */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,12 +132,7 @@ void ts_tiff_set_image(TIFF *t, int64_t w, int64_t h, int channels, ts_dtype dt,
 }
 
 /* Is `what` within [p, p + n)? */
-static int has(const unsigned char *p, size_t n, const char *what) {
-  const size_t k = strlen(what);
-  for (size_t i = 0; i + k <= n; i++)
-    if (!memcmp(p + i, what, k)) return 1;
-  return 0;
-}
+static int has(const unsigned char *p, size_t n, const char *what) { return memmem(p, n, what, strlen(what)) != NULL; }
 
 int ts_tiff_cog_layout(const unsigned char *head, size_t n) {
   static const char size_line[] = "GDAL_STRUCTURAL_METADATA_SIZE="; /* then 6 digits and " bytes\n" */

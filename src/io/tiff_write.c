@@ -115,6 +115,8 @@ static const char cog_ghost[] = "GDAL_STRUCTURAL_METADATA_SIZE=000140 bytes\n"
                                 "BLOCK_TRAILER=LAST_4_BYTES_REPEATED\n"
                                 "KNOWN_INCOMPATIBLE_EDITION=NO\n ";
 _Static_assert(sizeof cog_ghost - 1 == 43 + 140, "the ghost area's size line");
+/* Where its "NO\n " (its last 4 bytes) lies in the file. */
+#define TS_COG_EDITION ((uint64_t)(16 + sizeof cog_ghost - 1 - 4))
 
 /* A COG's first IFD: after the header and the ghost area, 8-aligned. */
 #define TS_COG_IFDS ((uint64_t)(16 + sizeof cog_ghost - 1 + 7) / 8 * 8)
@@ -730,9 +732,7 @@ static ts_status finish_placed(tiff_writer *w, ts_error *err) {
  * COG it has edited out of the layout (KNOWN_INCOMPATIBLE_EDITION=YES,
  * in the room the "NO\n " left), so no reader takes it for a COG. */
 static ts_status mark_edited(tiff_writer *w, ts_error *err) {
-  static const char no[] = "KNOWN_INCOMPATIBLE_EDITION=NO\n ";
-  const char *at = strstr(cog_ghost, no);
-  if (write_all(w->fd, "YES\n", 4, 16 + (uint64_t)(at - cog_ghost) + sizeof no - 5))
+  if (write_all(w->fd, "YES\n", 4, TS_COG_EDITION))
     return ts_fail(err, TS_ERR_IO, "%s: cannot write the TIFF header: %s", w->path, strerror(errno));
   return TS_OK;
 }
