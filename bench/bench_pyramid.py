@@ -32,8 +32,15 @@ under valgrind's cachegrind (no cache model), a figure this shared
 machine's load does not move (the kernel's side of writing the bytes is
 not in it). --count-only runs that part alone.
 
+--coders runs the coders alone, one core, on the same tiles: tessera's
+flat uncompressed output of the u8 image, its top-left 4096 x 4096 as
+256 x 256 tiles after TIFF's horizontal predictor (what the coder of a
+compressed tile is handed), through bench/coders.c: tessera's literals
+and runs as deflate and zstd against ISA-L 1, libdeflate 1, zstd 3 and
+zlib 6, every stream decoded back and compared before it counts.
+
 usage: bench/bench_pyramid.py [--tessera build/tessera] [--dir DIR] [--repeat 2] [--repeat-tessera 5]
-                              [--count-only]
+                              [--count-only | --coders]
 """
 import argparse
 import math
@@ -99,6 +106,28 @@ def counted(T, src, o):
               flush=True)
 
 
+def coders(T, src, o, repeat):
+    """bench/coders.c on the predicted tiles of tessera's flat output."""
+    import numpy as np
+    import tifffile
+    exe, tiles, flat = o("coders"), o("tiles.bin"), o("coders-flat.tif")
+    inc = os.path.join(HERE, "..", "src")
+    subprocess.run(["cc", "-O3", "-I", inc, os.path.join(HERE, "coders.c"), os.path.join(inc, "core", "zstream.c"),
+                    os.path.join(inc, "core", "runs.c"), "-lisal", "-ldeflate", "-lzstd", "-lz", "-o", exe], check=True)
+    subprocess.run([T, "run", "-i", src, "-o", flat, "-p", "gaussian sigma=2", "--force", "--quiet"], check=True)
+    img = tifffile.imread(flat)[:4096, :4096]
+    with open(tiles, "wb") as f:
+        for y in range(0, 4096, 256):
+            for x in range(0, 4096, 256):
+                t = img[y:y + 256, x:x + 256]
+                f.write(np.diff(t, axis=1, prepend=np.zeros((256, 1), t.dtype)).tobytes())  # wraps, as TIFF's does
+    print("the coders alone, one core: tessera's flat output of the u8 image, its top-left 4096^2 as 256^2 tiles\n"
+          f"after TIFF's horizontal predictor (16 MiB), best of {repeat}; MB/s of input, and the output's size")
+    subprocess.run([exe, tiles, str(256 * 256), str(repeat)], check=True)
+    os.unlink(flat)
+    os.unlink(tiles)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tessera", default=os.path.join(HERE, "..", "build", "tessera"))
@@ -106,6 +135,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--repeat-tessera", type=int, default=5)
     ap.add_argument("--count-only", action="store_true")
+    ap.add_argument("--coders", action="store_true")
     a = ap.parse_args()
     for tool in ("vips", "gdal_translate", "valgrind"):
         if not shutil.which(tool):
@@ -123,6 +153,8 @@ def main():
     mb = lambda n: os.path.getsize(o(n)) / 1e6
     if a.count_only:
         return counted(T, inputs[0][1], o)
+    if a.coders:
+        return coders(T, inputs[0][1], o, a.repeat_tessera)
     print("flat compressed output: tessera's defaults (literals and runs: deflate, zstd's coder), tessera at libtiff's\n"
           "defaults (deflate 6, zstd 9), vips tiffsave (flat, same compression); seconds and MB")
     print(f"{'input':<12} {'codec':<8} {'none':>6} {'tessera':>8} {'MB':>7} {'lvl 6/9':>8} {'MB':>7} {'vips':>6} {'MB':>7}"

@@ -1,17 +1,25 @@
 /* Literals and runs: the run finder, and deflate; see runs.h.
  *
  * Deflate, per block of at most TS_RUNS_BLOCK input bytes: find the runs (one
- * pass, a word at a time), count the symbols, build length-limited
- * Huffman codes, write one dynamic block (RFC 1951 3.2.7), or a stored
+ * pass, a word at a time), count the symbols, build Huffman codes of at
+ * most LITLEN_LIMIT bits, write one dynamic block (RFC 1951 3.2.7), or a stored
  * one when that is not larger. Every choice is a function of the input
  * alone, so the bytes are too. */
 #include "core/runs.h"
 #include <stdint.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define NLITLEN 286 /* 0..255 literals, 256 end of block, 257..285 lengths */
 #define NDIST 2     /* distance code 0 (distance 1) and a partner, so the code is complete */
 #define NCL 19      /* code-length alphabet */
+/* The literal/length codes' longest: 14 bits (deflate allows 15), so four
+ * literals and the 7 bits held between them fit one 64-bit store. It
+ * cost nothing in size: the pyramid benchmark's flat deflate output came
+ * out 0.02% smaller than with 15. */
+#define LITLEN_LIMIT 14
 
 static uint64_t load64(const uint8_t *p) {
   uint64_t v;
@@ -21,10 +29,29 @@ static uint64_t load64(const uint8_t *p) {
 
 static void store64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 
+/* Skips the aligned words from w on, two at a time, while neither is one
+ * value; returns the first word that may be (or where fewer than 16
+ * bytes are left). */
+static size_t skip_mixed(const uint8_t *p, size_t w, size_t n) {
+#ifdef __SSE2__
+  for (; w + 16 <= n; w += 16) {
+    const __m128i x = _mm_loadu_si128((const __m128i *)(p + w));
+    /* bit i: byte i equals byte i + 1; a word is one value when its 7 pairs are */
+    const unsigned eq = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_srli_si128(x, 1)));
+    if ((eq & 0x7f) == 0x7f || (eq & 0x7f00) == 0x7f00) break;
+  }
+#else
+  (void)p, (void)n;
+#endif
+  return w;
+}
+
 size_t ts_find_runs(const void *src, size_t n, ts_run *runs, size_t cap) {
   const uint8_t *p = src;
   size_t k = 0, w = 0;
   while (w + 8 <= n && k < cap) {
+    w = skip_mixed(p, w, n);
+    if (w + 8 > n) break;
     const uint64_t v = load64(p + w);
     if (v != (v & 0xff) * 0x0101010101010101ull) {
       w += 8;
@@ -61,6 +88,23 @@ static unsigned next_piece(unsigned left) {
   return left - 258 < 3 ? left - 3 : 258;
 }
 
+/* sym[0..m), in symbol order, sorted by f[sym] (ties stay in symbol
+ * order): stable counting passes of 9 bits, as many as the largest
+ * frequency needs (two at most: a block's counts are at most
+ * TS_RUNS_BLOCK, below 2^18). */
+static void sort_by_frequency(const uint32_t *f, int *sym, int m) {
+  int tmp[NLITLEN];
+  uint32_t most = 0;
+  for (int i = 0; i < m; i++) most = f[sym[i]] > most ? f[sym[i]] : most;
+  for (unsigned shift = 0; shift == 0 || most >> shift; shift += 9) {
+    int at[513] = {0};
+    for (int i = 0; i < m; i++) at[((f[sym[i]] >> shift) & 511) + 1]++;
+    for (int b = 0; b < 512; b++) at[b + 1] += at[b];
+    for (int i = 0; i < m; i++) tmp[at[(f[sym[i]] >> shift) & 511]++] = sym[i];
+    memcpy(sym, tmp, (size_t)m * sizeof *sym);
+  }
+}
+
 /* Huffman code lengths for freq[0..n) (0 for unused symbols), none longer
  * than limit: two-queue merging over the symbols sorted by frequency
  * (ties by symbol), the frequencies halved until the depths fit. At
@@ -73,12 +117,7 @@ static void code_lengths(const uint32_t *freq, int n, int limit, uint8_t *len) {
     int m = 0;
     for (int i = 0; i < n; i++)
       if (f[i]) sym[m++] = i;
-    for (int i = 1; i < m; i++) { /* insertion sort: by frequency, then symbol */
-      const int s = sym[i];
-      int j = i;
-      for (; j > 0 && (f[sym[j - 1]] > f[s] || (f[sym[j - 1]] == f[s] && sym[j - 1] > s)); j--) sym[j] = sym[j - 1];
-      sym[j] = s;
-    }
+    sort_by_frequency(f, sym, m);
     if (m < 2) { /* (the callers see to two; one symbol gets one bit) */
       memset(len, 0, (size_t)n);
       if (m) len[sym[0]] = 1;
@@ -224,7 +263,7 @@ static int block(const uint8_t *src, size_t n, const ts_run *runs, size_t nruns,
 
   uint8_t len[NLITLEN + NDIST], clen[NCL];
   uint16_t code[NLITLEN] = {0}, ccode[NCL] = {0};
-  code_lengths(freq, NLITLEN, 15, len);
+  code_lengths(freq, NLITLEN, LITLEN_LIMIT, len);
   len[NLITLEN] = len[NLITLEN + 1] = 1; /* distances: codes 0 and 1, one bit each */
   int hlit = NLITLEN;
   while (hlit > 257 && !len[hlit - 1]) hlit--;
@@ -261,8 +300,9 @@ static int block(const uint8_t *src, size_t n, const ts_run *runs, size_t nruns,
     put(w, ccode[rs[i]], clen[rs[i]]);
     if (rs[i] >= 16) put(w, rx[i], rs[i] == 16 ? 2 : rs[i] == 17 ? 3 : 7);
   }
-  uint32_t lit[256]; /* code | length << 16 */
-  for (int b = 0; b < 256; b++) lit[b] = code[b] | (uint32_t)len[b] << 16;
+  uint64_t lc[256]; /* the literals' codes and lengths */
+  uint8_t ll[256];
+  for (int b = 0; b < 256; b++) lc[b] = code[b], ll[b] = len[b];
   at = 0;
   for (size_t r = 0; r <= nruns; r++) {
     const size_t e = r < nruns ? runs[r].at + 1 : n;
@@ -270,21 +310,18 @@ static int block(const uint8_t *src, size_t n, const ts_run *runs, size_t nruns,
     uint64_t bits = w->bits; /* in locals: stores through out could alias w */
     unsigned nb = w->n;
     uint8_t *o = w->out;
-    for (; i + 3 <= e; i += 3) { /* three literals (at most 45 bits), one store */
-      const uint32_t a = lit[src[i]], b = lit[src[i + 1]], c = lit[src[i + 2]];
-      bits |= (uint64_t)(a & 0xffff) << nb;
-      nb += a >> 16;
-      bits |= (uint64_t)(b & 0xffff) << nb;
-      nb += b >> 16;
-      bits |= (uint64_t)(c & 0xffff) << nb;
-      nb += c >> 16;
+    for (; i + 4 <= e; i += 4) { /* four literals (at most 56 bits) joined apart from nb, one store */
+      const unsigned a = src[i], b = src[i + 1], c = src[i + 2], d = src[i + 3];
+      const unsigned la = ll[a], lab = la + ll[b], labc = lab + ll[c];
+      bits |= (lc[a] | lc[b] << la | lc[c] << lab | lc[d] << labc) << nb;
+      nb += labc + ll[d];
       store64(o, bits);
       o += nb >> 3;
       bits >>= nb & ~7u;
       nb &= 7;
     }
     w->bits = bits, w->n = nb, w->out = o;
-    for (; i < e; i++) put(w, lit[src[i]] & 0xffff, lit[src[i]] >> 16);
+    for (; i < e; i++) put(w, lc[src[i]], ll[src[i]]);
     if (r == nruns) break;
     for (unsigned left = runs[r].len - 1; left;) {
       unsigned p = next_piece(left), s, nx, x;

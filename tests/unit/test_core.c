@@ -310,7 +310,7 @@ static void test_separable_u8(void) {
 /* The literals-and-runs encoder against zlib's inflate: every length up
  * to 300 and around the block size, data of every kind it treats apart
  * (random: stored blocks; one value; runs long and short; few symbols;
- * one symbol and none), the exact bound allocated (ASan sees the 8 bytes
+ * one symbol and none; codes at the length limit), the exact bound allocated (ASan sees the 8 bytes
  * it may store past its last byte), too little room refused, and the
  * zlib and gzip wrappers. */
 static int inflates_to(const unsigned char *z, size_t got, int wbits, const unsigned char *want, size_t n) {
@@ -332,7 +332,9 @@ static void fill_kind(unsigned char *b, size_t n, int kind, unsigned *seed) {
            : kind == 3 ? (unsigned char)(rand_r(seed) % 50 == 0 ? rand_r(seed) : (i ? b[i - 1] : 0)) /* runs ~50 */
            : kind == 4 ? (unsigned char)(i % 17 < 9 ? 3 : rand_r(seed) % 4)                          /* runs of 9 */
            : kind == 5 ? (unsigned char)(rand_r(seed) % 2)
-                       : (unsigned char)(rand_r(seed) % 3 ? 7 : rand_r(seed));
+           : kind == 6 ? (unsigned char)(rand_r(seed) % 3 ? 7 : rand_r(seed))
+           /* geometric, halving per symbol, and every byte in stretches of 16: codes at the limit, back to back */
+           : (unsigned char)(i % 1024 >= 16 ? __builtin_ctz((unsigned)rand_r(seed) | 1u << 24) : rand_r(seed));
 }
 
 static void test_deflate_runs(void) {
@@ -340,7 +342,7 @@ static void test_deflate_runs(void) {
   const size_t big[] = {8, 15, 16, 17, 65535, 65536, 65537, 131072, 200001};
   for (size_t k = 0; k < 300 + sizeof big / sizeof *big; k++) {
     const size_t n = k < 300 ? k : big[k - 300];
-    for (int kind = 0; kind < 7; kind++) {
+    for (int kind = 0; kind < 8; kind++) {
       if (k < 300 && kind != 6 && kind != 1) continue;
       unsigned char *src = malloc(n + 1), *dst = malloc(TS_RUNS_BOUND(n)), *again = malloc(TS_RUNS_BOUND(n));
       fill_kind(src, n, kind, &seed);
@@ -367,7 +369,7 @@ static void test_deflate_runs(void) {
    * every kind round-trips, the frame holds its size, a fresh context writes the same */
   const size_t zcap = ZSTD_compressBound(n);
   unsigned char *zdst = malloc(zcap), *zagain = malloc(zcap);
-  for (int kind = 0; kind < 7; kind++) {
+  for (int kind = 0; kind < 8; kind++) {
     fill_kind(src, n, kind, &seed);
     for (int level = -1; level <= 3; level += 4) {
       ts_zstd a = {0}, b = {0};
