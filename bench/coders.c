@@ -38,6 +38,7 @@ typedef struct coders {
   ZSTD_CCtx *zc;
   struct isal_zstream isal;
   unsigned char *isal_level;
+  z_stream zl; /* set up once and reset per tile, as libtiff does per tile */
 } coders;
 
 /* Tile src[0..n) coded by coder c into dst (cap bytes): the size, or 0. */
@@ -56,14 +57,10 @@ static size_t code(coders *k, int c, const unsigned char *src, size_t n, unsigne
     const size_t r = ZSTD_compressCCtx(k->zc, dst, cap, src, n, 3);
     return ZSTD_isError(r) ? 0 : r;
   }
-  default: {
-    z_stream z = {0};
-    if (deflateInit2(&z, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) return 0;
-    z.next_in = (unsigned char *)src, z.avail_in = (uInt)n, z.next_out = dst, z.avail_out = (uInt)cap;
-    const int r = deflate(&z, Z_FINISH);
-    deflateEnd(&z);
-    return r == Z_STREAM_END ? z.total_out : 0;
-  }
+  default:
+    if (deflateReset(&k->zl) != Z_OK) return 0;
+    k->zl.next_in = (unsigned char *)src, k->zl.avail_in = (uInt)n, k->zl.next_out = dst, k->zl.avail_out = (uInt)cap;
+    return deflate(&k->zl, Z_FINISH) == Z_STREAM_END ? k->zl.total_out : 0;
   }
 }
 
@@ -92,9 +89,13 @@ int main(int argc, char **argv) {
   FILE *f = fopen(argv[1], "rb");
   const size_t tile = strtoul(argv[2], NULL, 10);
   const int repeat = argc > 3 ? atoi(argv[3]) : 5;
-  if (!f || !tile) {
+  if (!f) {
     fprintf(stderr, "coders: cannot read %s\n", argv[1]);
     return 1;
+  }
+  if (!tile || repeat < 1) {
+    fprintf(stderr, "coders: TILE_BYTES and REPEAT must be positive numbers\n");
+    return 2;
   }
   fseek(f, 0, SEEK_END);
   const size_t n = (size_t)ftell(f) / tile * tile;
@@ -108,6 +109,10 @@ int main(int argc, char **argv) {
   const size_t cap = ZSTD_compressBound(tile) + TS_RUNS_BOUND(tile); /* more than any coder's bound */
   unsigned char *out = malloc(cap), *back = malloc(tile);
   coders k = {.ld = libdeflate_alloc_compressor(1), .zc = ZSTD_createCCtx(), .isal_level = malloc(ISAL_DEF_LVL1_DEFAULT)};
+  if (!k.ld || !k.zc || !k.isal_level || deflateInit2(&k.zl, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    fprintf(stderr, "coders: out of memory\n");
+    return 1;
+  }
   int bad = 0;
   size_t total[NCODERS] = {0};
   for (int c = 0; c < NCODERS; c++)
