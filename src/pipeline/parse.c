@@ -255,6 +255,7 @@ ts_status ts_pipeline_parse(const char *text, ts_dtype dtype, int channels, ts_p
 done:
   free(copy);
   if (p) p->text = norm;
+  else free(norm); /* out of memory for p: norm is nobody's */
   if (st) {
     ts_pipeline_free(&p);
     return st;
