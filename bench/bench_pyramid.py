@@ -30,7 +30,9 @@ be flat. Last, the pyramid's work over flat output counted rather than
 timed: the user-space instructions of both on the u8 image, one thread,
 under valgrind's cachegrind (no cache model), a figure this shared
 machine's load does not move (the kernel's side of writing the bytes is
-not in it). --count-only runs that part alone.
+not in it), and the coder's part of each: its share of the flat job and
+of the pyramid's extra, and what it would have to cost for the pyramid
+to count 1.15 of flat. --count-only runs that part alone.
 
 --coders runs the coders alone, one core, on the same tiles: tessera's
 flat uncompressed output of the u8 image, its top-left 4096 x 4096 as
@@ -50,6 +52,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -87,22 +90,54 @@ def peak_kb(cmd):
     return int(p.stderr.strip().splitlines()[-1])
 
 
+# The coder's functions: tessera's literals and runs (deflate, and the run
+# finder zstd's sequences come from) and the stripped libraries cachegrind
+# cannot name ("???": libzstd's entropy coder, libdeflate's Adler-32).
+CODER = re.compile(r"(ts_deflate_runs|ts_find_runs|ts_zcompress_filtered|ts_zstd_filtered|sort_by_frequency|"
+                   r"code_lengths|\?\?\?)(\..*)?$")
+
+
 def instructions(cmd):
-    """User-space instructions cmd executes (cachegrind, no cache model)."""
-    p = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null", *cmd],
+    """User-space instructions cmd executes (cachegrind, no cache model):
+    all of them, and those in the coder's functions (CODER)."""
+    with tempfile.NamedTemporaryFile(suffix=".cg") as f:
+        subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={f.name}", *cmd],
                        capture_output=True, text=True, check=True)
-    return int(re.search(r"I\s+refs:\s+([\d,]+)", p.stderr).group(1).replace(",", ""))
+        total = coder = 0
+        fn = ""
+        for line in open(f.name):
+            if line.startswith("fn="):
+                fn = line[3:].strip()
+            elif line[:1].isdigit():
+                n = int(line.split()[1])
+                total += n
+                coder += n if CODER.match(fn) else 0
+    return total, coder
 
 
 def counted(T, src, o):
     print("the pyramid's work over flat output, counted: user-space instructions (cachegrind), 16384^2 u8,\n"
           "gaussian sigma=2, one thread; billions, and the ratios")
     print(f"{'compression':<11} {'flat':>7} {'ome':>7} {'cog':>7} {'ome/flat':>9} {'cog/flat':>9}")
+    split = []
     for comp in ("none", "deflate", "zstd"):
         run = lambda out, *x: instructions([T, "run", "-i", src, "-o", o(out), "-p", "gaussian sigma=2", "--compression",
                                             comp, "--threads", "1", "--force", "--quiet", *x])
-        flat, ome, cog = run("flat.tif"), run("p.ome.tif", "--pyramid"), run("cog.tif", "--layout", "cog")
+        (flat, fc), (ome, oc), (cog, _) = run("flat.tif"), run("p.ome.tif", "--pyramid"), run("cog.tif", "--layout", "cog")
         print(f"{comp:<11} {flat / 1e9:7.2f} {ome / 1e9:7.2f} {cog / 1e9:7.2f} {ome / flat:9.3f} {cog / flat:9.3f}",
+              flush=True)
+        if comp != "none":
+            split.append((comp, flat, fc, ome, oc))
+    # ome / flat = (rest_ome + k coder_ome) / (rest_flat + k coder_flat) with
+    # the coder k times its present instructions: the k at which it is 1.15
+    print("\nthe coder's share: its instructions in the flat and the ome job (billions), its share of the flat job and\n"
+          "of the pyramid's extra, and what the coder would have to cost, as a fraction of its present instructions\n"
+          "(the rest unchanged), for ome/flat to be 1.15")
+    print(f"{'compression':<11} {'flat':>7} {'ome':>7} {'of flat':>8} {'of extra':>9} {'for 1.15':>9}")
+    for comp, flat, fc, ome, oc in split:
+        num, den = 1.15 * (flat - fc) - (ome - oc), oc - 1.15 * fc
+        k = "none" if num <= 0 else f"{num / den:.2f}" if den > 0 else "any"
+        print(f"{comp:<11} {fc / 1e9:7.2f} {oc / 1e9:7.2f} {fc / flat:8.0%} {(oc - fc) / (ome - flat):9.0%} {k:>9}",
               flush=True)
 
 
