@@ -93,7 +93,7 @@ def peak_kb(cmd):
 # The coder's functions: tessera's literals and runs (deflate, and the run
 # finder zstd's sequences come from). libzstd is stripped: cachegrind
 # counts its entropy coder under "???", with code the uncompressed job
-# runs too (libtiff's and libc's own), which is taken off.
+# runs too (other stripped code), which is taken off.
 CODER = re.compile(r"(ts_deflate_runs|ts_find_runs|ts_zcompress_filtered|ts_zstd_filtered|sort_by_frequency|"
                    r"code_lengths)(\..*)?$")
 
